@@ -1,0 +1,84 @@
+# shellcheck shell=bash
+# The checks of scripts/test, run on the HA side (host or sid root) from the
+# checkout:  checks.sh VENV [pytest arguments...]
+set -uo pipefail
+venv=$1
+shift
+lint_only=0
+if [[ "${1:-}" == --lint-only ]]; then
+    lint_only=1
+    shift
+fi
+latest="$venv-latest"
+reports=$(mktemp -d)
+failed=()
+
+step() {
+    local name=$1
+    shift
+    printf '\n\033[1m==> %s\033[0m\n' "$name"
+    local start=$SECONDS
+    if "$@"; then
+        printf '\033[1m--> %s: ok (%ss)\033[0m\n' "$name" $((SECONDS - start))
+    else
+        printf '\033[1;31m--> %s: FAILED (%ss)\033[0m\n' "$name" $((SECONDS - start))
+        failed+=("$name")
+    fi
+}
+
+pytest_run() {
+    local python=$1 report=$2
+    shift 2
+    "$python" -m pytest -p no:cacheprovider --junitxml="$reports/$report.xml" "$@"
+}
+
+step "ruff check" "$venv/bin/ruff" check .
+step "ruff format --check" "$venv/bin/ruff" format --check .
+step "mypy --strict" "$venv/bin/mypy"
+if ((lint_only)); then
+    if ((${#failed[@]})); then
+        printf '\033[1;31mfailed: %s\033[0m\n' "${failed[*]}"
+        exit 1
+    fi
+    exit 0
+fi
+step "engine and repository tests (Home Assistant's pinned dependencies)" \
+    pytest_run "$venv/bin/python" engine-pinned -p no:homeassistant tests/engine tests/repo "$@"
+step "engine tests (newest dependencies)" \
+    pytest_run "$latest/bin/python" engine-latest -p no:homeassistant tests/engine "$@"
+step "integration tests (Home Assistant $("$venv/bin/python" -c 'from homeassistant.const import __version__; print(__version__)'))" \
+    pytest_run "$venv/bin/python" integration tests/integration "$@"
+
+# The README's main-job command, started and stopped on a free port with a
+# throw-away configuration.
+smoke_develop() {
+    local config port
+    config=$(mktemp -d)
+    port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    S8000_CONFIG_DIR=$config S8000_DEVELOP_PORT=$port bash scripts/lib/develop.sh "$venv" --check ||
+        { tail -n 40 "$config/develop-check.log"; rm -rf "$config"; return 1; }
+    rm -rf "$config"
+}
+step "main job smoke test (scripts/develop --check)" smoke_develop
+
+# One closing line over every pytest run.
+"$venv/bin/python" - "$reports" "${#failed[@]}" <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+total = failures = skipped = 0
+for report in sorted(Path(sys.argv[1]).glob("*.xml")):
+    for suite in ET.parse(report).getroot().iter("testsuite"):
+        total += int(suite.get("tests", 0))
+        failures += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skipped += int(suite.get("skipped", 0))
+passed = total - failures - skipped
+print(f"\nchecks failed: {sys.argv[2]}")
+print(f"tests: {passed} passed, {failures} failed, {skipped} skipped")
+PY
+rm -rf "$reports"
+if ((${#failed[@]})); then
+    printf '\033[1;31mfailed: %s\033[0m\n' "${failed[*]}"
+    exit 1
+fi
