@@ -113,7 +113,7 @@ run_in_chroot() {
             break
         fi
     done
-    mkdir -p "$root$S8000_REPO" "$root/var/cache/s8000-dev"
+    mkdir -p "$root/var/cache/s8000-dev"
     local -a envs
     mapfile -t envs < <(_chroot_env)
     # shellcheck disable=SC2016
@@ -124,6 +124,8 @@ run_in_chroot() {
         mount --rbind /dev "$root/dev"
         mount --rbind /sys "$root/sys" 2>/dev/null || true
         mount -t tmpfs tmpfs "$root/tmp"
+        # After /tmp: a checkout under /tmp needs its mount point on the tmpfs.
+        mkdir -p "$root$repo"
         mount --bind "$repo" "$root$repo"
         exec chroot "$root" "$@"
     ' _ "$root" "$S8000_REPO" env -i "${envs[@]}" bash -c 'cd "$1" && shift && exec "$@"' _ "$S8000_REPO" "$@"
