@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -10,10 +11,15 @@ from pathlib import Path
 import s8000_engine
 
 
-def test_installed_command_reports_its_version() -> None:
+def run(*args: str) -> subprocess.CompletedProcess[str]:
     command = shutil.which("s8000-engine", path=str(Path(sys.executable).parent))
     assert command is not None, "the s8000-engine entry point is not installed"
-    done = subprocess.run([command, "--version"], capture_output=True, text=True, check=True)
+    return subprocess.run([command, *args], capture_output=True, text=True, check=False)
+
+
+def test_installed_command_reports_its_version() -> None:
+    done = run("--version")
+    assert done.returncode == 0
     assert done.stdout.strip() == f"s8000-engine {s8000_engine.__version__}"
 
 
@@ -23,3 +29,71 @@ def test_module_without_a_command_prints_help_and_fails() -> None:
     )
     assert done.returncode == 2
     assert "usage: s8000-engine" in done.stderr
+
+
+def test_models_lists_the_catalogue_and_wire_colours() -> None:
+    listing = run("models")
+    assert listing.returncode == 0
+    assert "S8UTS-083" in listing.stdout
+    assert "S8120-092" in listing.stdout
+    one = json.loads(run("models", "--format", "json", "277wh-241").stdout)
+    assert one[0]["channels"][23] == {"name": "P24-1", "x1": "Blue", "x2": "Brown"}
+    unknown = run("models", "S9")
+    assert unknown.returncode == 2
+    assert "unknown S8000 model 'S9'" in unknown.stderr
+
+
+def test_synth_then_meter_reads_the_registers_back(tmp_path: Path) -> None:
+    config = tmp_path / "meter.json"
+    config.write_text(
+        json.dumps(
+            {
+                "model": "S8UTS-083",
+                "service": "3p4w",
+                "points": [
+                    {"name": "Chiller", "ct_primary": 100, "phases": ["A", "B", "C"]},
+                    {"name": "Lights", "ct_primary": 50, "phases": ["A"]},
+                ],
+            }
+        )
+    )
+    wave = tmp_path / "load.wav"
+    made = run(
+        "synth",
+        str(wave),
+        "--config",
+        str(config),
+        "--seconds",
+        "3",
+        "--current",
+        "50",
+        "--pf",
+        "0.8",
+    )
+    assert made.returncode == 0, made.stderr
+    metered = run("meter", str(wave), "--format", "json")
+    assert metered.returncode == 0, metered.stderr
+    summary = json.loads(metered.stdout)
+    chiller, lights = summary["points"]
+    assert abs(summary["frequency_hz"] - 60.0) < 0.001
+    # 50 % of 100 A at 120 V on three phases, PF 0.8: 14.4 kW, 10.8 kvar.
+    assert abs(chiller["power_w"] - 14400) < 14400 * 0.002
+    assert abs(chiller["reactive_var"] - 10800) < 10800 * 0.005
+    assert abs(lights["power_w"] - 2400) < 2400 * 0.002
+    seconds = summary["seconds"]
+    assert abs(chiller["kwh_delivered"] - 14.4 * seconds / 3600) < 14.4 * seconds / 3600 * 0.01
+
+
+def test_bad_config_and_bad_file_are_clear_errors(tmp_path: Path) -> None:
+    config = tmp_path / "meter.json"
+    config.write_text(
+        json.dumps({"model": "S8UTS-083", "service": "3p4w", "points": [{"phases": ["A"]}]})
+    )
+    wave = tmp_path / "x.wav"
+    done = run("synth", str(wave), "--config", str(config))
+    assert done.returncode == 2
+    assert "points[0].ct_primary: required key not provided" in done.stderr
+    wave.write_bytes(b"not a wave file")
+    done = run("meter", str(wave))
+    assert done.returncode == 2
+    assert f"{wave}: not a RIFF/WAVE file" in done.stderr

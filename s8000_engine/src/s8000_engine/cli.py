@@ -1,12 +1,46 @@
-"""The ``s8000-engine`` command line."""
+"""The ``s8000-engine`` command line.
+
+Commands:
+
+``models``
+    The model catalogue: points, elements, CT channels and wire colours.
+``meter FILE``
+    Meter a waveform file (docs/waveform-format.md) and print the energy
+    registers and the last readings of every point.
+``synth FILE``
+    Write a waveform file of a known load (every configured point carries it),
+    for test benches.
+``accuracy``
+    Run the IEC 62053-22/-24 accuracy suite and print its tables.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from s8000_engine import __version__
+from s8000_engine.config import ConfigError, MeterConfig, meter_config
+from s8000_engine.metering import REGISTER_NAMES, Meter
+from s8000_engine.models import CT_SECONDARY_A, MODELS, get_model
+from s8000_engine.synth import (
+    CURRENT_FULL_SCALE,
+    CURRENT_HARMONICS,
+    VOLTAGE_FULL_SCALE,
+    VOLTAGE_HARMONICS,
+    ZERO,
+    Adc,
+    Signal,
+    sample_meter,
+)
+from s8000_engine.waveform import WaveformReader, WaveformWriter
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,15 +53,213 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    models = commands.add_parser("models", help="list the S8000 models and their CT channels")
+    models.add_argument("--format", choices=("table", "json"), default="table")
+    models.add_argument("model", nargs="?", help="show one model's channels and wire colours")
+
+    meter = commands.add_parser("meter", help="meter a waveform file and print the registers")
+    meter.add_argument("file", type=Path, help="waveform file (docs/waveform-format.md)")
+    meter.add_argument(
+        "--config", type=Path, help="meter configuration (JSON); default: the file's own"
+    )
+    meter.add_argument("--format", choices=("table", "json"), default="table")
+
+    synth = commands.add_parser("synth", help="write a waveform file of a known load")
+    synth.add_argument("file", type=Path)
+    synth.add_argument("--config", type=Path, required=True, help="meter configuration (JSON)")
+    synth.add_argument("--seconds", type=float, default=10.0)
+    synth.add_argument("--sample-rate", type=int, default=8000)
+    synth.add_argument("--frequency", type=float, help="line frequency (default: nominal)")
+    synth.add_argument("--current", type=float, default=50.0, help="load in %% of the CT rating")
+    synth.add_argument("--pf", type=float, default=1.0, help="displacement power factor")
+    synth.add_argument("--capacitive", action="store_true", help="leading instead of lagging")
+    synth.add_argument("--harmonics", action="store_true", help="add 3rd/5th/7th harmonics")
+    synth.add_argument("--encoding", choices=("pcm16", "float32"), default="pcm16")
+
+    accuracy = commands.add_parser("accuracy", help="run the IEC 62053-22/-24 accuracy suite")
+    accuracy.add_argument("--quick", action="store_true", help="the first service type only")
     return parser
+
+
+def _load_config(path: Path) -> MeterConfig:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the configuration must be a JSON object")
+    return meter_config(data)
+
+
+def _models(args: argparse.Namespace) -> int:
+    chosen = [get_model(args.model)] if args.model else list(MODELS.values())
+    if args.format == "json":
+        payload = [
+            {
+                "model": m.code,
+                "voltage": m.voltage,
+                "connection": m.connection.value,
+                "points": m.points,
+                "elements": m.elements,
+                "channels": [{"name": c.name, "x1": c.x1, "x2": c.x2} for c in m.channels],
+            }
+            for m in chosen
+        ]
+        print(json.dumps(payload, indent=2))
+        return 0
+    if args.model:
+        model = chosen[0]
+        print(f"{model.code}: {model.points} points × {model.elements} elements, {model.voltage} V")
+        print(f"{'channel':8} {'CT X1':8} {'CT X2':8}")
+        for channel in model.channels:
+            print(f"{channel.name:8} {channel.x1:8} {channel.x2:8}")
+        return 0
+    print(f"{'model':10} {'V':>4} {'points':>6} {'elements':>8}  connection")
+    for model in chosen:
+        print(
+            f"{model.code:10} {model.voltage:>4} {model.points:>6} {model.elements:>8}  "
+            f"{model.connection.value}"
+        )
+    return 0
+
+
+def _meter(args: argparse.Namespace) -> int:
+    with WaveformReader(args.file) as reader:
+        info = reader.info
+        if args.config is not None:
+            config = _load_config(args.config)
+        elif info.config is not None:
+            config = meter_config(info.config)
+        else:
+            raise ConfigError(f"{args.file}: the file carries no configuration; pass --config")
+        if config.model != info.model:
+            raise ConfigError(
+                f"model: the configuration is for {config.model.code}, "
+                f"the file for {info.model.code}"
+            )
+        meter = Meter(config, info.sample_rate)
+        for voltages, currents in reader.blocks():
+            meter.process(voltages, currents)
+    readings = meter.readings
+    registers = meter.energy.value_wh
+    points = []
+    for number, point in enumerate(config.points):
+        entry: dict[str, Any] = {"point": number + 1, "name": point.name}
+        entry.update(
+            {
+                name: round(float(registers[number, k]) / 1000.0, 9)
+                for k, name in enumerate(REGISTER_NAMES)
+            }
+        )
+        if readings is not None:
+            entry.update(
+                power_w=round(float(readings.power[number]), 3),
+                reactive_var=round(float(readings.reactive[number]), 3),
+                apparent_va=round(float(readings.apparent[number]), 3),
+                power_factor=None
+                if math.isnan(readings.power_factor[number])
+                else round(float(readings.power_factor[number]), 5),
+            )
+        points.append(entry)
+    summary: dict[str, Any] = {
+        "file": str(args.file),
+        "model": info.model.code,
+        "seconds": round(meter.metered_seconds, 6),
+        "frequency_hz": None if readings is None else round(readings.frequency, 4),
+        "voltage_v": None if readings is None else [round(float(v), 3) for v in readings.voltage],
+        "points": points,
+    }
+    if args.format == "json":
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{args.file}: {info.model.code}, {summary['seconds']:.3f} s metered")
+    if readings is not None:
+        volts = ", ".join(f"{v:.2f}" for v in readings.voltage)
+        print(f"frequency {readings.frequency:.3f} Hz, voltage A/B/C {volts} V")
+    columns = ("kWh D", "kWh R", "kvarh D", "kvarh R")
+    print(f"{'point':16} " + " ".join(f"{c:>12}" for c in columns) + f" {'W':>10} {'var':>10}")
+    for entry in points:
+        print(
+            f"{entry['name'][:16]:16} {entry['kwh_delivered']:12.6f} {entry['kwh_received']:12.6f} "
+            f"{entry['kvarh_delivered']:12.6f} {entry['kvarh_received']:12.6f} "
+            f"{entry.get('power_w', 0.0):10.2f} {entry.get('reactive_var', 0.0):10.2f}"
+        )
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
+    raw = json.loads(args.config.read_text())
+    if not 0 < args.pf <= 1:
+        raise ConfigError("--pf: must be in (0, 1]")
+    if not 0 <= args.current <= 200:
+        raise ConfigError("--current: must be between 0 and 200 (% of the CT rating)")
+    frequency = args.frequency or float(config.frequency_hz)
+    angle = math.degrees(math.acos(args.pf)) * (-1 if args.capacitive else 1)
+    v_harmonics = VOLTAGE_HARMONICS if args.harmonics else ()
+    i_harmonics = CURRENT_HARMONICS if args.harmonics else ()
+    nominal = config.nominal_voltage
+    delta = config.service.value == "3p3w"
+    base = {"A": 30.0 if delta else 0.0, "B": -120.0, "C": 90.0 if delta else 120.0}
+    current_base = {"A": 0.0, "B": -120.0, "C": 120.0}
+    if config.service.value == "1p3w":
+        base["B"] = 180.0
+        current_base["B"] = 180.0
+    voltages = [
+        Signal(nominal, base[p], v_harmonics) if p in {x.value for x in config.phases} else ZERO
+        for p in "ABC"
+    ]
+    currents = [ZERO] * config.model.channel_count
+    rms = CT_SECONDARY_A * args.current / 100.0
+    for number, point in enumerate(config.points, start=1):
+        for element, phase in enumerate(point.phases, start=1):
+            channel = config.model.channel(number, element)
+            currents[channel.index] = Signal(rms, current_base[phase.value] - angle, i_harmonics)
+    rng = np.random.default_rng(1)
+    v_adc = Adc(VOLTAGE_FULL_SCALE, rng=rng) if args.encoding == "pcm16" else None
+    i_adc = Adc(CURRENT_FULL_SCALE, rng=rng) if args.encoding == "pcm16" else None
+    total = int(args.seconds * args.sample_rate)
+    with WaveformWriter(
+        args.file, config.model, args.sample_rate, encoding=args.encoding, config=raw
+    ) as writer:
+        for start in range(0, total, args.sample_rate):
+            n = min(args.sample_rate, total - start)
+            v, i = sample_meter(
+                voltages, currents, frequency=frequency, sample_rate=args.sample_rate,
+                samples=n, start=start, voltage_adc=v_adc, current_adc=i_adc,
+            )  # fmt: skip
+            writer.write(v, i)
+    print(f"wrote {args.file}: {args.seconds:g} s at {args.sample_rate} Hz, {config.model.code}")
+    return 0
+
+
+def _accuracy(args: argparse.Namespace) -> int:
+    from s8000_engine import accuracy  # noqa: PLC0415  (heavy; only for this command)
+
+    services = accuracy.SERVICES[:1] if args.quick else accuracy.SERVICES
+    results = list(accuracy.run_accuracy(services))
+    print(accuracy.format_table(results))
+    thresholds = list(accuracy.run_threshold_tests(services))
+    print()
+    print(accuracy.format_threshold_table(thresholds))
+    ok = all(r.passed for r in results) and all(t.passed for t in thresholds)
+    return 0 if ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    handlers = {"models": _models, "meter": _meter, "synth": _synth, "accuracy": _accuracy}
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return 0
+    try:
+        return handlers[args.command](args)
+    except ValueError as error:  # ConfigError, WaveformError, unknown model
+        print(f"s8000-engine {args.command}: {error}", file=sys.stderr)
+        return 2
