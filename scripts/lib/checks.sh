@@ -49,6 +49,11 @@ step "engine tests (newest dependencies)" \
 step "integration tests (Home Assistant $("$venv/bin/python" -c 'from homeassistant.const import __version__; print(__version__)'))" \
     pytest_run "$venv/bin/python" integration tests/integration "$@"
 
+# The benchmarks, briefly, so they cannot rot (figures are not checked:
+# speed is reported by scripts/bench, never asserted).
+step "benchmarks smoke run (python -m benchmarks.run --quick)" \
+    "$venv/bin/python" -m benchmarks.run --quick
+
 # The README's main-job command, started and stopped on a free port with a
 # throw-away configuration.
 smoke_develop() {

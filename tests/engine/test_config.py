@@ -80,11 +80,27 @@ def test_delta_defaults_to_120_v_line_to_line_and_needs_a_pt_ratio() -> None:
             {"calibration": {"VA": {"phase_deg": -45}}},
             r"^calibration\.VA\.phase_deg: value must be at least -10",
         ),
+        ({"demand": {"interval_minutes": 7}}, r"^demand 'interval_minutes': must be one of 1, 5"),
+        ({"pulse_inputs": [{}, {"scale": 0}]}, r"^pulse_inputs\[1\]: pulse input 'scale'"),
+        ({"pulse_inputs": [{}, {}, {}]}, r"^pulse_inputs: length of value must be at most 2"),
     ],
 )
 def test_every_wrong_value_names_its_field(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         meter_config(_base(**changes))
+
+
+def test_demand_and_pulse_inputs_are_configured_with_the_meter() -> None:
+    config = meter_config(
+        _base(
+            demand={"type": "sliding", "interval_minutes": 15, "subinterval_minutes": 5},
+            pulse_inputs=[{"name": "Water", "unit": "m³", "scale": 0.01}],
+        )
+    )
+    assert config.demand.subintervals == 3
+    assert config.pulse_inputs[0].name == "Water"
+    assert config.pulse_inputs[0].scale == 0.01
+    assert config.pulse_inputs[1].name == "Pulse 2"
 
 
 def test_model_limits_points_and_elements() -> None:

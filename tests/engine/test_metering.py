@@ -261,6 +261,32 @@ def test_registers_never_lose_small_increments() -> None:
     assert registers.whole[0, 0] == 10**12 + 100
 
 
+def test_demand_of_delivered_power_aligned_to_the_utc_clock() -> None:
+    config = meter_config(
+        {
+            "model": "S8UTS-241",
+            "service": "1p2w",
+            "demand": {"type": "block", "interval_minutes": 1},
+            "points": [{"ct_primary": 100, "phases": ["A"]}],
+        }
+    )
+    midnight = 1_795_564_800.0  # 2026-11-25T00:00:00Z
+    meter = Meter(config, FS, start_time=midnight)
+    channels = [ZERO] * meter.channels
+    channels[0] = Signal(0.05, -30.0)
+    for second in range(125):
+        v, i = sample_meter(
+            [Signal(120.0), ZERO, ZERO], channels, frequency=60.0, sample_rate=FS,
+            samples=8000, start=second * 8000,
+        )  # fmt: skip
+        meter.process(v, i)
+    demand = meter.demand
+    assert demand.demand_time == midnight + 120
+    assert not demand.demand_partial
+    assert demand.demand_w[0] == pytest.approx(120 * 50 * math.cos(math.radians(30)), rel=1e-4)
+    assert demand.peak_time[0] in {midnight + 60, midnight + 120}
+
+
 def test_fifty_hertz_windows_are_ten_cycles() -> None:
     config = meter_config(
         {

@@ -44,7 +44,9 @@ from typing import Any, Final
 
 import voluptuous as vol
 
+from s8000_engine.demand import DemandConfig, demand_config
 from s8000_engine.models import MeterModel, get_model
+from s8000_engine.pulses import PULSE_INPUTS, PulseInputConfig, pulse_input_config
 
 
 class ConfigError(ValueError):
@@ -127,6 +129,11 @@ class MeterConfig:
     pt_ratio: float
     points: tuple[PointConfig, ...]
     calibration: Mapping[str, ChannelCalibration] = field(default_factory=dict)
+    demand: DemandConfig = field(default_factory=DemandConfig)
+    pulse_inputs: tuple[PulseInputConfig, ...] = (
+        PulseInputConfig(name="Pulse 1"),
+        PulseInputConfig(name="Pulse 2"),
+    )
 
     @property
     def phases(self) -> tuple[Phase, ...]:
@@ -174,6 +181,9 @@ METER_SCHEMA: Final = vol.Schema(
         vol.Optional("pt_ratio", default=1.0): vol.All(_finite, vol.Range(min=1.0, max=100.0)),
         vol.Required("points"): vol.All([_POINT], vol.Length(min=1, max=24)),
         vol.Optional("calibration", default=dict): {str: _CALIBRATION},
+        # Validated by demand_config and pulse_input_config below.
+        vol.Optional("demand", default=dict): dict,
+        vol.Optional("pulse_inputs", default=list): vol.All(list, vol.Length(max=PULSE_INPUTS)),
     }
 )
 
@@ -248,7 +258,22 @@ def meter_config(data: Mapping[str, Any]) -> MeterConfig:
         nominal = 120.0 if service is ServiceType.DELTA_3W else float(model.voltage)
     if service is ServiceType.DELTA_3W and raw["pt_ratio"] == 1.0:
         raise ConfigError("pt_ratio: a delta service is metered through two PTs; set their ratio")
+    try:
+        demand = demand_config(raw["demand"])
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    pulse_inputs = []
+    for number in range(PULSE_INPUTS):
+        given = raw["pulse_inputs"][number] if number < len(raw["pulse_inputs"]) else {}
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"pulse_inputs[{number}]: expected a dictionary")
+        try:
+            pulse_inputs.append(pulse_input_config({"name": f"Pulse {number + 1}", **given}))
+        except ValueError as error:
+            raise ConfigError(f"pulse_inputs[{number}]: {error}") from None
     return MeterConfig(
+        demand=demand,
+        pulse_inputs=tuple(pulse_inputs),
         model=model,
         service=service,
         frequency_hz=raw["frequency"],

@@ -70,6 +70,7 @@ import numpy as np
 import numpy.typing as npt
 
 from s8000_engine.config import MeterConfig, Phase, ServiceType
+from s8000_engine.demand import DemandCalculator
 from s8000_engine.models import CT_SECONDARY_A
 
 FloatArray = npt.NDArray[np.float64]
@@ -116,7 +117,7 @@ class Readings:
     """
 
     time: float
-    """End of the window, seconds on the sample stream's clock."""
+    """End of the window: the meter's start_time plus seconds of samples."""
     duration: float
     """Length of the window in seconds."""
     frequency: float
@@ -174,7 +175,11 @@ class EnergyRegisters:
 class Meter:
     """One S8000's measuring board: feed samples with :meth:`process`."""
 
-    def __init__(self, config: MeterConfig, sample_rate: float = 8000.0) -> None:
+    def __init__(
+        self, config: MeterConfig, sample_rate: float = 8000.0, start_time: float = 0.0
+    ) -> None:
+        """A meter for ``config`` fed at ``sample_rate``; sample 0 is at ``start_time``
+        (UTC epoch seconds: demand intervals align to the UTC clock)."""
         if not sample_rate >= MIN_SAMPLE_RATE:
             raise ValueError(
                 f"sample rate {sample_rate} Hz is below the minimum {MIN_SAMPLE_RATE:g} Hz"
@@ -226,6 +231,9 @@ class Meter:
         self._hysteresis = HYSTERESIS * config.nominal_voltage * math.sqrt(2.0) * config.pt_ratio
 
         self.energy = EnergyRegisters(self.points)
+        self.start_time = float(start_time)
+        #: Demand of delivered active power per point (config.demand).
+        self.demand = DemandCalculator(config.demand, self.points)
         self._buffer_v: FloatArray = np.zeros((3, 0))
         self._buffer_i: FloatArray = np.zeros((self.channels, 0))
         self._buffer_start = 0  # absolute index of the buffer's first sample
@@ -425,11 +433,13 @@ class Meter:
         increment[:, KVARH_Q3] = np.where(p_neg & q_neg, q_abs, 0.0)
         increment[:, KVARH_Q4] = np.where(~p_neg & q_neg, q_abs, 0.0)
         self.energy.add(increment)
+        t0 = self.start_time
+        self.demand.add_energy(t0 + start / fs, t0 + end / fs, increment[:, KWH_DELIVERED])
 
         self._window_start = end
         self.windows += 1
         readings = Readings(
-            time=end / fs,
+            time=self.start_time + end / fs,
             duration=duration,
             frequency=frequency,
             voltage=v_rms,

@@ -1,0 +1,1 @@
+"""Speed measurements of the engine and the integration (see README.md here)."""

@@ -1,0 +1,83 @@
+"""Run the benchmarks and write docs/benchmarks.md.
+
+    python -m benchmarks.run            full run, rewrites docs/benchmarks.md
+    python -m benchmarks.run --quick    a short run that only prints (a smoke test)
+
+scripts/bench runs this in the project's environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+# One core: set before numpy loads its BLAS.
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"
+
+import numpy as np  # noqa: E402
+
+from benchmarks import bench_metering  # noqa: E402
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+BEGIN = "<!-- benchmarks:begin -->"
+END = "<!-- benchmarks:end -->"
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run; print the report; with no --quick, write it into docs/benchmarks.md."""
+    parser = argparse.ArgumentParser(prog="benchmarks.run")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    seconds, repeat = (2.0, 1) if args.quick else (30.0, 3)
+
+    rows = []
+    for rate in (8000, 16000):
+        result = bench_metering.run(rate, seconds, repeat)
+        rows.append(
+            f"| {rate} | {result.seconds:g} | {result.cpu_seconds:.3f} | "
+            f"{result.realtime_factor:.0f}× |"
+        )
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    report = "\n".join(
+        [
+            BEGIN,
+            f"Measured {when} on {_cpu()}, one core, Python {platform.python_version()}, "
+            f"numpy {np.__version__}.",
+            "",
+            "### Metering a 24-point meter (S8UTS-241, 3 voltages + 24 CTs)",
+            "",
+            "| sample rate (Hz) | signal (s) | CPU time (s) | faster than real time |",
+            "|---:|---:|---:|---:|",
+            *rows,
+            END,
+        ]
+    )
+    print(report)
+    if not args.quick:
+        text = DOC.read_text()
+        if BEGIN not in text or END not in text:
+            print(f"{DOC} lacks the {BEGIN} / {END} markers", file=sys.stderr)
+            return 1
+        head, rest = text.split(BEGIN, 1)
+        DOC.write_text(head + report + rest.split(END, 1)[1])
+        print(f"\nwrote {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
