@@ -21,7 +21,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from benchmarks import bench_metering  # noqa: E402
+from benchmarks import bench_metering, bench_storage  # noqa: E402
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 BEGIN = "<!-- benchmarks:begin -->"
@@ -52,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
             f"| {rate} | {result.seconds:g} | {result.cpu_seconds:.3f} | "
             f"{result.realtime_factor:.0f}× |"
         )
+    days = 2 if args.quick else 120
+    storage_rows = [
+        f"| {r.name} | {r.intervals} | {r.record_ms:.2f} | {r.read_day_ms:.1f} | "
+        f"{r.read_all_s:.2f} | {r.size_bytes / 1e6:.1f} |"
+        for r in bench_storage.run(days)
+    ]
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     report = "\n".join(
         [
@@ -64,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
             "| sample rate (Hz) | signal (s) | CPU time (s) | faster than real time |",
             "|---:|---:|---:|---:|",
             *rows,
+            "",
+            f"### Interval memory: {days} days of 15-minute data, 24 points",
+            "",
+            "| store | intervals | record one interval (ms) | read one day (ms) "
+            "| read everything (s) | size (MB) |",
+            "|---|---:|---:|---:|---:|---:|",
+            *storage_rows,
             END,
         ]
     )
