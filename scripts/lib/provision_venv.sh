@@ -63,7 +63,7 @@ build_latest_venv() {
     note "building the newest-dependencies engine environment in $env (once)"
     rm -rf "$env"
     "$python" -m venv "$env"
-    "$env/bin/pip" install -q --upgrade pip hatchling
+    "$env/bin/pip" install -q --upgrade pip hatchling setuptools
     "$env/bin/pip" install -q --no-build-isolation -e "$repo/s8000_engine[test]"
     "$env/bin/pip" check
     touch "$env/.s8000-ready"

@@ -160,10 +160,14 @@ ensure_toolchain() {
         python=$(host_python314)
         log "using $python ($("$python" --version))"
     else
-        ensure_sid_root
+        ensure_sid_root || return 1
         python=/usr/bin/python3.14
         log "using $python in the Debian sid root $S8000_SID_ROOT"
     fi
-    run_ha_side bash scripts/lib/provision_venv.sh "$python" "$(venv_dir)"
+    # Explicit: errexit does not apply where a caller tests this function.
+    run_ha_side bash scripts/lib/provision_venv.sh "$python" "$(venv_dir)" || {
+        flock -u 9
+        return 1
+    }
     flock -u 9
 }

@@ -579,6 +579,20 @@ class DemandCalculator:
             "last_reset": self._last_reset,
         }
 
+    def restart_clock(self) -> None:
+        """Forget the buckets in progress, keep demand, peaks and last reset.
+
+        For a clock set back: the next call starts the clock anew, so the
+        intervals the clock re-enters are not counted against buckets that
+        were already closed."""
+        self._last = None
+        self._index = 0
+        self._cur_energy = np.zeros(self._channels)
+        self._cur_cov = 0.0
+        self._ring_energy = np.zeros((self._n, self._channels))
+        self._ring_cov = np.zeros(self._n)
+        self._seen = 0
+
     @classmethod
     def from_dict(cls, config: DemandConfig, channels: int, data: Mapping[str, Any]) -> Self:
         """Restore a calculator from :meth:`to_dict`'s snapshot.

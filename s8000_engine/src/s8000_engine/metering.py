@@ -140,6 +140,8 @@ class Readings:
     """P / S per point, signed like P; NaN where S is 0."""
     voltage_valid: bool
     """Whether the window was synchronised to a usable voltage."""
+    registers: IntArray
+    """Every point's registers after this window, whole mWh (points × 8)."""
 
 
 class EnergyRegisters:
@@ -451,6 +453,7 @@ class Meter:
             apparent=apparent,
             power_factor=power_factor,
             voltage_valid=synchronised,
+            registers=self.energy.whole.copy(),
         )
         self.readings = readings
         return readings

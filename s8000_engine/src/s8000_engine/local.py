@@ -1,0 +1,423 @@
+"""The local meter: a software S8000 that meters, records and remembers.
+
+:class:`LocalMeter` takes one second of samples at a time from a source (the
+simulated panel of :mod:`s8000_engine.simulate`, or a waveform file), meters
+it, records intervals and commits a checkpoint to the store after every
+metered second, so a power cut or ``kill -9`` loses at most the second being
+metered.  On start it restores the last checkpoint, flags the gap in the
+interval memory (POWER_OFF) and goes on.
+
+Time is UTC.  The clock is the wall clock (:class:`SystemClock`) or, for tests
+and demos, a :class:`SimulatedClock` running ``speed`` times faster whose
+origin is kept in the store, so simulated time goes on across restarts (the
+time the process was dead is an outage, as for a real meter).  A clock step
+— :meth:`SimulatedClock.step`, a manual set, an NTP correction larger than
+2 s — is told apart from an outage and flagged CLOCK_SET.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from s8000_engine.config import MeterConfig
+from s8000_engine.demand import DemandCalculator
+from s8000_engine.metering import Meter
+from s8000_engine.pulses import PULSE_INPUTS, PulseInput
+from s8000_engine.recorder import IntervalRecorder
+from s8000_engine.storage import Checkpoint, Flag, IntervalRecord, StorageError, Store
+from s8000_engine.waveform import WaveformReader
+
+FloatArray = npt.NDArray[np.float64]
+
+#: A clock difference larger than this is a step, not jitter.
+STEP_THRESHOLD_S = 2.0
+
+
+#: The configuration ``s8000-engine run --simulate`` uses without one: a
+#: 120/208 V wye panel on an S8UTS-083, eight circuits of three CTs.
+DEMO_CONFIG: dict[str, Any] = {
+    "model": "S8UTS-083",
+    "service": "3p4w",
+    "points": [
+        {"name": name, "ct_primary": ct, "phases": ["A", "B", "C"]}
+        for name, ct in (
+            ("Lighting", 50),
+            ("HVAC", 100),
+            ("EV charger", 100),
+            ("Solar", 100),
+            ("Kitchen", 50),
+            ("Refrigeration", 50),
+            ("Laundry", 50),
+            ("Office", 50),
+        )
+    ],
+    "demand": {"type": "sliding", "interval_minutes": 15, "subinterval_minutes": 5},
+    "pulse_inputs": [
+        {"name": "Water", "unit": "L", "scale": 10.0},
+        {"name": "Gas", "unit": "m³", "scale": 0.01},
+    ],
+}
+
+
+class ReplaySource:
+    """Samples from a waveform file, one block after another (time is ignored)."""
+
+    def __init__(self, reader: WaveformReader) -> None:
+        self.reader = reader
+        self._blocks = reader.blocks(reader.info.sample_rate)
+
+    def samples(self, start: float, seconds: float) -> tuple[FloatArray, FloatArray]:
+        """The next block of the file; EOFError at its end."""
+        try:
+            return next(self._blocks)
+        except StopIteration:
+            raise EOFError(f"{self.reader.path}: end of the recording") from None
+
+
+class SampleSource(Protocol):
+    """Gives the meter's samples for a span of UTC time."""
+
+    def samples(self, start: float, seconds: float) -> tuple[FloatArray, FloatArray]:
+        """Voltages (3, n) and currents (channels, n) for [start, start + seconds)."""
+        ...
+
+
+class Clock(Protocol):
+    """A source of UTC time."""
+
+    speed: float
+
+    def now(self) -> float:
+        """UTC epoch seconds."""
+        ...
+
+    def take_step(self) -> float:
+        """Seconds the clock was stepped since the last call (0 if none)."""
+        ...
+
+
+class SystemClock:
+    """The wall clock; a jump against the monotonic clock is a step."""
+
+    speed = 1.0
+
+    def __init__(self) -> None:
+        self._offset = time.time() - time.monotonic()
+
+    def now(self) -> float:
+        """UTC epoch seconds."""
+        return time.time()
+
+    def take_step(self) -> float:
+        """Seconds the wall clock moved against the monotonic clock."""
+        offset = time.time() - time.monotonic()
+        step = offset - self._offset
+        if abs(step) < STEP_THRESHOLD_S:
+            return 0.0
+        self._offset = offset
+        return step
+
+
+class SimulatedClock:
+    """UTC time running ``speed`` times faster than the wall clock."""
+
+    def __init__(self, speed: float, origin_utc: float, origin_wall: float | None = None) -> None:
+        if not speed > 0:
+            raise ValueError("speed must be positive")
+        self.speed = float(speed)
+        self.origin_utc = float(origin_utc)
+        self.origin_wall = time.time() if origin_wall is None else float(origin_wall)
+        self._pending = 0.0
+
+    def now(self) -> float:
+        """Simulated UTC epoch seconds."""
+        return self.origin_utc + (time.time() - self.origin_wall) * self.speed
+
+    def step(self, seconds: float) -> None:
+        """Set the clock forward (or back, if negative) by ``seconds``."""
+        self.origin_utc += seconds
+        self._pending += seconds
+
+    def take_step(self) -> float:
+        """Seconds stepped since the last call."""
+        step, self._pending = self._pending, 0.0
+        return step
+
+    def to_dict(self) -> dict[str, float]:
+        """The origin, to continue after a restart."""
+        return {"speed": self.speed, "origin_utc": self.origin_utc, "origin_wall": self.origin_wall}
+
+
+class SimulatedPulses:
+    """Deterministic pulse trains: a water meter on input 1, a gas meter on 2.
+
+    Pulse counts per second are a pure function of (seed, input, second), so
+    a restarted meter continues the same trains.  Pulses are 50 ms closed,
+    at most 4 per second: well inside the 20 ms / 10 Hz specification.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def count(self, channel: int, second: int) -> int:
+        """How many pulses input ``channel`` (0 or 1) gets in this second."""
+        digest = hashlib.blake2b(f"{self.seed}:{channel}:{second // 60}".encode(), digest_size=8)
+        minute = int.from_bytes(digest.digest(), "little")
+        hour = (second // 3600) % 24
+        busy = 6 <= hour < 9 or 18 <= hour < 22
+        if minute % (3 if busy else 11) != 0:
+            return 0  # no flow this minute
+        return 1 + (minute >> 8) % (4 if channel == 0 else 2)
+
+    def edges(self, channel: int, second: int) -> tuple[list[float], list[bool]]:
+        """Transition times and levels for one second."""
+        times: list[float] = []
+        levels: list[bool] = []
+        for k in range(self.count(channel, second)):
+            closing = second + 0.1 + k * 0.2
+            times += [closing, closing + 0.05]
+            levels += [True, False]
+        return times, levels
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What the local meter reports after each committed second."""
+
+    event: str  # "start" or "second"
+    time: float
+    registers: list[list[int]]
+    restored: bool = False
+
+
+class LocalMeter:
+    """A software S8000: meter, interval memory and non-volatile registers."""
+
+    def __init__(
+        self,
+        config: MeterConfig,
+        store: Store,
+        source: SampleSource,
+        clock: Clock,
+        *,
+        sample_rate: int = 8000,
+        recording_minutes: int = 15,
+        retention_days: float = 120.0,
+        pulses: SimulatedPulses | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.source = source
+        self.clock = clock
+        self.sample_rate = sample_rate
+        self.retention_s = retention_days * 86400.0
+        self.pulse_source = pulses
+        self.on_progress = on_progress
+        self.meter = Meter(config, sample_rate)
+        self.recorder = IntervalRecorder(
+            self.meter,
+            recording_minutes,
+            max_fill=math.ceil(self.retention_s / (recording_minutes * 60)) + 1,
+        )
+        self.pulses = [PulseInput(c) for c in config.pulse_inputs[:PULSE_INPUTS]]
+        self.sequence = 0
+        self.t = 0  # UTC second the next block of samples starts at
+        self.restored = False
+        self.intervals_written = 0
+        self._config_key = _config_key(config)
+        self._pending: list[IntervalRecord] = []
+
+    # -- start-up ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Restore the last checkpoint (or start fresh) and flag the gap."""
+        now = self.clock.now()
+        self.clock.take_step()
+        checkpoint = self.store.load_checkpoint()
+        config_changed = self.store.get_meta("config_key") not in (None, self._config_key)
+        if checkpoint is None:
+            self.t = math.floor(now)
+            self.meter.start_time = float(self.t)
+            # A first interval the meter joins late is flagged by its coverage.
+            self.recorder.begin(self.t, self.meter.energy.whole, self._counts(), Flag(0))
+        else:
+            self._restore(checkpoint, config_changed)
+            self.restored = True
+            gap_from = checkpoint.time
+            if now < gap_from - STEP_THRESHOLD_S:
+                # The clock was set back while the meter was off.
+                self._pending += self.recorder.clock_set_back(now, gap_from)
+                self.meter.demand.restart_clock()
+            else:
+                self._pending += self.recorder.gap(
+                    now, self.meter.energy.whole, self._counts(), Flag.POWER_OFF
+                )
+            self.t = math.floor(now)
+            self.meter.start_time = float(self.t)
+        if config_changed:
+            self.recorder._flags |= Flag.CONFIG_CHANGED
+        self.store.set_meta("config_key", self._config_key)
+        self._commit()
+        self._report("start")
+
+    def _restore(self, checkpoint: Checkpoint, config_changed: bool) -> None:
+        state = checkpoint.state
+        points = self.meter.points
+        whole = np.zeros((points, 8), dtype=np.int64)
+        fraction = np.zeros((points, 8))
+        stored = np.array(checkpoint.registers, dtype=np.int64).reshape(-1, 8)
+        kept = min(points, stored.shape[0])
+        whole[:kept] = stored[:kept]
+        fraction_stored = np.array(state.get("fraction", []), dtype=np.float64).reshape(-1, 8)
+        if fraction_stored.shape[0] >= kept:
+            fraction[:kept] = fraction_stored[:kept]
+        self.meter.energy.restore(whole, fraction)
+        try:
+            self.meter.demand = DemandCalculator.from_dict(
+                self.config.demand, points, state["demand"]
+            )
+        except (KeyError, ValueError):
+            self.meter.demand = DemandCalculator(self.config.demand, points)
+        for number, data in enumerate(state.get("pulses", [])[: len(self.pulses)]):
+            try:
+                self.pulses[number] = PulseInput.from_dict(self.config.pulse_inputs[number], data)
+            except (KeyError, ValueError):
+                self.pulses[number] = PulseInput(self.config.pulse_inputs[number])
+        self.sequence = checkpoint.sequence
+        recorder = state.get("recorder")
+        if recorder is not None and not config_changed:
+            self.recorder.restore(recorder)
+        if self.recorder.start is None or recorder is None or config_changed:
+            self.recorder.begin(checkpoint.time, whole, self._counts(), Flag.POWER_OFF)
+
+    # -- running ----------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Meter the next second (waiting for the clock if it is ahead)."""
+        step = self.clock.take_step()
+        now = self.clock.now()
+        if step or now < self.t - STEP_THRESHOLD_S:
+            self._clock_stepped(now)
+        if now < self.t + 1:
+            time.sleep(max(0.0, (self.t + 1 - now) / self.clock.speed))
+        voltages, currents = self.source.samples(float(self.t), 1.0)
+        self._feed_pulses(self.t)
+        for window in self.meter.process(voltages, currents):
+            self._pending += self.recorder.add(window, self.meter.demand, self._counts())
+        self.t += 1
+        self._commit()
+        self._report("second")
+
+    def run(
+        self, seconds: float | None = None, should_stop: Callable[[], bool] | None = None
+    ) -> None:
+        """Meter until ``seconds`` of meter time have passed or ``should_stop()``."""
+        end = None if seconds is None else self.t + seconds
+        while (end is None or self.t < end) and not (should_stop and should_stop()):
+            self.step()
+
+    def _clock_stepped(self, now: float) -> None:
+        new = math.floor(now)
+        if new < self.t:
+            self._pending += self.recorder.clock_set_back(new, float(self.t))
+            self.meter.demand.restart_clock()
+        else:
+            self._pending += self.recorder.gap(
+                new, self.meter.energy.whole, self._counts(), Flag.CLOCK_SET
+            )
+        self.meter.start_time += new - self.t
+        self.t = new
+        if isinstance(self.clock, SimulatedClock):
+            self.store.set_meta("simulated_clock", self.clock.to_dict())
+
+    def _feed_pulses(self, second: int) -> None:
+        """Count the pulses of one second (the simulated pulse trains)."""
+        if self.pulse_source is None:
+            return
+        for channel, pulse in enumerate(self.pulses):
+            done = pulse.stream_time
+            if done is not None and done >= second + 1:
+                continue  # a clock set back: those seconds were counted already
+            times, levels = self.pulse_source.edges(channel, second)
+            if done is not None:
+                kept = [(t, v) for t, v in zip(times, levels, strict=True) if t > done]
+                times, levels = [t for t, _ in kept], [v for _, v in kept]
+            pulse.feed_edges(times, levels, until=float(second + 1))
+
+    def _counts(self) -> list[int]:
+        return [p.count for p in self.pulses]
+
+    def _commit(self) -> None:
+        self.sequence += 1
+        meter = self.meter
+        checkpoint = Checkpoint(
+            time=float(self.t),
+            registers=meter.energy.whole.tolist(),
+            state={
+                "fraction": meter.energy.fraction.tolist(),
+                "demand": meter.demand.to_dict(),
+                "pulses": [p.to_dict() for p in self.pulses],
+                "recorder": self.recorder.to_dict(),
+            },
+            sequence=self.sequence,
+        )
+        pending = self._pending
+        self.store.commit(checkpoint, pending)  # raises StorageError; pending kept
+        self.intervals_written += len(pending)
+        self._pending = []
+        if pending:
+            self.store.prune(self.t - self.retention_s)
+
+    def _report(self, event: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(
+                Progress(event, float(self.t), self.meter.energy.whole.tolist(), self.restored)
+            )
+
+
+def _config_key(config: MeterConfig) -> str:
+    """A fingerprint of what the registers mean: model, service, points."""
+    payload = {
+        "model": config.model.code,
+        "service": config.service.value,
+        "pt_ratio": config.pt_ratio,
+        "points": [[p.ct_primary_a, [x.value for x in p.phases]] for p in config.points],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def simulated_clock(store: Store, speed: float, start: float | None = None) -> SimulatedClock:
+    """The store's simulated clock (made on first use, starting at ``start``)."""
+    stored: dict[str, Any] | None = store.get_meta("simulated_clock")
+    if stored is not None and stored.get("speed") == speed:
+        return SimulatedClock(speed, stored["origin_utc"], stored["origin_wall"])
+    origin = time.time() if start is None else start
+    if stored is not None:
+        # Another speed: continue from the simulated time reached so far.
+        origin = SimulatedClock(stored["speed"], stored["origin_utc"], stored["origin_wall"]).now()
+    clock = SimulatedClock(speed, origin)
+    store.set_meta("simulated_clock", clock.to_dict())
+    return clock
+
+
+__all__ = [
+    "Clock",
+    "LocalMeter",
+    "Progress",
+    "SampleSource",
+    "SimulatedClock",
+    "SimulatedPulses",
+    "StorageError",
+    "SystemClock",
+    "simulated_clock",
+]
