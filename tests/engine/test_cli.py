@@ -97,3 +97,41 @@ def test_bad_config_and_bad_file_are_clear_errors(tmp_path: Path) -> None:
     done = run("meter", str(wave))
     assert done.returncode == 2
     assert f"{wave}: not a RIFF/WAVE file" in done.stderr
+
+
+def _wave_and_config(tmp_path: Path) -> tuple[Path, Path]:
+    config = tmp_path / "meter.json"
+    config.write_text(
+        json.dumps(
+            {
+                "model": "S8UTS-241",
+                "service": "1p2w",
+                "points": [{"name": "Fridge", "ct_primary": 20, "phases": ["A"]}],
+            }
+        )
+    )
+    wave = tmp_path / "fridge.wav"
+    made = run("synth", str(wave), "--config", str(config), "--seconds", "150", "--current", "40")
+    assert made.returncode == 0, made.stderr
+    return wave, config
+
+
+def test_run_replays_a_file_into_the_store_and_export_reads_it(tmp_path: Path) -> None:
+    wave, _ = _wave_and_config(tmp_path)
+    data = tmp_path / "data"
+    done = run("run", "--replay", str(wave), "--data", str(data), "--interval", "1", "--speed", "1000")
+    assert done.returncode == 0, done.stderr
+    csv_text = run("export", "--data", str(data)).stdout
+    header, *rows = csv_text.strip().splitlines()
+    assert header.startswith("interval_start,interval_end,point,point_name,kwh_delivered")
+    assert len(rows) >= 2
+    fields = dict(zip(header.split(","), rows[1].split(","), strict=True))
+    assert fields["point_name"] == "Fridge"
+    # 40 % of 20 A at 120 V = 960 W: 16 Wh per full minute.
+    assert abs(float(fields["delta_kwh_delivered"]) - 0.016) <= 0.0002
+    as_json = json.loads(run("export", "--data", str(data), "--format", "json", "--points", "1").stdout)
+    assert as_json[1]["points"][0]["name"] == "Fridge"
+    assert as_json[1]["flags"] == []
+    missing = run("export", "--data", str(tmp_path / "nothing"))
+    assert missing.returncode == 2
+    assert "no such database" in missing.stderr

@@ -12,11 +12,18 @@ Commands:
     for test benches.
 ``accuracy``
     Run the IEC 62053-22/-24 accuracy suite and print its tables.
+``run``
+    Run the local meter: meter a simulated panel (``--simulate``) or a
+    waveform file (``--replay``), record intervals and keep the registers in
+    the data directory's non-volatile store.
+``export``
+    Interval data from the store, by time range and point, as CSV or JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -28,8 +35,11 @@ import numpy as np
 
 from s8000_engine import __version__
 from s8000_engine.config import ConfigError, MeterConfig, meter_config
+from s8000_engine.export import parse_time
 from s8000_engine.metering import REGISTER_NAMES, Meter
 from s8000_engine.models import CT_SECONDARY_A, MODELS, get_model
+from s8000_engine.recorder import RECORDING_INTERVALS
+from s8000_engine.storage import DATABASE_NAME, StorageError, Store
 from s8000_engine.synth import (
     CURRENT_FULL_SCALE,
     CURRENT_HARMONICS,
@@ -80,6 +90,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     accuracy = commands.add_parser("accuracy", help="run the IEC 62053-22/-24 accuracy suite")
     accuracy.add_argument("--quick", action="store_true", help="the first service type only")
+
+    run = commands.add_parser("run", help="run the local meter (simulated panel or replay)")
+    run.add_argument("--data", type=Path, default=Path("s8000-data"), help="data directory")
+    run.add_argument(
+        "--config", type=Path, help="meter configuration (JSON); default: the stored one, or a demo"
+    )
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("--simulate", action="store_true", help="meter a simulated panel")
+    source.add_argument("--replay", type=Path, metavar="FILE", help="meter a waveform file")
+    run.add_argument("--seed", type=int, default=0, help="simulated panel's seed")
+    run.add_argument(
+        "--speed", type=float, default=1.0, help="simulated time runs this much faster"
+    )
+    run.add_argument("--start", help="simulated start time, ISO 8601 UTC (first run only)")
+    run.add_argument(
+        "--interval", type=int, default=15, choices=RECORDING_INTERVALS, help="recording minutes"
+    )
+    run.add_argument("--retention-days", type=float, default=120.0)
+    run.add_argument("--seconds", type=float, help="stop after this much meter time")
+    run.add_argument("--sample-rate", type=int, default=8000)
+    run.add_argument(
+        "--progress", action="store_true", help="print a JSON line after every committed second"
+    )
+
+    export = commands.add_parser("export", help="export interval data as CSV or JSON")
+    export.add_argument("--data", type=Path, default=Path("s8000-data"), help="data directory")
+    export.add_argument("--from", dest="start", help="first interval start, ISO 8601 UTC")
+    export.add_argument("--to", dest="end", help="end of the range (exclusive), ISO 8601 UTC")
+    export.add_argument("--points", help="meter points, e.g. 1,3-5 (default: all)")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--output", type=Path, help="write to this file instead of stdout")
     return parser
 
 
@@ -250,16 +291,130 @@ def _accuracy(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _points(text: str | None) -> list[int] | None:
+    """'1,3-5' → [0, 2, 3, 4] (0-based)."""
+    if not text:
+        return None
+    chosen: set[int] = set()
+    try:
+        for part in text.split(","):
+            first, _, last = part.strip().partition("-")
+            chosen.update(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise ConfigError(f"--points: not a list of point numbers: {text!r}") from None
+    if min(chosen) < 1:
+        raise ConfigError("--points: points are numbered from 1")
+    return sorted(p - 1 for p in chosen)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from s8000_engine import local  # noqa: PLC0415
+
+    if not args.speed > 0:
+        raise ConfigError("--speed: must be positive")
+    args.data.mkdir(parents=True, exist_ok=True)
+    with Store.open(args.data) as store:
+        raw: dict[str, Any] | None
+        if args.config is not None:
+            raw = json.loads(args.config.read_text())
+            _load_config(args.config)
+        else:
+            raw = store.get_meta("config")
+        source: local.SampleSource
+        clock: local.Clock
+        if args.replay is not None:
+            reader = WaveformReader(args.replay)
+            if raw is None and reader.info.config is not None:
+                raw = dict(reader.info.config)
+            if raw is None:
+                raise ConfigError(
+                    f"{args.replay}: the file carries no configuration; pass --config"
+                )
+            start = parse_time(reader.info.start) if reader.info.start else None
+            clock = local.simulated_clock(store, args.speed, start)
+            source = local.ReplaySource(reader)
+            sample_rate = reader.info.sample_rate
+        else:
+            from s8000_engine.simulate import PanelSimulator  # noqa: PLC0415
+
+            raw = raw or local.DEMO_CONFIG
+            config = meter_config(raw)
+            start = parse_time(args.start) if args.start else None
+            clock = (
+                local.SystemClock()
+                if args.speed == 1.0 and start is None
+                else local.simulated_clock(store, args.speed, start)
+            )
+            source = PanelSimulator(config, seed=args.seed, sample_rate=args.sample_rate)
+            sample_rate = args.sample_rate
+        config = meter_config(raw)
+        store.set_meta("config", raw)
+
+        def progress(event: local.Progress) -> None:
+            line = {"event": event.event, "time": event.time, "registers": event.registers}
+            if event.event == "start":
+                line["restored"] = event.restored
+            print(json.dumps(line), flush=True)
+
+        meter = local.LocalMeter(
+            config,
+            store,
+            source,
+            clock,
+            sample_rate=sample_rate,
+            recording_minutes=args.interval,
+            retention_days=args.retention_days,
+            pulses=local.SimulatedPulses(args.seed) if args.simulate else None,
+            on_progress=progress if args.progress else None,
+        )
+        meter.start()
+        if not args.progress:
+            print(
+                f"local meter: {config.model.code}, {len(config.points)} points, "
+                f"data in {store.path}" + (" (restored)" if meter.restored else ""),
+                file=sys.stderr,
+            )
+        with contextlib.suppress(KeyboardInterrupt, EOFError):  # Ctrl-C; end of a replay
+            meter.run(seconds=args.seconds)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from s8000_engine import export  # noqa: PLC0415
+
+    path = args.data / DATABASE_NAME if args.data.is_dir() else args.data
+    with Store.open(path, create=False) as store:
+        start = parse_time(args.start) if args.start else None
+        end = parse_time(args.end) if args.end else None
+        records = store.intervals(start, end, _points(args.points))
+        raw = store.get_meta("config")
+        names = [p.name for p in meter_config(raw).points] if raw else []
+    text = export.to_csv(records, names) if args.format == "csv" else export.to_json(records, names)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text)
+        print(f"wrote {len(records)} intervals to {args.output}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"models": _models, "meter": _meter, "synth": _synth, "accuracy": _accuracy}
+    handlers = {
+        "models": _models,
+        "meter": _meter,
+        "synth": _synth,
+        "accuracy": _accuracy,
+        "run": _run,
+        "export": _export,
+    }
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
     try:
         return handlers[args.command](args)
-    except ValueError as error:  # ConfigError, WaveformError, unknown model
+    except (ValueError, StorageError) as error:  # ConfigError, WaveformError, unknown model
         print(f"s8000-engine {args.command}: {error}", file=sys.stderr)
         return 2

@@ -113,7 +113,10 @@ def _kwh(mwh: int) -> str:
 
 
 def _num(value: float | None, scale: float = 1.0, digits: int = 3) -> str:
-    return "" if value is None else f"{value * scale:.{digits}f}"
+    if value is None:
+        return ""
+    text = f"{value * scale:.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.000"
 
 
 def to_rows(records: Sequence[IntervalRecord], names: Sequence[str] = ()) -> list[list[str]]:
