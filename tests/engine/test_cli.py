@@ -119,7 +119,9 @@ def _wave_and_config(tmp_path: Path) -> tuple[Path, Path]:
 def test_run_replays_a_file_into_the_store_and_export_reads_it(tmp_path: Path) -> None:
     wave, _ = _wave_and_config(tmp_path)
     data = tmp_path / "data"
-    done = run("run", "--replay", str(wave), "--data", str(data), "--interval", "1", "--speed", "1000")
+    done = run(
+        "run", "--replay", str(wave), "--data", str(data), "--interval", "1", "--speed", "1000"
+    )
     assert done.returncode == 0, done.stderr
     csv_text = run("export", "--data", str(data)).stdout
     header, *rows = csv_text.strip().splitlines()
@@ -129,7 +131,9 @@ def test_run_replays_a_file_into_the_store_and_export_reads_it(tmp_path: Path) -
     assert fields["point_name"] == "Fridge"
     # 40 % of 20 A at 120 V = 960 W: 16 Wh per full minute.
     assert abs(float(fields["delta_kwh_delivered"]) - 0.016) <= 0.0002
-    as_json = json.loads(run("export", "--data", str(data), "--format", "json", "--points", "1").stdout)
+    as_json = json.loads(
+        run("export", "--data", str(data), "--format", "json", "--points", "1").stdout
+    )
     assert as_json[1]["points"][0]["name"] == "Fridge"
     assert as_json[1]["flags"] == []
     missing = run("export", "--data", str(tmp_path / "nothing"))
