@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +216,52 @@ def test_pulse_counts_are_recorded(tmp_path: Path) -> None:
     assert meter.pulses[0].count == expected
     assert sum(r.pulse_deltas[0] for r in records) <= expected
     assert records[-1].pulses[0] <= expected
+
+
+def test_send_reports_to_a_real_http_host(tmp_path: Path) -> None:
+    received: list[bytes] = []
+
+    class Host(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Host)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = meter_config(
+            {
+                "model": "S8UTS-241",
+                "service": "1p2w",
+                "points": [{"name": "Oven", "ct_primary": 100, "phases": ["A"]}],
+                "reporting": {
+                    "protocol": "http",
+                    "url": f"http://127.0.0.1:{server.server_port}/upload",
+                },
+            }
+        )
+        clock = ManualClock(T0)
+        with Store.open(tmp_path) as store:
+            meter = LocalMeter(cfg, store, ConstantLoad(cfg), clock, recording_minutes=1)
+            meter.start()
+            run(meter, clock, 185)
+            assert meter.send()
+            assert meter._report_thread is not None
+            meter._report_thread.join(10)
+            assert meter.last_report is not None
+            assert meter.last_report.ok, meter.last_report.error
+            reported = store.intervals()
+        assert len(received) == 1
+        header, *rows = received[0].decode().splitlines()
+        assert len(rows) == 3
+        assert ",Oven," in rows[0]
+        assert all(r.reported_at is not None for r in reported)
+    finally:
+        server.shutdown()
 
 
 def test_a_full_disk_keeps_the_pending_intervals_in_memory(tmp_path: Path) -> None:

@@ -16,6 +16,10 @@ Commands:
     Run the local meter: meter a simulated panel (``--simulate``) or a
     waveform file (``--replay``), record intervals and keep the registers in
     the data directory's non-volatile store.
+``send``
+    The display's "Send" command: report every unreported interval to the
+    configured host (FTP/FTPS or HTTP(S) POST); intervals are marked reported
+    only once the host acknowledged them.
 ``export``
     Interval data from the store, by time range and point, as CSV or JSON.
 """
@@ -27,6 +31,7 @@ import contextlib
 import json
 import math
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -113,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--progress", action="store_true", help="print a JSON line after every committed second"
     )
+
+    send = commands.add_parser(
+        "send", help="report unreported intervals to the configured host now (the Send command)"
+    )
+    send.add_argument("--data", type=Path, default=Path("s8000-data"), help="data directory")
 
     export = commands.add_parser("export", help="export interval data as CSV or JSON")
     export.add_argument("--data", type=Path, default=Path("s8000-data"), help="data directory")
@@ -379,6 +389,31 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _send(args: argparse.Namespace) -> int:
+    from s8000_engine.reporting import Reporter  # noqa: PLC0415
+
+    path = args.data / DATABASE_NAME if args.data.is_dir() else args.data
+    with Store.open(path, create=False) as store:
+        raw = store.get_meta("config")
+        if raw is None:
+            raise ConfigError(f"{path}: no meter configuration stored; run the meter first")
+        config = meter_config(raw)
+        reporter = Reporter(
+            store,
+            config.reporting,
+            serial=str(store.get_meta("serial") or "unknown"),
+            names=[p.name for p in config.points],
+        )
+        result = reporter.send_now(time.time())
+    for destination in result.destinations:
+        print(f"sent: {destination}")
+    if result.error:
+        print(f"s8000-engine send: {result.error}", file=sys.stderr)
+        return 1
+    print(f"{result.intervals} intervals in {result.files} files acknowledged")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from s8000_engine import export  # noqa: PLC0415
 
@@ -408,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "synth": _synth,
         "accuracy": _accuracy,
         "run": _run,
+        "send": _send,
         "export": _export,
     }
     if args.command is None:

@@ -47,6 +47,7 @@ import voluptuous as vol
 from s8000_engine.demand import DemandConfig, demand_config
 from s8000_engine.models import MeterModel, get_model
 from s8000_engine.pulses import PULSE_INPUTS, PulseInputConfig, pulse_input_config
+from s8000_engine.reporting import ReportingConfig, reporting_config
 
 
 class ConfigError(ValueError):
@@ -134,6 +135,8 @@ class MeterConfig:
         PulseInputConfig(name="Pulse 1"),
         PulseInputConfig(name="Pulse 2"),
     )
+    reporting: ReportingConfig = field(default_factory=ReportingConfig)
+    """The host server the meter reports its intervals to, and the schedule."""
 
     @property
     def phases(self) -> tuple[Phase, ...]:
@@ -184,6 +187,7 @@ METER_SCHEMA: Final = vol.Schema(
         # Validated by demand_config and pulse_input_config below.
         vol.Optional("demand", default=dict): dict,
         vol.Optional("pulse_inputs", default=list): vol.All(list, vol.Length(max=PULSE_INPUTS)),
+        vol.Optional("reporting", default=dict): dict,
     }
 )
 
@@ -271,7 +275,12 @@ def meter_config(data: Mapping[str, Any]) -> MeterConfig:
             pulse_inputs.append(pulse_input_config({"name": f"Pulse {number + 1}", **given}))
         except ValueError as error:
             raise ConfigError(f"pulse_inputs[{number}]: {error}") from None
+    try:
+        reporting = reporting_config(raw["reporting"])
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     return MeterConfig(
+        reporting=reporting,
         demand=demand,
         pulse_inputs=tuple(pulse_inputs),
         model=model,

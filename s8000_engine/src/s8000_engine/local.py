@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from s8000_engine.demand import DemandCalculator
 from s8000_engine.metering import Meter
 from s8000_engine.pulses import PULSE_INPUTS, PulseInput
 from s8000_engine.recorder import IntervalRecorder
+from s8000_engine.reporting import Reporter, SendResult
 from s8000_engine.storage import Checkpoint, Flag, IntervalRecord, StorageError, Store
 from s8000_engine.waveform import WaveformReader
 
@@ -214,6 +217,7 @@ class LocalMeter:
         retention_days: float = 120.0,
         pulses: SimulatedPulses | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        report_every_s: float = 60.0,
     ) -> None:
         self.config = config
         self.store = store
@@ -236,11 +240,18 @@ class LocalMeter:
         self.intervals_written = 0
         self._config_key = _config_key(config)
         self._pending: list[IntervalRecord] = []
+        self.serial = ""
+        self.mac = ""
+        self.report_every_s = report_every_s
+        self._report_thread: threading.Thread | None = None
+        self._last_report_check = -math.inf
+        self.last_report: SendResult | None = None
 
     # -- start-up ------------------------------------------------------------------------
 
     def start(self) -> None:
         """Restore the last checkpoint (or start fresh) and flag the gap."""
+        self.serial, self.mac = _identity(self.store)
         now = self.clock.now()
         self.clock.take_step()
         checkpoint = self.store.load_checkpoint()
@@ -317,6 +328,34 @@ class LocalMeter:
         self.t += 1
         self._commit()
         self._report("second")
+        if self.t - self._last_report_check >= self.report_every_s:
+            self._last_report_check = self.t
+            self.send(scheduled=True)
+
+    def send(self, *, scheduled: bool = False) -> bool:
+        """Report unreported intervals in the background (the "Send" command);
+        False if no host is configured or a report is still under way."""
+        if not self.config.reporting.configured:
+            return False
+        if self._report_thread is not None and self._report_thread.is_alive():
+            return False
+        now = float(self.t)
+        self._report_thread = threading.Thread(
+            target=self._send, args=(now, scheduled), name="s8000-report", daemon=True
+        )
+        self._report_thread.start()
+        return True
+
+    def _send(self, now: float, scheduled: bool) -> None:
+        # Its own connection: SQLite transactions do not mix across threads.
+        with Store.open(self.store.path, create=False) as store:
+            reporter = Reporter(
+                store,
+                self.config.reporting,
+                serial=self.serial,
+                names=[p.name for p in self.config.points],
+            )
+            self.last_report = reporter.maybe_send(now) if scheduled else reporter.send_now(now)
 
     def run(
         self, seconds: float | None = None, should_stop: Callable[[], bool] | None = None
@@ -383,6 +422,20 @@ class LocalMeter:
             self.on_progress(
                 Progress(event, float(self.t), self.meter.energy.whole.tolist(), self.restored)
             )
+
+
+def _identity(store: Store) -> tuple[str, str]:
+    """The meter's serial number and MAC address, made once and kept."""
+    serial = store.get_meta("serial")
+    mac = store.get_meta("mac")
+    if serial is None or mac is None:
+        serial = f"{secrets.randbelow(10**10):010d}"
+        suffix = secrets.token_bytes(3)
+        # 00:21:B6 is Triacta's, the S8000's maker.
+        mac = "00:21:B6:" + ":".join(f"{b:02X}" for b in suffix)
+        store.set_meta("serial", serial)
+        store.set_meta("mac", mac)
+    return str(serial), str(mac)
 
 
 def _config_key(config: MeterConfig) -> str:

@@ -142,6 +142,9 @@ class Readings:
     """Whether the window was synchronised to a usable voltage."""
     registers: IntArray
     """Every point's registers after this window, whole mWh (points × 8)."""
+    voltage_phasor: npt.NDArray[np.complex128]
+    """Fundamental voltage phasor (peak) per terminal, primary volts; for
+    line-to-line voltages (|V_A − V_B| / √2 is the fundamental's RMS)."""
 
 
 class EnergyRegisters:
@@ -454,6 +457,7 @@ class Meter:
             power_factor=power_factor,
             voltage_valid=synchronised,
             registers=self.energy.whole.copy(),
+            voltage_phasor=v1,
         )
         self.readings = readings
         return readings
