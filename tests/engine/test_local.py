@@ -256,7 +256,7 @@ def test_send_reports_to_a_real_http_host(tmp_path: Path) -> None:
             assert meter.last_report.ok, meter.last_report.error
             reported = store.intervals()
         assert len(received) == 1
-        header, *rows = received[0].decode().splitlines()
+        _header, *rows = received[0].decode().splitlines()
         assert len(rows) == 3
         assert ",Oven," in rows[0]
         assert all(r.reported_at is not None for r in reported)
