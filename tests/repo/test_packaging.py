@@ -168,3 +168,16 @@ def test_workflows_run_hassfest_hacs_lint_and_tests() -> None:
         assert needle in workflows, needle
     for path in (ROOT / ".github" / "workflows").glob("*.y*ml"):
         assert yaml.safe_load(path.read_text())["jobs"], path
+
+
+def test_register_documentation_is_generated_from_the_map() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_registers_doc.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

@@ -16,6 +16,8 @@ Commands:
     Run the local meter: meter a simulated panel (``--simulate``) or a
     waveform file (``--replay``), record intervals and keep the registers in
     the data directory's non-volatile store.
+``registers``
+    The Modbus register map (SunSpec profile) as JSON, CSV or Markdown.
 ``send``
     The display's "Send" command: report every unreported interval to the
     configured host (FTP/FTPS or HTTP(S) POST); intervals are marked reported
@@ -117,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sample-rate", type=int, default=8000)
     run.add_argument(
         "--progress", action="store_true", help="print a JSON line after every committed second"
+    )
+
+    registers = commands.add_parser(
+        "registers", help="print the Modbus register map (JSON, CSV or Markdown)"
+    )
+    registers.add_argument("--format", choices=("json", "csv", "markdown"), default="markdown")
+    registers.add_argument(
+        "--config", type=Path, help="meter configuration (JSON); default: the demo meter"
     )
 
     send = commands.add_parser(
@@ -389,6 +399,21 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registers(args: argparse.Namespace) -> int:
+    from s8000_engine import registers  # noqa: PLC0415
+    from s8000_engine.local import DEMO_CONFIG  # noqa: PLC0415
+
+    config = _load_config(args.config) if args.config else meter_config(DEMO_CONFIG)
+    regmap = registers.build_map(config)
+    if args.format == "json":
+        print(registers.as_json(regmap))
+    elif args.format == "csv":
+        sys.stdout.write(registers.as_csv(regmap))
+    else:
+        sys.stdout.write(registers.as_markdown(regmap))
+    return 0
+
+
 def _send(args: argparse.Namespace) -> int:
     from s8000_engine.reporting import Reporter  # noqa: PLC0415
 
@@ -443,6 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "synth": _synth,
         "accuracy": _accuracy,
         "run": _run,
+        "registers": _registers,
         "send": _send,
         "export": _export,
     }
