@@ -29,6 +29,7 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import math
@@ -120,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--progress", action="store_true", help="print a JSON line after every committed second"
     )
+    run.add_argument(
+        "--modbus-tcp", metavar="HOST:PORT", help="serve Modbus TCP, e.g. 127.0.0.1:5020"
+    )
+    run.add_argument("--modbus-rtu", metavar="DEVICE", help="serve Modbus RTU on a serial device")
+    run.add_argument("--baud", type=int, default=19200, choices=(9600, 19200))
+    run.add_argument("--parity", choices=("N", "E", "O"), default="E")
+    run.add_argument("--unit-id", type=int, default=1, help="Modbus unit id (the base address)")
 
     registers = commands.add_parser(
         "registers", help="print the Modbus register map (JSON, CSV or Markdown)"
@@ -388,6 +396,11 @@ def _run(args: argparse.Namespace) -> int:
             on_progress=progress if args.progress else None,
         )
         meter.start()
+        if args.modbus_tcp or args.modbus_rtu:
+            if not 1 <= args.unit_id <= 247:
+                raise ConfigError("--unit-id: must be between 1 and 247")
+            asyncio.run(_serve(meter, args))
+            return 0
         if not args.progress:
             print(
                 f"local meter: {config.model.code}, {len(config.points)} points, "
@@ -437,6 +450,50 @@ def _send(args: argparse.Namespace) -> int:
         return 1
     print(f"{result.intervals} intervals in {result.files} files acknowledged")
     return 0
+
+
+async def _serve(meter: Any, args: argparse.Namespace) -> None:
+    """Serve Modbus while the meter meters in a worker thread."""
+    from s8000_engine.local import FIRMWARE  # noqa: PLC0415
+    from s8000_engine.modbus import Handler, RtuServer, TcpServer  # noqa: PLC0415
+    from s8000_engine.server import MeterBackend  # noqa: PLC0415
+
+    backend = MeterBackend(
+        meter.regmap, model=meter.config.model.code, serial=meter.serial, firmware=FIRMWARE
+    )
+    meter.serve(backend)
+    handler = Handler(backend)
+    closers = []
+    if args.modbus_tcp:
+        host, _, port = args.modbus_tcp.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--modbus-tcp: expected HOST:PORT, not {args.modbus_tcp!r}")
+        tcp = TcpServer(handler, unit_id=args.unit_id)
+        bound = await tcp.start(host.strip("[]"), int(port))
+        print(
+            f"serving Modbus TCP on {bound[0]}:{bound[1]}, unit {args.unit_id}",
+            file=sys.stderr,
+            flush=True,
+        )
+        closers.append(tcp.close)
+    if args.modbus_rtu:
+        rtu = RtuServer(
+            handler, args.modbus_rtu, unit_id=args.unit_id, baudrate=args.baud, parity=args.parity
+        )
+        await rtu.start()
+        print(
+            f"serving Modbus RTU on {args.modbus_rtu} at {args.baud} baud 8{args.parity}1, "
+            f"unit {args.unit_id}",
+            file=sys.stderr,
+            flush=True,
+        )
+        closers.append(rtu.close)
+    try:
+        with contextlib.suppress(KeyboardInterrupt, EOFError):
+            await asyncio.to_thread(meter.run, args.seconds)
+    finally:
+        for close in closers:
+            await close()
 
 
 def _export(args: argparse.Namespace) -> int:

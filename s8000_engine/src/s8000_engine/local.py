@@ -35,9 +35,15 @@ from s8000_engine.demand import DemandCalculator
 from s8000_engine.metering import Meter
 from s8000_engine.pulses import PULSE_INPUTS, PulseInput
 from s8000_engine.recorder import IntervalRecorder
+from s8000_engine.registers import Command, MeterSnapshot, build_map, render
 from s8000_engine.reporting import Reporter, SendResult
+from s8000_engine.server import MeterBackend
 from s8000_engine.storage import Checkpoint, Flag, IntervalRecord, StorageError, Store
 from s8000_engine.waveform import WaveformReader
+
+#: The firmware version and build the local meter reports.
+FIRMWARE = "1.60"
+FIRMWARE_BUILD = 1600
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -107,26 +113,41 @@ class Clock(Protocol):
         """Seconds the clock was stepped since the last call (0 if none)."""
         ...
 
+    def step(self, seconds: float) -> None:
+        """Set the clock forward (or back) by ``seconds``."""
+        ...
+
 
 class SystemClock:
-    """The wall clock; a jump against the monotonic clock is a step."""
+    """The wall clock plus the meter's own offset (the meter clock can be set
+    over Modbus without touching the system's); a jump of the wall clock
+    against the monotonic clock is a step too."""
 
     speed = 1.0
 
-    def __init__(self) -> None:
+    def __init__(self, offset: float = 0.0) -> None:
         self._offset = time.time() - time.monotonic()
+        self.offset = offset
+        self._pending = 0.0
 
     def now(self) -> float:
-        """UTC epoch seconds."""
-        return time.time()
+        """UTC epoch seconds of the meter clock."""
+        return time.time() + self.offset
+
+    def step(self, seconds: float) -> None:
+        """Set the meter clock forward (or back) by ``seconds``."""
+        self.offset += seconds
+        self._pending += seconds
 
     def take_step(self) -> float:
-        """Seconds the wall clock moved against the monotonic clock."""
+        """Seconds the meter clock was stepped since the last call."""
         offset = time.time() - time.monotonic()
         step = offset - self._offset
-        if abs(step) < STEP_THRESHOLD_S:
-            return 0.0
-        self._offset = offset
+        if abs(step) >= STEP_THRESHOLD_S:
+            self._offset = offset
+        else:
+            step = 0.0
+        step, self._pending = step + self._pending, 0.0
         return step
 
 
@@ -244,6 +265,9 @@ class LocalMeter:
         self.mac = ""
         self.report_every_s = report_every_s
         self._report_thread: threading.Thread | None = None
+        self.backend: MeterBackend | None = None
+        self.regmap = build_map(config)
+        self.pulse_scales = [p.config.scale for p in self.pulses]
         self._last_report_check = -math.inf
         self.last_report: SendResult | None = None
 
@@ -313,8 +337,59 @@ class LocalMeter:
 
     # -- running ----------------------------------------------------------------------------
 
+    def serve(self, backend: MeterBackend) -> None:
+        """Publish the registers through a Modbus backend after every second."""
+        self.backend = backend
+        self._publish()
+
+    def _apply_writes(self) -> None:
+        backend = self.backend
+        if backend is None:
+            return
+        while not backend.writes.empty():
+            write = backend.writes.get()
+            if write.name == "s8000.UTC":
+                self.clock.step(float(write.value) - self.clock.now())
+            elif write.name == "s8000.Cmd" and write.value == Command.RESET_PEAK_DEMAND:
+                self.meter.demand.reset_peaks(float(self.t))
+            elif write.name == "s8000.Cmd" and write.value == Command.SEND_DATA:
+                self.send()
+            elif write.name in ("s8000.P1Scale", "s8000.P2Scale"):
+                self.pulse_scales[int(write.name[8]) - 1] = float(write.value)
+
+    def snapshot(self) -> MeterSnapshot:
+        """What the registers show now."""
+        demand = self.meter.demand
+        newest = self.store.last_interval()
+        oldest = self.store.intervals(limit=1)
+        return MeterSnapshot(
+            self.config,
+            serial=self.serial,
+            firmware=FIRMWARE,
+            firmware_build=FIRMWARE_BUILD,
+            mac=self.mac,
+            utc=self.clock.now(),
+            readings=self.meter.readings,
+            registers=self.meter.energy.whole.tolist(),
+            demand_w=demand.demand_w.tolist(),
+            peak_w=demand.peak_w.tolist(),
+            peak_time=demand.peak_time.tolist(),
+            pulse_counts=[p.count for p in self.pulses],
+            pulse_errors=[p.errors for p in self.pulses],
+            pulse_scales=self.pulse_scales,
+            recording_minutes=self.recorder.length // 60,
+            interval_count=self.store.count_intervals(),
+            interval_oldest=oldest[0].start if oldest else None,
+            interval_newest=newest.start if newest else None,
+        )
+
+    def _publish(self) -> None:
+        if self.backend is not None:
+            self.backend.update(render(self.regmap, self.snapshot()))
+
     def step(self) -> None:
         """Meter the next second (waiting for the clock if it is ahead)."""
+        self._apply_writes()
         step = self.clock.take_step()
         now = self.clock.now()
         if step or now < self.t - STEP_THRESHOLD_S:
@@ -327,6 +402,7 @@ class LocalMeter:
             self._pending += self.recorder.add(window, self.meter.demand, self._counts())
         self.t += 1
         self._commit()
+        self._publish()
         self._report("second")
         if self.t - self._last_report_check >= self.report_every_s:
             self._last_report_check = self.t

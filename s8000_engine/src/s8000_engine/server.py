@@ -1,0 +1,109 @@
+"""Serving a local meter's registers over Modbus.
+
+:class:`MeterBackend` answers the protocol handler of
+:mod:`s8000_engine.modbus` from the register image the local meter renders
+after every metered second (a consistent snapshot: a 32-bit value and its
+scale factor always come from the same second).  Writes go through the
+register map's declared access and range, then to the meter as commands
+that it applies between two seconds.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from s8000_engine import __version__
+from s8000_engine.modbus import Backend, Exc, ModbusError
+from s8000_engine.registers import Command, DataType, Field, RegisterMap, decode
+
+#: Writable registers the running local meter applies.
+APPLIED = frozenset({"s8000.UTC", "s8000.Cmd", "s8000.P1Scale", "s8000.P2Scale"})
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A validated write, for the meter to apply: a field and its new value."""
+
+    name: str
+    value: Any
+
+
+class MeterBackend(Backend):
+    """The register image of one meter, and its writable registers."""
+
+    def __init__(self, regmap: RegisterMap, *, model: str, serial: str, firmware: str) -> None:
+        self.regmap = regmap
+        self.image: list[int] = [0] * (regmap.end - regmap.base)
+        self.model = model
+        self.serial = serial
+        self.firmware = firmware
+        self.writes: queue.SimpleQueue[Write] = queue.SimpleQueue()
+        self._writable: dict[int, Field] = {}
+        for f in regmap.fields:
+            if f.access == "RW":
+                for offset in range(f.size):
+                    self._writable[f.address + offset] = f
+
+    def update(self, image: list[int]) -> None:
+        """Serve a new image (one assignment: readers see all of it or none)."""
+        self.image = image
+
+    async def read(self, address: int, count: int) -> list[int]:
+        """Registers of the current image."""
+        base = self.regmap.base
+        if address < base or address + count > self.regmap.end:
+            raise ModbusError(Exc.ILLEGAL_ADDRESS)
+        image = self.image
+        return image[address - base : address - base + count]
+
+    async def write(self, address: int, values: Sequence[int]) -> None:
+        """Validate a write against the map; queue it for the meter."""
+        end = address + len(values)
+        fields: list[Field] = []
+        for a in range(address, end):
+            f = self._writable.get(a)
+            if f is None:
+                raise ModbusError(Exc.ILLEGAL_ADDRESS)
+            if not fields or fields[-1] is not f:
+                fields.append(f)
+        if fields[0].address < address or fields[-1].address + fields[-1].size > end:
+            raise ModbusError(Exc.ILLEGAL_ADDRESS)  # part of a multi-register value
+        decoded: list[Write] = []
+        for f in fields:
+            start = f.address - address
+            value = decode(f.type, list(values[start : start + f.size]))
+            if value is None:
+                raise ModbusError(Exc.ILLEGAL_VALUE)
+            low, high = f.minimum, f.maximum
+            if low is not None and high is not None and not low <= value <= high:
+                raise ModbusError(Exc.ILLEGAL_VALUE)
+            if f.name not in APPLIED and not f.name.endswith("Scale"):
+                # Declared writable in the map, not changeable on a running
+                # meter yet: refused, nothing changes.
+                raise ModbusError(Exc.DEVICE_FAILURE)
+            if f.name.endswith(".Cmd") and value not in {c.value for c in Command}:
+                raise ModbusError(Exc.ILLEGAL_VALUE)
+            if f.type is DataType.FLOAT32 and not value > 0:
+                raise ModbusError(Exc.ILLEGAL_VALUE)
+            decoded.append(Write(f.name, value))
+        for write in decoded:
+            self.writes.put(write)
+
+    def identification(self) -> dict[int, bytes]:
+        """Objects 0–6 of function 43/14."""
+        return {
+            0: b"Leviton",
+            1: self.model.encode(),
+            2: self.firmware.encode(),
+            3: b"https://github.com/s8000-project/s8000",
+            4: b"Series 8000 multi-point submeter",
+            5: self.model.encode(),
+            6: f"s8000-engine {__version__}".encode(),
+        }
+
+    def server_id(self) -> bytes:
+        """Function 17: model and serial number."""
+        return f"{self.model} {self.serial}".encode()

@@ -1,0 +1,237 @@
+"""The Modbus server: protocol checks, TCP with an independent client, RTU on a pty."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+import tty
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from s8000_engine.config import meter_config
+from s8000_engine.local import DEMO_CONFIG
+from s8000_engine.modbus import Handler, crc16, rtu_frame
+from s8000_engine.registers import MeterSnapshot, build_map, render
+from s8000_engine.server import MeterBackend
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def handler() -> Handler:
+    config = meter_config(DEMO_CONFIG)
+    regmap = build_map(config)
+    backend = MeterBackend(regmap, model="S8UTS-083", serial="0212060212", firmware="1.60")
+    backend.update(render(regmap, MeterSnapshot(config, serial="0212060212", utc=1_795_600_000)))
+    return Handler(backend)
+
+
+def ask(handler: Handler, pdu: bytes) -> bytes:
+    return asyncio.run(handler.handle(pdu))
+
+
+def read(address: int, count: int, function: int = 3) -> bytes:
+    return struct.pack(">BHH", function, address, count)
+
+
+def test_reads_answer_the_image(handler: Handler) -> None:
+    reply = ask(handler, read(40000, 4))
+    assert reply[:2] == b"\x03\x08"
+    assert struct.unpack(">4H", reply[2:]) == (0x5375, 0x6E53, 1, 66)
+    assert ask(handler, read(40000, 4, 4))[2:] == reply[2:]  # FC04 reads the same registers
+
+
+@pytest.mark.parametrize(
+    ("pdu", "expected"),
+    [
+        (read(40000, 0), b"\x83\x03"),  # quantity 0
+        (read(40000, 126), b"\x83\x03"),  # quantity 126
+        (read(39999, 2), b"\x83\x02"),  # before the map
+        (read(65500, 100), b"\x83\x02"),  # past the end
+        (b"\x03\x9c\x40", b"\x83\x03"),  # truncated
+        (b"\x41", b"\xc1\x01"),  # unknown function
+        (b"\x2b\x0d\x01\x00", b"\xab\x01"),  # another MEI type
+        (b"\x2b\x0e\x09\x00", b"\xab\x03"),  # bad read device id code
+        (struct.pack(">BHH", 6, 40004, 1), b"\x86\x02"),  # write a read-only register
+        (struct.pack(">BHHB", 16, 40000, 2, 3) + b"\0\0\0", b"\x90\x03"),  # byte count mismatch
+        (struct.pack(">BHHB", 16, 40000, 124, 248) + b"\0" * 248, b"\x90\x03"),  # too many
+        (b"\x14\x07\x05\x00\x01\x00\x00\x00\x01", b"\x94\x02"),  # reference type 5
+    ],
+)
+def test_bad_requests_get_the_right_exception(
+    handler: Handler, pdu: bytes, expected: bytes
+) -> None:
+    assert ask(handler, pdu) == expected
+
+
+def test_writes_are_range_checked_and_change_nothing_when_refused(handler: Handler) -> None:
+    regmap = handler.backend.regmap  # type: ignore[attr-defined]
+    utc = regmap.address_of("s8000", "UTC")
+    too_early = struct.pack(">BHHB", 16, utc, 2, 4) + struct.pack(">I", 100)
+    assert ask(handler, too_early) == b"\x90\x03"
+    half = struct.pack(">BHH", 6, utc, 1)  # half of a 32-bit value
+    assert ask(handler, half) == b"\x86\x02"
+    good = struct.pack(">BHHB", 16, utc, 2, 4) + struct.pack(">I", 1_800_000_000)
+    assert ask(handler, good) == good[:5]
+    backend = handler.backend
+    assert backend.writes.get_nowait().value == 1_800_000_000  # type: ignore[attr-defined]
+    rec = regmap.address_of("s8000", "RecInt")
+    assert ask(handler, struct.pack(">BHH", 6, rec, 0)) == b"\x86\x03"  # below 1 minute
+
+
+def test_identification_and_server_id(handler: Handler) -> None:
+    reply = ask(handler, b"\x2b\x0e\x01\x00")
+    assert reply[:7] == b"\x2b\x0e\x01\x82\x00\x00\x03"
+    assert b"Leviton" in reply
+    assert b"S8UTS-083" in reply
+    assert ask(handler, b"\x11").endswith(b"S8UTS-083 0212060212\xff")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def engine() -> str:
+    command = shutil.which("s8000-engine", path=str(Path(sys.executable).parent))
+    assert command is not None
+    return command
+
+
+@pytest.fixture
+def running_meter(tmp_path: Path) -> Iterator[int]:
+    """`s8000-engine run --simulate` serving Modbus TCP on loopback."""
+    port = free_port()
+    process = subprocess.Popen(
+        [engine(), "run", "--simulate", "--data", str(tmp_path), "--speed", "20", "--start",
+         "2026-11-25T12:00:00Z", "--modbus-tcp", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the meter did not start: {process.communicate()[1]}")
+            time.sleep(0.1)
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def published_map() -> list[tuple[int, str, str, int, str]]:
+    """(address, name, type, registers, scale) from docs/registers.md only."""
+    rows = []
+    for line in (ROOT / "docs" / "registers.md").read_text().splitlines():
+        match = re.match(r"\| (\d+) \| `([^`]+)` \| (\w+) \| (\d+) \| [^|]* \| ([^|]*) \|", line)
+        if match:
+            address, name, kind, size, scale = match.groups()
+            rows.append((int(address), name, kind, int(size), scale.strip().strip("`")))
+    return rows
+
+
+def test_an_independent_pymodbus_client_reads_every_register(running_meter: int) -> None:
+    from pymodbus.client import AsyncModbusTcpClient
+
+    rows = published_map()
+    assert len(rows) > 600
+    first, last = rows[0][0], rows[-1][0] + rows[-1][3]
+
+    async def read_all() -> list[int]:
+        client = AsyncModbusTcpClient("127.0.0.1", port=running_meter)
+        await client.connect()
+        words: list[int] = []
+        try:
+            for start in range(first, last, 125):
+                count = min(125, last - start)
+                reply = await client.read_holding_registers(start, count=count, device_id=1)
+                assert not reply.isError(), reply
+                words += reply.registers
+        finally:
+            client.close()
+        return words
+
+    def values(words: list[int]) -> dict[str, float | int | str | None]:
+        out: dict[str, float | int | str | None] = {}
+        for address, name, kind, size, _scale in rows:
+            chunk = words[address - first : address - first + size]
+            if kind == "string":
+                out[name] = b"".join(w.to_bytes(2, "big") for w in chunk).rstrip(b"\0").decode()
+            elif kind in ("uint16", "enum16", "pad"):
+                out[name] = chunk[0]
+            elif kind in ("int16", "sunssf"):
+                out[name] = chunk[0] - 0x10000 if chunk[0] & 0x8000 else chunk[0]
+            elif kind in ("uint32", "acc32", "bitfield32"):
+                out[name] = (chunk[0] << 16) | chunk[1]
+            elif kind == "uint64":
+                out[name] = int.from_bytes(b"".join(w.to_bytes(2, "big") for w in chunk), "big")
+            elif kind == "float32":
+                out[name] = struct.unpack(">f", struct.pack(">HH", *chunk))[0]
+        return out
+
+    before = values(asyncio.run(read_all()))
+    assert before["SunS"] == 0x53756E53
+    assert before["common.Mn"] == "Leviton"
+    assert before["common.Md"] == "S8UTS-083"
+    time.sleep(3)
+    after = values(asyncio.run(read_all()))
+    grew = [n for n in range(1, 9) if after[f"s8000.Pt{n}WhImp"] > before[f"s8000.Pt{n}WhImp"]]  # type: ignore[operator]
+    assert grew, "no delivered energy grew while the loads ran"
+    assert after["s8000.UTC"] > before["s8000.UTC"]  # type: ignore[operator]
+
+
+def test_rtu_on_a_pseudo_terminal_answers_only_its_unit(tmp_path: Path) -> None:
+    master, slave = os.openpty()
+    tty.setraw(slave)  # no echo before the server has set the line up itself
+    tty.setraw(master)
+    device = os.ttyname(slave)
+    process = subprocess.Popen(
+        [engine(), "run", "--simulate", "--data", str(tmp_path), "--speed", "20",
+         "--modbus-rtu", device, "--baud", "19200", "--unit-id", "7"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+
+        def exchange(frame: bytes, wait: float = 1.0) -> bytes:
+            os.write(master, frame)
+            deadline = time.monotonic() + wait
+            data = b""
+            os.set_blocking(master, False)
+            while time.monotonic() < deadline:
+                try:
+                    data += os.read(master, 512)
+                except BlockingIOError:
+                    time.sleep(0.01)
+            return data
+
+        deadline = time.monotonic() + 30
+        reply = b""
+        while not reply and time.monotonic() < deadline:
+            reply = exchange(rtu_frame(7, read(40000, 2)), 0.5)
+        assert reply == rtu_frame(7, b"\x03\x04\x53\x75\x6e\x53")
+        assert exchange(rtu_frame(8, read(40000, 2))) == b""  # another meter's address
+        corrupt = bytearray(rtu_frame(7, read(40000, 2)))
+        corrupt[-1] ^= 0xFF
+        assert exchange(bytes(corrupt)) == b""  # a bad CRC is not answered
+        assert exchange(rtu_frame(7, b"\x41")) == rtu_frame(7, b"\xc1\x01")
+        assert crc16(b"\x01\x03\x00\x00\x00\x01") == 0x0A84
+    finally:
+        process.terminate()
+        process.wait(10)
+        os.close(master)
+        os.close(slave)
