@@ -21,7 +21,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from benchmarks import bench_metering, bench_storage  # noqa: E402
+from benchmarks import bench_metering, bench_modbus, bench_storage  # noqa: E402
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 BEGIN = "<!-- benchmarks:begin -->"
@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{r.read_all_s:.2f} | {r.size_bytes / 1e6:.1f} |"
         for r in bench_storage.run(days)
     ]
+    modbus_rows = [
+        f"| {r.name} | {r.clients} | {r.transactions} | {r.bytes_on_wire} | {r.p50_ms:.2f} | "
+        f"{r.p99_ms:.2f} | " + ("" if r.wire_limit_ms is None else f"{r.wire_limit_ms:.0f}") + " |"
+        for r in bench_modbus.run(20 if args.quick else 200)
+    ]
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     report = "\n".join(
         [
@@ -77,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
             "| read everything (s) | size (MB) |",
             "|---|---:|---:|---:|---:|---:|",
             *storage_rows,
+            "",
+            "### Modbus: one full poll of a 24-point meter (S8UTS-241)",
+            "",
+            "| transport | clients | transactions | bytes on the wire | p50 (ms) | p99 (ms) "
+            "| wire-time limit (ms) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *modbus_rows,
             END,
         ]
     )
