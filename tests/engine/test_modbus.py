@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -235,3 +236,32 @@ def test_rtu_on_a_pseudo_terminal_answers_only_its_unit(tmp_path: Path) -> None:
         process.wait(10)
         os.close(master)
         os.close(slave)
+
+
+def test_discover_finds_the_meter_and_nothing_else(running_meter: int) -> None:
+    done = subprocess.run(
+        [engine(), "discover", "--network", "127.0.0.1/32", "--port", str(running_meter),
+         "--format", "json", "--timeout", "2"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    (row,) = json.loads(done.stdout)
+    assert row["ip"] == "127.0.0.1"
+    assert row["model"] == "S8UTS-083"
+    assert row["status"] == "Found"
+    assert len(row["serial"]) == 10
+    assert row["mac"].startswith("00:21:B6:")
+    assert row["build"] == "1600"
+    # A small loopback network with nothing on that port: an empty table, quickly.
+    empty = subprocess.run(
+        [engine(), "discover", "--network", "127.0.3.0/29", "--port", str(free_port()), "--timeout", "0.5"],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    assert "0 meter(s) found among 6 address(es)" in empty.stderr
+    refused = subprocess.run(
+        [engine(), "discover", "--network", "10.0.0.0/8"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "more than 4096 addresses" in refused.stderr

@@ -18,6 +18,9 @@ Commands:
     the data directory's non-volatile store.
 ``registers``
     The Modbus register map (SunSpec profile) as JSON, CSV or Markdown.
+``discover``
+    Scan the given IPv4 networks for Modbus TCP devices that identify as an
+    S8000 and list them like the configuration tool's "Unit Discovery".
 ``send``
     The display's "Send" command: report every unreported interval to the
     configured host (FTP/FTPS or HTTP(S) POST); intervals are marked reported
@@ -136,6 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
     registers.add_argument(
         "--config", type=Path, help="meter configuration (JSON); default: the demo meter"
     )
+
+    discover = commands.add_parser(
+        "discover", help="find S8000 meters on the given networks (Modbus TCP)"
+    )
+    discover.add_argument(
+        "--network",
+        action="append",
+        required=True,
+        help="IPv4 network or address to scan, e.g. 192.0.2.0/24 (repeatable)",
+    )
+    discover.add_argument("--port", type=int, default=502)
+    discover.add_argument("--unit-id", type=int, default=1)
+    discover.add_argument("--concurrency", type=int, default=64)
+    discover.add_argument("--timeout", type=float, default=1.0, help="seconds per address")
+    discover.add_argument("--format", choices=("table", "json"), default="table")
 
     send = commands.add_parser(
         "send", help="report unreported intervals to the configured host now (the Send command)"
@@ -427,6 +445,36 @@ def _registers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _discover(args: argparse.Namespace) -> int:
+    from s8000_engine import discovery  # noqa: PLC0415
+
+    total = len(discovery.addresses(args.network))
+    show = sys.stderr.isatty()
+
+    def progress(done: int, of: int) -> None:
+        if show:
+            print(f"\rscanning {done}/{of} addresses", end="", file=sys.stderr, flush=True)
+
+    rows = asyncio.run(
+        discovery.scan(
+            args.network,
+            port=args.port,
+            unit=args.unit_id,
+            concurrency=args.concurrency,
+            wait_s=args.timeout,
+            progress=progress,
+        )
+    )
+    if show:
+        print(file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+    else:
+        print(discovery.format_table(rows))
+        print(f"{len(rows)} meter(s) found among {total} address(es)", file=sys.stderr)
+    return 0
+
+
 def _send(args: argparse.Namespace) -> int:
     from s8000_engine.reporting import Reporter  # noqa: PLC0415
 
@@ -526,6 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "accuracy": _accuracy,
         "run": _run,
         "registers": _registers,
+        "discover": _discover,
         "send": _send,
         "export": _export,
     }
