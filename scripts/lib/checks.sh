@@ -60,7 +60,9 @@ smoke_develop() {
     local config port
     config=$(mktemp -d)
     port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    S8000_CONFIG_DIR=$config S8000_DEVELOP_PORT=$port bash scripts/lib/develop.sh "$venv" --check ||
+    modbus=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    S8000_CONFIG_DIR=$config S8000_DEVELOP_PORT=$port S8000_MODBUS_PORT=$modbus \
+        bash scripts/lib/develop.sh "$venv" --check ||
         { tail -n 40 "$config/develop-check.log"; rm -rf "$config"; return 1; }
     rm -rf "$config"
 }

@@ -93,7 +93,8 @@ _chroot_env() {
         "S8000_CACHE_DIR=/var/cache/s8000-dev" "S8000_IN_CHROOT=1"
     )
     local name
-    for name in CI S8000_TEST_ARGS S8000_DEVELOP_PORT S8000_CONFIG_DIR S8000_CRASHES PYTEST_ADDOPTS; do
+    for name in CI S8000_TEST_ARGS S8000_DEVELOP_PORT S8000_MODBUS_PORT S8000_CONFIG_DIR \
+        S8000_CRASHES PYTEST_ADDOPTS; do
         [[ -n "${!name:-}" ]] && vars+=("$name=${!name}")
     done
     printf '%s\n' "${vars[@]}"
