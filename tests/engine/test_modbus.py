@@ -265,3 +265,13 @@ def test_discover_finds_the_meter_and_nothing_else(running_meter: int) -> None:
     )
     assert refused.returncode == 2
     assert "more than 4096 addresses" in refused.stderr
+
+
+def test_read_command_through_the_main_cli(running_meter: int) -> None:
+    done = subprocess.run(
+        [engine(), "read", f"127.0.0.1:{running_meter}", "--format", "json"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert "S8UTS-083" in json.dumps(data)

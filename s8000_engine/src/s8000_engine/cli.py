@@ -18,6 +18,9 @@ Commands:
     the data directory's non-volatile store.
 ``registers``
     The Modbus register map (SunSpec profile) as JSON, CSV or Markdown.
+``read HOST[:PORT]``
+    A meter's readings over Modbus TCP, as a table or JSON
+    (``s8000-engine read --help``).
 ``discover``
     Scan the given IPv4 networks for Modbus TCP devices that identify as an
     S8000 and list them like the configuration tool's "Unit Discovery".
@@ -139,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     registers.add_argument(
         "--config", type=Path, help="meter configuration (JSON); default: the demo meter"
     )
+
+    read_cmd = commands.add_parser(
+        "read", help="read a meter's readings over Modbus TCP (table or JSON)", add_help=False
+    )
+    read_cmd.add_argument("rest", nargs=argparse.REMAINDER)
 
     discover = commands.add_parser(
         "discover", help="find S8000 meters on the given networks (Modbus TCP)"
@@ -445,6 +453,12 @@ def _registers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read(args: argparse.Namespace) -> int:
+    from s8000_engine.client import read_command  # noqa: PLC0415
+
+    return read_command(args.rest)
+
+
 def _discover(args: argparse.Namespace) -> int:
     from s8000_engine import discovery  # noqa: PLC0415
 
@@ -575,6 +589,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "registers": _registers,
         "discover": _discover,
+        "read": _read,
         "send": _send,
         "export": _export,
     }

@@ -181,6 +181,8 @@ class Handler:
                 raise ModbusError(Exc.ILLEGAL_ADDRESS)
             if record + length > 10000:
                 raise ModbusError(Exc.ILLEGAL_ADDRESS)
+            if 2 + 2 * length > 0xF5:
+                raise ModbusError(Exc.ILLEGAL_ADDRESS)  # a length no response can carry
             words = await self.backend.read_file(file, record, length)
             answers += bytes([1 + 2 * length, FILE_REFERENCE_TYPE]) + struct.pack(
                 f">{length}H", *words
@@ -239,10 +241,23 @@ class Handler:
 class TcpServer:
     """Modbus TCP on asyncio: many clients at once, each request in order."""
 
-    def __init__(self, handler: Handler, unit_id: int = 1, *, max_clients: int = 100) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        unit_id: int = 1,
+        *,
+        max_clients: int = 100,
+        idle_timeout: float = 120.0,
+        frame_timeout: float = 5.0,
+    ) -> None:
         self.handler = handler
         self.unit_id = unit_id
         self.max_clients = max_clients
+        self.idle_timeout = idle_timeout
+        """A client silent this long is disconnected (so idle clients cannot
+        hold every slot)."""
+        self.frame_timeout = frame_timeout
+        """A frame must arrive whole within this time once it has begun."""
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.StreamWriter] = set()
 
@@ -268,14 +283,15 @@ class TcpServer:
         self._clients.add(writer)
         try:
             while True:
-                header = await reader.readexactly(7)
+                first = await asyncio.wait_for(reader.readexactly(1), self.idle_timeout)
+                header = first + await asyncio.wait_for(reader.readexactly(6), self.frame_timeout)
                 transaction, protocol, length, unit = struct.unpack(">HHHB", header)
                 if protocol != 0 or not 2 <= length <= MAX_PDU + 1:
                     # Not Modbus (or a length we cannot trust): the stream
                     # cannot be resynchronised, so the connection ends.
                     self.handler.stats.dropped += 1
                     break
-                pdu = await reader.readexactly(length - 1)
+                pdu = await asyncio.wait_for(reader.readexactly(length - 1), self.frame_timeout)
                 if unit in (self.unit_id, 0, 0xFF):
                     reply = await self.handler.handle(pdu)
                 else:
@@ -285,7 +301,7 @@ class TcpServer:
                     reply = bytes([(pdu[0] | 0x80) & 0xFF, 0x0B])
                 writer.write(struct.pack(">HHHB", transaction, 0, len(reply) + 1, unit) + reply)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             pass
         finally:
             self._clients.discard(writer)

@@ -71,6 +71,8 @@ class MeterBackend(Backend):
                 fields.append(f)
         if fields[0].address < address or fields[-1].address + fields[-1].size > end:
             raise ModbusError(Exc.ILLEGAL_ADDRESS)  # part of a multi-register value
+        # Every value is checked (03) before any effect is (04), as the
+        # specification orders them; nothing is queued unless all pass.
         decoded: list[Write] = []
         for f in fields:
             start = f.address - address
@@ -78,17 +80,20 @@ class MeterBackend(Backend):
             if value is None:
                 raise ModbusError(Exc.ILLEGAL_VALUE)
             low, high = f.minimum, f.maximum
+            if f.type is DataType.FLOAT32 and low is not None:
+                low *= 1 - 1e-6  # the float32 nearest to a decimal minimum may fall below it
             if low is not None and high is not None and not low <= value <= high:
                 raise ModbusError(Exc.ILLEGAL_VALUE)
-            if f.name not in APPLIED and not f.name.endswith("Scale"):
-                # Declared writable in the map, not changeable on a running
-                # meter yet: refused, nothing changes.
-                raise ModbusError(Exc.DEVICE_FAILURE)
             if f.name.endswith(".Cmd") and value not in {c.value for c in Command}:
                 raise ModbusError(Exc.ILLEGAL_VALUE)
             if f.type is DataType.FLOAT32 and not value > 0:
                 raise ModbusError(Exc.ILLEGAL_VALUE)
             decoded.append(Write(f.name, value))
+        for write in decoded:
+            if write.name not in APPLIED:
+                # Declared writable in the map, not changeable on a running
+                # meter yet: refused, nothing changes.
+                raise ModbusError(Exc.DEVICE_FAILURE)
         for write in decoded:
             self.writes.put(write)
 

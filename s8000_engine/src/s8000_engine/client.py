@@ -1,0 +1,937 @@
+"""A Modbus client for an S8000: identify a meter, read it, set its clock, send commands.
+
+The client speaks to a meter through a :class:`modbus_connection.ModbusUnit`,
+the unit handle Home Assistant's ``modbus.async_get_unit`` hands out, so an
+integration shares Home Assistant's link (tmodbus) with every other device on
+it.  Outside Home Assistant, :func:`connect_tcp` opens a link of its own with
+either of modbus-connection's backends (``tmodbus`` or ``pymodbus``)::
+
+    async with connect_tcp("192.0.2.10", backend="pymodbus") as client:
+        identity = await client.identify()
+        data = await client.read()
+        print(identity.model, data.points[0].kwh_delivered)
+
+and ``s8000-engine read HOST[:PORT]`` (:func:`read_command`) prints one
+reading as a table or JSON.
+
+Identification
+--------------
+:meth:`S8000Client.identify` walks the SunSpec chain from register 40000 with
+modbus-connection's :func:`~modbus_connection.model.sunspec.scan`.  An S8000
+has, in this order: the Common model (1) whose manufacturer is ``Leviton``
+and whose model is an S8000 code (:data:`s8000_engine.models.MODELS`); one
+meter model per meter point (201 single phase, 202 split phase, 203 wye, 204
+delta); the S8000 vendor model (64800); the end model.  From the model ids
+the client rebuilds the :class:`~s8000_engine.registers.RegisterMap` the
+meter's own server is built from (:mod:`s8000_engine.registers` is the one
+definition of the map), and checks that it puts every model exactly where
+the scan found it.  Anything else is not an S8000
+(:class:`S8000NotAnS8000`), or an S8000 whose map this version does not
+know (:class:`S8000Error`).
+
+Reading
+-------
+:meth:`S8000Client.read` reads the whole map, marker to end model, in blocks
+of at most 125 registers — the most one Modbus read may carry — planned by
+modbus-connection's read planner (a
+:class:`~modbus_connection.model.ManualComponent` holding every field of the
+map over one declared readable range).  The planner never cuts a value in
+two, so a 64-bit energy register always comes from one answer, never half
+from one second and half from the next; on the S8000 maps that costs no
+extra read: 1 157 registers of an S8UTS-083 (eight wye points) take
+``ceil(1157 / 125) = 10`` reads, as do all the catalogue's layouts.
+:attr:`MeterData.transactions` says how many reads the poll took.
+
+Every field is decoded through the map (``registers.decode``): SunSpec
+scale factors applied, "not implemented" values as ``None``.  Then the poll
+is checked before anything uses it:
+
+* the marker, every model header (ID and length) and the end model are where
+  the map says — else :class:`S8000MapChanged` (the meter was reconfigured:
+  identify again).  The client forgets the map, so its next
+  :meth:`~S8000Client.read` identifies by itself — accepting only the same
+  meter;
+* the serial number and model are the identified meter's — else
+  :class:`S8000WrongMeter` (another meter answers at this address; an
+  explicit :meth:`~S8000Client.identify` accepts it);
+* every scale factor is within −10…10 and no energy register is negative —
+  else :class:`S8000BadData`.
+
+Energy comes from the vendor model's registers — unsigned 64-bit mWh, the
+meter's own full-resolution registers — not from the SunSpec ``acc32`` Wh
+totals (those are in :attr:`MeterData.raw`).  Delivered is utility to load
+(import), received is load to utility (export); W is positive importing, so
+a solar point reads negative W by day.  Power factor is a fraction (−1…1),
+not the percent SunSpec carries.
+
+Writing
+-------
+:meth:`~S8000Client.set_clock` writes the vendor model's ``UTC`` register,
+:meth:`~S8000Client.reset_peak_demand` and :meth:`~S8000Client.send_now`
+write its ``Cmd`` register (:class:`~s8000_engine.registers.Command`); all
+with function 16 (Write Multiple Registers), which SunSpec requires of every
+device.  The addresses come from the map.
+
+Errors
+------
+Everything the client raises is an :class:`S8000Error`.  Failures of the
+link — connection refused or lost, no answer in time, a Modbus exception
+response (e.g. a write the meter refuses) — are :class:`S8000ConnectionError`
+with a one-line message naming what failed; the modbus-connection exception
+is its ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import sys
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntFlag
+from typing import Any, Final, Literal, cast
+
+from modbus_connection import (
+    ExceptionCode,
+    IllegalDataAddressError,
+    IllegalFunctionError,
+    ModbusConnection,
+    ModbusConnectionError,
+    ModbusError,
+    ModbusExceptionError,
+    ModbusTcpParams,
+    ModbusTimeoutError,
+    ModbusUnit,
+)
+from modbus_connection.model import ManualComponent, RawField
+from modbus_connection.model.sunspec import SunSpecError, SunSpecModel, scan
+
+from s8000_engine.models import MODELS
+from s8000_engine.registers import (
+    BASE_ADDRESS,
+    COMMON,
+    MANUFACTURER,
+    METER_MODELS,
+    SUNSPEC_MARKER,
+    VENDOR_MODEL_ID,
+    Command,
+    DataType,
+    Field,
+    Model,
+    Placed,
+    RegisterMap,
+    Service,
+    decode,
+    encode,
+    vendor_model,
+)
+
+#: The most registers one Modbus read (function 03) may carry.
+MAX_READ: Final = 125
+#: The range SunSpec allows a scale factor.
+SF_RANGE: Final = (-10, 10)
+#: The modbus-connection backends :func:`connect_tcp` can use.
+BACKENDS: Final = ("tmodbus", "pymodbus")
+
+type BackendName = Literal["tmodbus", "pymodbus"]
+
+_PHASES: Final = ("A", "B", "C")
+_LINES: Final = ("AB", "BC", "CA")
+_END_MODEL_ID: Final = 0xFFFF
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+class S8000Error(Exception):
+    """Anything the client raises."""
+
+
+class S8000ConnectionError(S8000Error):
+    """The link failed: refused, lost, timed out, or a Modbus exception response."""
+
+    def __init__(self, message: str, *, exception_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exception_code = exception_code
+        """The Modbus exception code the device answered with, if it did."""
+
+
+class S8000NotAnS8000(S8000Error):  # noqa: N818 (the documented names)
+    """The device is not an S8000 (no SunSpec map, another maker or model)."""
+
+
+class S8000MapChanged(S8000Error):  # noqa: N818 (the documented names)
+    """The register layout is no longer the identified one: identify again."""
+
+
+class S8000WrongMeter(S8000Error):  # noqa: N818 (the documented names)
+    """Another meter (serial number or model) answers than the one identified."""
+
+
+class S8000BadData(S8000Error):  # noqa: N818 (the documented names)
+    """The meter returned values that cannot be right (a scale factor, a register)."""
+
+
+# -- results -----------------------------------------------------------------------------
+
+
+class Status(IntFlag):
+    """The vendor model's ``Status`` bits."""
+
+    CLOCK_NOT_SET = 1 << 0
+    STORAGE_ERROR = 1 << 1
+    REPORT_FAILED = 1 << 2
+    NO_VOLTAGE = 1 << 3
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the meter is: the Common model and the vendor model's fixed part."""
+
+    manufacturer: str
+    model: str
+    """Model code, e.g. ``S8UTS-083``."""
+    serial: str
+    firmware: str
+    """Common model ``Vr``."""
+    firmware_build: int | None
+    mac: str | None
+    points: int
+    """Meter points configured (one SunSpec meter model each)."""
+    elements: int
+    """CTs per point of the model."""
+    service: Service | None
+    options: str | None
+    """Common model ``Opt``, e.g. ``3p4w 8x3``."""
+    point_models: tuple[int, ...]
+    """SunSpec meter model id (201–204) of each point, in point order."""
+    device_address: int | None = None
+    """Common model ``DA``."""
+
+
+@dataclass(frozen=True, slots=True)
+class PointData:
+    """One meter point."""
+
+    number: int
+    """1-based."""
+    model_id: int
+    """Its SunSpec meter model: 201, 202, 203 or 204."""
+    kwh_delivered: float | None
+    """kWh delivered (import) register, from the vendor model's mWh."""
+    kwh_received: float | None
+    """kWh received (export) register."""
+    kvarh_delivered: float | None
+    kvarh_received: float | None
+    w: float | None
+    """Active power, W: positive importing."""
+    var: float | None
+    va: float | None
+    pf: float | None
+    """Power factor as a fraction."""
+    a: float | None
+    """Total current, A."""
+    phase_w: dict[str, float]
+    """W per phase, for the phases the point has."""
+    phase_a: dict[str, float]
+    """A per phase, for the phases the point has."""
+    demand_w: float | None
+    """Demand of the last interval, W."""
+    peak_demand_w: float | None
+    """Peak demand since the last reset, W."""
+    peak_demand_time: float | None
+    """When the peak was, UTC seconds since 1970."""
+    ct_primary_a: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PulseData:
+    """One pulse input."""
+
+    number: int
+    count: int | None
+    errors: int | None
+    scale: float | None
+    value: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalMemory:
+    """The interval memory's pointers."""
+
+    length_s: int | None
+    count: int | None
+    oldest: float | None
+    """Start of the oldest interval stored, UTC seconds."""
+    newest: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class MeterData:
+    """One poll of the whole map."""
+
+    utc: float | None
+    """The meter clock, UTC seconds since 1970."""
+    status: Status | None
+    voltage: dict[str, float | None]
+    """Line-to-neutral voltage per phase A, B, C (first meter model); None if absent."""
+    line_voltage: dict[str, float | None]
+    """Line-to-line voltage AB, BC, CA (first meter model); None if absent."""
+    frequency: float | None
+    points: tuple[PointData, ...]
+    pulses: tuple[PulseData, ...]
+    intervals: IntervalMemory
+    transactions: int
+    """Modbus reads this poll took (not counting an identification before it)."""
+    raw: dict[str, Any] = field(repr=False)
+    """Every field of the map by name (``point3.W``), decoded and scaled."""
+
+    def point(self, number: int) -> PointData:
+        """A point by its 1-based number."""
+        return self.points[number - 1]
+
+
+# -- the client --------------------------------------------------------------------------
+
+
+def _connection_error(what: str, err: BaseException) -> S8000ConnectionError:
+    """One clear line for a failure of the link."""
+    if isinstance(err, ModbusExceptionError):
+        code = err.exception_code
+        label = f"{code:02d} {code.name}" if isinstance(code, ExceptionCode) else str(code)
+        return S8000ConnectionError(
+            f"{what}: the device answered with Modbus exception {label} ({err})",
+            exception_code=code,
+        )
+    if isinstance(err, ModbusTimeoutError | TimeoutError):
+        return S8000ConnectionError(f"{what}: no answer in time ({err})")
+    if isinstance(err, ModbusConnectionError | OSError):
+        return S8000ConnectionError(f"{what}: the connection failed ({err})")
+    return S8000ConnectionError(f"{what}: Modbus error ({err})")
+
+
+@contextlib.contextmanager
+def _link(what: str) -> Iterator[None]:
+    """Turn modbus-connection's exceptions into :class:`S8000ConnectionError`."""
+    try:
+        yield
+    except (ModbusError, OSError, TimeoutError) as err:
+        raise _connection_error(what, err) from err
+
+
+class _CountingUnit:
+    """A unit that counts the register reads going through it."""
+
+    def __init__(self, unit: ModbusUnit) -> None:
+        self._unit = unit
+        self.reads = 0
+
+    async def read_holding_registers(self, address: int, count: int) -> list[int]:
+        self.reads += 1
+        return await self._unit.read_holding_registers(address, count)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._unit, name)
+
+
+def sunspec_map(model_ids: Sequence[int], base: int = BASE_ADDRESS) -> RegisterMap:
+    """The S8000 map for a chain of model ids (1, the meter models, 64800).
+
+    The same layout as :func:`s8000_engine.registers.build_map` gives the
+    configured meter: models back to back from ``base + 2``."""
+    ids = list(model_ids)
+    if len(ids) < 3 or ids[0] != COMMON.model_id or ids[-1] != VENDOR_MODEL_ID:
+        raise ValueError(f"not an S8000 chain: {ids}")
+    meters = ids[1:-1]
+    chain: list[Placed] = []
+    address = base + 2
+    chain.append(Placed(COMMON, address, "common"))
+    address += COMMON.length + 2
+    for index, model_id in enumerate(meters):
+        model = METER_MODELS.get(model_id)
+        if model is None:
+            raise ValueError(f"model {model_id} is not a SunSpec meter model")
+        chain.append(Placed(model, address, f"point{index + 1}", index))
+        address += model.length + 2
+    vendor = vendor_model(len(meters))
+    chain.append(Placed(vendor, address, "s8000"))
+    address += vendor.length + 2
+    return RegisterMap("sunspec", base, tuple(chain), address + 2)
+
+
+def _decode_block(model: Model, words: Sequence[int]) -> dict[str, Any]:
+    """The points of a model from the words read at its header (as many as there are)."""
+    values: dict[str, Any] = {}
+    for p in model.points:
+        if p.offset + p.size <= len(words):
+            values[p.name] = decode(p.type, words[p.offset : p.offset + p.size])
+    return values
+
+
+def _scaled(value: int | float, sf: int) -> int | float:
+    """``value × 10^sf``, dividing by an exact power of ten for negative ``sf``."""
+    return value * int(10**sf) if sf >= 0 else value / int(10 ** (-sf))
+
+
+class S8000Client:
+    """One S8000 behind a modbus-connection unit.
+
+    The client is cheap; the link belongs to whoever made the unit.  Calls
+    may overlap: the unit's connection serialises the requests."""
+
+    def __init__(self, unit: ModbusUnit, *, base: int = BASE_ADDRESS) -> None:
+        self.unit = unit
+        self.base = base
+        self._identity: Identity | None = None
+        self._regmap: RegisterMap | None = None
+        self._fields: list[Field] = []
+        self._reader: ManualComponent | None = None
+        self._counter = _CountingUnit(unit)
+        self._lock = asyncio.Lock()
+
+    @property
+    def identity(self) -> Identity | None:
+        """The identified meter, or None before :meth:`identify`."""
+        return self._identity
+
+    @property
+    def regmap(self) -> RegisterMap | None:
+        """The identified meter's register map, or None before :meth:`identify`."""
+        return self._regmap
+
+    # -- identification -------------------------------------------------------------
+
+    async def identify(self) -> Identity:
+        """Scan the SunSpec chain, check it is an S8000, and rebuild its register map.
+
+        Raises :class:`S8000NotAnS8000` for another device, :class:`S8000Error`
+        for an S8000 map this client cannot follow, :class:`S8000ConnectionError`
+        when the link fails."""
+        async with self._lock:
+            return await self._identify()
+
+    async def _identify(self, expected: Identity | None = None) -> Identity:
+        with _link("identify: SunSpec scan"):
+            try:
+                found = await scan(self.unit, self.base)
+            except SunSpecError as err:
+                raise S8000NotAnS8000(f"not a SunSpec device: {err}") from err
+            except (IllegalDataAddressError, IllegalFunctionError) as err:
+                raise S8000NotAnS8000(
+                    f"not a SunSpec device: register {self.base} is not served ({err})"
+                ) from err
+        chain = found.chain
+        ids = [m.model_id for m in chain]
+        if not chain or ids[0] != COMMON.model_id:
+            raise S8000NotAnS8000(f"the SunSpec chain does not start with model 1: {ids}")
+        common = chain[0]
+        with _link("identify: Common model"):
+            words = await self.unit.read_holding_registers(
+                common.address, min(common.span, MAX_READ)
+            )
+        info = _decode_block(COMMON, words)
+        manufacturer, code = info.get("Mn"), info.get("Md")
+        if manufacturer != MANUFACTURER:
+            raise S8000NotAnS8000(f"the manufacturer is {manufacturer!r}, not {MANUFACTURER!r}")
+        if code not in MODELS:
+            raise S8000NotAnS8000(f"{code!r} is not an S8000 model")
+        meter_ids = ids[1:-1]
+        if (
+            len(ids) < 3
+            or ids[-1] != VENDOR_MODEL_ID
+            or not meter_ids
+            or any(i not in METER_MODELS for i in meter_ids)
+        ):
+            raise S8000NotAnS8000(
+                f"{code}: the SunSpec chain is not model 1, meter models 201–204 and "
+                f"vendor model {VENDOR_MODEL_ID}: {ids}"
+            )
+        catalogue = MODELS[code]
+        if len(meter_ids) > catalogue.points:
+            raise S8000Error(
+                f"{code} has {catalogue.points} meter points, the chain has {len(meter_ids)}"
+            )
+        regmap = sunspec_map(ids, self.base)
+        _check_layout(regmap, chain)
+        vendor = regmap.placed("s8000")
+        with _link("identify: vendor model"):
+            words = await self.unit.read_holding_registers(
+                vendor.address, min(vendor.model.length + 2, MAX_READ)
+            )
+        fixed = _decode_block(vendor.model, words)
+        if fixed.get("Points") != len(meter_ids):
+            raise S8000Error(
+                f"{code}: the vendor model counts {fixed.get('Points')} points, "
+                f"the chain has {len(meter_ids)} meter models"
+            )
+        if fixed.get("Elements") not in (None, catalogue.elements):
+            raise S8000Error(
+                f"{code}: {fixed.get('Elements')} elements per point, the model has "
+                f"{catalogue.elements}"
+            )
+        service_code = fixed.get("Service")
+        try:
+            service = None if service_code is None else Service(service_code)
+        except ValueError:
+            raise S8000Error(f"{code}: unknown service code {service_code}") from None
+        serial = info.get("SN")
+        if not serial:
+            raise S8000Error(f"{code}: the meter reports no serial number")
+        identity = Identity(
+            manufacturer=manufacturer,
+            model=code,
+            serial=serial,
+            firmware=info.get("Vr") or "",
+            firmware_build=fixed.get("FwBuild"),
+            mac=fixed.get("MAC"),
+            points=len(meter_ids),
+            elements=catalogue.elements,
+            service=service,
+            options=info.get("Opt"),
+            point_models=tuple(meter_ids),
+            device_address=info.get("DA"),
+        )
+        if expected is not None and (identity.serial, identity.model) != (
+            expected.serial,
+            expected.model,
+        ):
+            raise S8000WrongMeter(
+                f"expected {expected.model} serial {expected.serial}, "
+                f"found {identity.model} serial {identity.serial}"
+            )
+        self._use(regmap)
+        self._identity = identity
+        return identity
+
+    def _use(self, regmap: RegisterMap) -> None:
+        """Plan the reads of a map: every field, over one readable range."""
+        self._regmap = regmap
+        self._fields = regmap.fields
+        reader = ManualComponent(
+            cast("ModbusUnit", self._counter),
+            max_span=MAX_READ,
+            holding_ranges=((regmap.base, regmap.end - 1),),
+        )
+        for f in self._fields:
+            reader.add(f.name, RawField(f.address, count=f.size))
+        self._reader = reader
+
+    def _forget(self) -> None:
+        self._regmap = None
+        self._reader = None
+        self._fields = []
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def read(self) -> MeterData:
+        """Read and check the whole map.
+
+        Identifies the meter first when the client has no map: before the
+        first read, and after :class:`S8000MapChanged`, when it must be the
+        same meter (else :class:`S8000WrongMeter`)."""
+        async with self._lock:
+            if self._reader is None or self._regmap is None:
+                # The first time, any S8000; after a map change, the same meter.
+                await self._identify(expected=self._identity)
+            reader, regmap, identity = self._reader, self._regmap, self._identity
+            assert reader is not None
+            assert regmap is not None
+            assert identity is not None
+            before = self._counter.reads
+            with _link("read"):
+                raw = await reader.async_read_raw(notify=False)
+            transactions = self._counter.reads - before
+            registers = raw.get("holding", {})
+            try:
+                words = [int(registers[a]) for a in range(regmap.base, regmap.end)]
+            except KeyError as err:
+                raise S8000Error(f"read: register {err} was not read") from None
+            try:
+                _check_headers(regmap, words)
+            except S8000MapChanged:
+                self._forget()
+                raise
+            values = _decode_all(self._fields, regmap.base, words)
+            serial, code = values.get("common.SN"), values.get("common.Md")
+            if serial != identity.serial or code != identity.model:
+                raise S8000WrongMeter(
+                    f"expected {identity.model} serial {identity.serial}, "
+                    f"found {code} serial {serial}"
+                )
+            return _meter_data(regmap, values, transactions)
+
+    # -- writing ----------------------------------------------------------------------
+
+    async def set_clock(self, utc: float) -> None:
+        """Set the meter clock to ``utc`` (seconds since 1970)."""
+        await self._write("UTC", round(utc))
+
+    async def reset_peak_demand(self) -> None:
+        """Reset every point's peak demand."""
+        await self._write("Cmd", Command.RESET_PEAK_DEMAND)
+
+    async def send_now(self) -> None:
+        """Report the interval memory to the configured host now ("Send")."""
+        await self._write("Cmd", Command.SEND_DATA)
+
+    async def _write(self, point: str, value: int) -> None:
+        if self._regmap is None:
+            await self.identify()
+        regmap = self._regmap
+        assert regmap is not None
+        placed = regmap.placed("s8000")
+        p = placed.model.point(point)
+        if p.minimum is not None and p.maximum is not None and not p.minimum <= value <= p.maximum:
+            raise ValueError(f"{point}: {value} is outside {p.minimum:g}–{p.maximum:g}")
+        address = placed.address + p.offset
+        with _link(f"write {point}"):
+            await self.unit.write_registers(address, encode(p.type, value, p.size))
+
+
+def _check_layout(regmap: RegisterMap, scanned: list[SunSpecModel]) -> None:
+    """The rebuilt map puts every model where the scan found it."""
+    if len(regmap.chain) != len(scanned):
+        raise S8000Error(f"the map has {len(regmap.chain)} models, the scan {len(scanned)}")
+    for placed, found in zip(regmap.chain, scanned, strict=True):
+        if (placed.model.model_id, placed.address, placed.model.length) != (
+            found.model_id,
+            found.address,
+            found.length,
+        ):
+            raise S8000Error(
+                f"model {found.model_id} at {found.address} (length {found.length}) is not "
+                f"where this client's map puts {placed.label}: model {placed.model.model_id} "
+                f"at {placed.address} (length {placed.model.length}); a firmware with "
+                "another map?"
+            )
+    last = scanned[-1]
+    if last.address + last.span != regmap.end - 2:
+        raise S8000Error(f"the end model is at {last.address + last.span}, not {regmap.end - 2}")
+
+
+def _check_headers(regmap: RegisterMap, words: Sequence[int]) -> None:
+    """The marker, each model's ID and L, and the end model are where the map says."""
+
+    def at(address: int, count: int) -> tuple[int, ...]:
+        return tuple(words[address - regmap.base : address - regmap.base + count])
+
+    if at(regmap.base, 2) != SUNSPEC_MARKER:
+        raise S8000MapChanged(f"no SunSpec marker at {regmap.base} any more")
+    for placed in regmap.chain:
+        expected = (placed.model.model_id, placed.model.length)
+        if at(placed.address, 2) != expected:
+            raise S8000MapChanged(
+                f"{placed.label}: model header at {placed.address} is {at(placed.address, 2)}, "
+                f"not {expected}"
+            )
+    if at(regmap.end - 2, 2) != (_END_MODEL_ID, 0):
+        raise S8000MapChanged(f"no end model at {regmap.end - 2} any more")
+
+
+def _decode_all(fields: Sequence[Field], base: int, words: Sequence[int]) -> dict[str, Any]:
+    """Every field by name: decoded, scaled, checked."""
+    decoded = {
+        f.name: decode(f.type, words[f.address - base : f.address - base + f.size]) for f in fields
+    }
+    for f in fields:
+        value = decoded[f.name]
+        if (
+            f.type is DataType.SUNSSF
+            and value is not None
+            and not (SF_RANGE[0] <= value <= SF_RANGE[1])
+        ):
+            raise S8000BadData(f"{f.name} = {value}: a scale factor must be within −10…10")
+    values: dict[str, Any] = {}
+    for f in fields:
+        value = decoded[f.name]
+        if isinstance(value, int | float) and f.type not in (DataType.SUNSSF, DataType.PAD):
+            sf = decoded.get(f.scale) if isinstance(f.scale, str) else f.scale
+            if isinstance(f.scale, str) and sf is None:
+                value = None  # scale factor not implemented: the value cannot be known
+            elif isinstance(sf, int):
+                value = _scaled(value, sf)
+        if f.unit in ("Wh", "varh", "VAh") and value is not None and value < 0:
+            raise S8000BadData(f"{f.name} = {value}: an energy register is never negative")
+        values[f.name] = value
+    return values
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _integer(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _kilo(value: Any) -> float | None:
+    return None if value is None else float(value) / 1000.0
+
+
+def _meter_data(regmap: RegisterMap, values: dict[str, Any], transactions: int) -> MeterData:
+    meters = [p for p in regmap.chain if p.point is not None]
+    first = meters[0].label
+    points = []
+    for placed in meters:
+        n = (placed.point or 0) + 1
+        label = placed.label
+        pf = values.get(f"{label}.PF")
+        points.append(
+            PointData(
+                number=n,
+                model_id=placed.model.model_id,
+                kwh_delivered=_kilo(values.get(f"s8000.Pt{n}WhImp")),
+                kwh_received=_kilo(values.get(f"s8000.Pt{n}WhExp")),
+                kvarh_delivered=_kilo(values.get(f"s8000.Pt{n}VArhImp")),
+                kvarh_received=_kilo(values.get(f"s8000.Pt{n}VArhExp")),
+                w=_number(values.get(f"{label}.W")),
+                var=_number(values.get(f"{label}.VAR")),
+                va=_number(values.get(f"{label}.VA")),
+                pf=None if pf is None else float(pf) / 100.0,
+                a=_number(values.get(f"{label}.A")),
+                phase_w={
+                    p: float(v) for p in _PHASES if (v := values.get(f"{label}.Wph{p}")) is not None
+                },
+                phase_a={
+                    p: float(v) for p in _PHASES if (v := values.get(f"{label}.Aph{p}")) is not None
+                },
+                demand_w=_number(values.get(f"s8000.Pt{n}Dmd")),
+                peak_demand_w=_number(values.get(f"s8000.Pt{n}PkDmd")),
+                peak_demand_time=_number(values.get(f"s8000.Pt{n}PkDmdT")),
+                ct_primary_a=_integer(values.get(f"s8000.Pt{n}CT")),
+            )
+        )
+    status = values.get("s8000.Status")
+    return MeterData(
+        utc=_number(values.get("s8000.UTC")),
+        status=None if status is None else Status(status),
+        voltage={p: _number(values.get(f"{first}.PhVph{p}")) for p in _PHASES},
+        line_voltage={p: _number(values.get(f"{first}.PhVph{p}")) for p in _LINES},
+        frequency=_number(values.get(f"{first}.Hz")),
+        points=tuple(points),
+        pulses=tuple(
+            PulseData(
+                number=n,
+                count=_integer(values.get(f"s8000.P{n}Count")),
+                errors=_integer(values.get(f"s8000.P{n}Errors")),
+                scale=_number(values.get(f"s8000.P{n}Scale")),
+                value=_number(values.get(f"s8000.P{n}Value")),
+            )
+            for n in (1, 2)
+        ),
+        intervals=IntervalMemory(
+            length_s=_integer(values.get("s8000.IntLen")),
+            count=_integer(values.get("s8000.IntCount")),
+            oldest=_number(values.get("s8000.IntOldest")),
+            newest=_number(values.get("s8000.IntNewest")),
+        ),
+        transactions=transactions,
+        raw=values,
+    )
+
+
+# -- a link of its own -------------------------------------------------------------------
+
+
+def _connection_class(backend: str) -> type[ModbusConnection]:
+    """modbus-connection's connection class of a backend."""
+    if backend == "tmodbus":
+        try:
+            from modbus_connection.tmodbus import ModbusConnection as Tmodbus  # noqa: PLC0415
+        except ImportError as err:
+            raise S8000Error(
+                f"the tmodbus backend is not installed ({err}); install modbus-connection[tmodbus]"
+            ) from err
+        return Tmodbus
+    if backend == "pymodbus":
+        try:
+            from modbus_connection.pymodbus import ModbusConnection as Pymodbus  # noqa: PLC0415
+        except ImportError as err:
+            raise S8000Error(
+                f"the pymodbus backend is not installed ({err}); "
+                "install modbus-connection[pymodbus]"
+            ) from err
+        return Pymodbus
+    raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+
+
+@contextlib.asynccontextmanager
+async def connect_tcp(
+    host: str,
+    port: int = 502,
+    unit_id: int = 1,
+    *,
+    backend: BackendName = "tmodbus",
+    timeout: float = 3.0,  # noqa: ASYNC109 (per request, given to the connection)
+) -> AsyncIterator[S8000Client]:
+    """A Modbus TCP link of its own to an S8000, as a client; closed on exit.
+
+    ``backend`` is the modbus-connection backend: ``tmodbus`` (what Home
+    Assistant uses) or ``pymodbus``.  Connects before it yields:
+    :class:`S8000ConnectionError` if it cannot."""
+    if not 0 <= unit_id <= 255:
+        raise ValueError(f"unit id {unit_id} is not 0–255")
+    connection = _connection_class(backend)(ModbusTcpParams(host=host, port=port), timeout=timeout)
+    try:
+        with _link(f"connect to {host}:{port}"):
+            await connection.connect()
+        yield S8000Client(connection.for_unit(unit_id))
+    finally:
+        with contextlib.suppress(ModbusError, OSError):
+            await connection.close()
+
+
+# -- `s8000-engine read` -----------------------------------------------------------------
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, no usage dump, and no exit
+        raise _UsageError(message)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]``, ``[v6]:port`` or a bare IPv6 address."""
+    host, port = text, "502"
+    if text.startswith("["):
+        close = text.find("]")
+        rest = text[close + 1 :]
+        if close < 0 or (rest and not rest.startswith(":")):
+            raise _UsageError(f"not HOST[:PORT]: {text!r}")
+        host, port = text[1:close], rest[1:] if rest else "502"
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise _UsageError(f"not HOST[:PORT]: {text!r}")
+    return host, int(port)
+
+
+def _time(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def format_table(identity: Identity, data: MeterData) -> str:
+    """A reading as the text ``s8000-engine read`` prints."""
+    service = identity.service.name.lower() if identity.service is not None else "?"
+    flags = [s.name.lower().replace("_", " ") for s in Status if s & (data.status or 0) and s.name]
+    status = ", ".join(flags) or "ok"
+    # Line to neutral; line to line where there is no neutral (delta).
+    volts = data.voltage if any(data.voltage.values()) else data.line_voltage
+    lines = [
+        f"{identity.manufacturer} {identity.model}  serial {identity.serial}  "
+        f"firmware {identity.firmware} (build {identity.firmware_build})  MAC {identity.mac}",
+        f"service {service} ({identity.options}), {identity.points} points × "
+        f"{identity.elements} elements",
+        f"clock {_time(data.utc)}  status {status}",
+        "voltage "
+        + ("  ".join(f"{p} {v:.1f} V" for p, v in volts.items() if v is not None) or "—")
+        + (f"  frequency {data.frequency:.2f} Hz" if data.frequency is not None else ""),
+        "",
+        f"{'point':>5} {'model':>5} {'kWh D':>12} {'kWh R':>12} {'W':>9} {'var':>9} {'PF':>6}",
+    ]
+    lines += [
+        f"{p.number:>5} {p.model_id:>5} {_fmt(p.kwh_delivered, '12.3f')} "
+        f"{_fmt(p.kwh_received, '12.3f')} {_fmt(p.w, '9.0f')} {_fmt(p.var, '9.0f')} "
+        f"{_fmt(p.pf, '6.2f')}"
+        for p in data.points
+    ]
+    lines.append(f"{data.transactions} Modbus reads")
+    return "\n".join(lines)
+
+
+def as_dict(identity: Identity, data: MeterData) -> dict[str, Any]:
+    """A reading as the JSON ``s8000-engine read --format json`` prints."""
+    out = {"identity": dataclasses.asdict(identity), "data": dataclasses.asdict(data)}
+    out["data"]["utc_iso"] = None if data.utc is None else _time(data.utc)
+    return out
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+async def _read_once(
+    host: str, port: int, unit_id: int, backend: BackendName, request_timeout: float
+) -> tuple[Identity, MeterData]:
+    async with connect_tcp(host, port, unit_id, backend=backend, timeout=request_timeout) as client:
+        identity = await client.identify()
+        return identity, await client.read()
+
+
+def read_command(argv: list[str] | None = None) -> int:
+    """``s8000-engine read HOST[:PORT]``: identify a meter over Modbus TCP and read it once.
+
+    Prints a table (or JSON with ``--format json``) and returns 0; on an
+    error prints one line to standard error and returns 2."""
+    parser = _Parser(
+        prog="s8000-engine read",
+        description="Read an S8000 over Modbus TCP once and print what it shows.",
+    )
+    parser.add_argument("address", metavar="HOST[:PORT]", help="the meter (port 502 if omitted)")
+    parser.add_argument("--unit-id", type=int, default=1, help="Modbus unit id (default 1)")
+    parser.add_argument("--backend", choices=BACKENDS, default="tmodbus", help="Modbus library")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--timeout", type=float, default=3.0, help="seconds per request")
+    # pymodbus logs a failed connect on its own (to standard error, for want of
+    # a handler): the command says it once, in its one line.
+    logging.getLogger("pymodbus").addHandler(logging.NullHandler())
+    try:
+        args = parser.parse_args(argv)
+        host, port = _host_port(args.address)
+        if not 0 <= args.unit_id <= 255:
+            raise _UsageError(f"--unit-id: {args.unit_id} is not 0–255")
+        if not args.timeout > 0:
+            raise _UsageError("--timeout: must be positive")
+        identity, data = asyncio.run(
+            _read_once(host, port, args.unit_id, args.backend, args.timeout)
+        )
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else 0
+    except (_UsageError, S8000Error, ValueError) as err:
+        print(f"s8000-engine read: error: {err}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(as_dict(identity, data), indent=2, default=_json_default))
+    else:
+        print(format_table(identity, data))
+    return 0
+
+
+__all__ = [
+    "BACKENDS",
+    "Identity",
+    "IntervalMemory",
+    "MeterData",
+    "PointData",
+    "PulseData",
+    "S8000BadData",
+    "S8000Client",
+    "S8000ConnectionError",
+    "S8000Error",
+    "S8000MapChanged",
+    "S8000NotAnS8000",
+    "S8000WrongMeter",
+    "Status",
+    "as_dict",
+    "connect_tcp",
+    "format_table",
+    "read_command",
+    "sunspec_map",
+]
