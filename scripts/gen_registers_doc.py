@@ -54,6 +54,19 @@ implemented" values: int16 0x8000, uint16 0xFFFF, acc32 0 (so a counter
 still at 0 reads as "not accumulated" in SunSpec clients; the vendor
 model's uint64 registers read 0), float32 NaN.
 
+**Interval memory over Modbus** (Read File Record, function 20, reference
+type 6). The stored intervals are rows of W = 6 + 16 × N words (N meter
+points; `s8000.IntRowWords`): the interval's start (uint32, UTC; 0xFFFFFFFF
+when no interval is stored there), its length in seconds, its flags (bit 0
+power off, 1 clock set, 2 configuration changed), the seconds metered, a
+reserved word, then per point the four registers at the interval's end as
+uint64 mWh (kWh delivered, kWh received, kvarh delivered, kvarh received).
+A file holds R = floor(10000 / W) rows (`s8000.IntRowsPerFile`); the
+interval starting at `start` with length `L` is row `n = start / L` in
+file `1 + (n div R) mod 65535` at record `(n mod R) × W`. One request
+carries at most 121 words; read a row in several sub-requests or requests.
+`s8000.IntOldest` and `s8000.IntNewest` say which intervals are stored.
+
 **Writes** to read-only registers, out-of-range values and addresses outside
 the map are refused with exception 02 or 03 and change nothing.
 

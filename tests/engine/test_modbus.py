@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -275,3 +276,78 @@ def test_read_command_through_the_main_cli(running_meter: int) -> None:
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert "S8UTS-083" in json.dumps(data)
+
+
+def test_interval_memory_is_readable_with_function_20(tmp_path: Path) -> None:
+    """Rows of the interval memory over Read File Record, from a running meter."""
+    from s8000_engine.registers import file_position, row_words
+
+    port = free_port()
+    process = subprocess.Popen(
+        [engine(), "run", "--simulate", "--data", str(tmp_path), "--speed", "60", "--interval", "1",
+         "--start", "2026-11-25T12:00:00Z", "--modbus-tcp", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+
+        async def fetch() -> list[list[int]]:
+            reader, writer = None, None
+            deadline = time.monotonic() + 30
+            while reader is None:
+                try:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                except OSError:
+                    assert time.monotonic() < deadline, "the meter did not start"
+                    await asyncio.sleep(0.2)
+            assert writer is not None
+
+            async def ask(pdu: bytes) -> bytes:
+                writer.write(struct.pack(">HHHB", 1, 0, len(pdu) + 1, 1) + pdu)
+                header = await reader.readexactly(7)
+                return await reader.readexactly(struct.unpack(">H", header[4:6])[0] - 1)
+
+            # Wait until three 1-minute intervals are stored (3 s at 60x).
+            regmap = build_map(meter_config(DEMO_CONFIG))
+            count_at = regmap.address_of("s8000", "IntCount")
+            newest_start = 0
+            for _ in range(100):
+                reply = await ask(struct.pack(">BHH", 3, count_at, 6))
+                count_hi, count_lo, _, _, newest_hi, newest_lo = struct.unpack(">6H", reply[2:14])
+                if (count_hi << 16 | count_lo) >= 3:
+                    newest_start = newest_hi << 16 | newest_lo
+                    break
+                await asyncio.sleep(0.3)
+            assert newest_start, "no intervals were stored"
+            rows = []
+            for start in (newest_start - 120, newest_start - 60, newest_start):
+                file, record = file_position(start, 60, 8)
+                width = row_words(8)
+                data: list[int] = []
+                for offset in range(0, width, 100):
+                    count = min(100, width - offset)
+                    pdu = struct.pack(">BBBHHH", 0x14, 7, 6, file, record + offset, count)
+                    reply = await ask(pdu)
+                    assert reply[0] == 0x14, reply.hex()
+                    data += list(struct.unpack(f">{count}H", reply[4:]))
+                rows.append(data)
+            writer.close()
+            return rows
+
+        rows = asyncio.run(fetch())
+        starts = [(row[0] << 16) | row[1] for row in rows]
+        assert starts[1] - starts[0] == 60
+        assert starts[2] - starts[1] == 60
+
+        def value(row: list[int], point: int, k: int) -> int:
+            at = 6 + 16 * point + 4 * k
+            return int.from_bytes(b"".join(w.to_bytes(2, "big") for w in row[at : at + 4]), "big")
+
+        for before, after in itertools.pairwise(rows):
+            for point in range(8):
+                for k in range(4):
+                    assert value(after, point, k) >= value(before, point, k)
+        # The loads ran: some register of some point moved between the rows.
+        assert any(value(rows[2], p, k) > value(rows[0], p, k) for p in range(8) for k in range(4))
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -520,12 +520,20 @@ async def _serve(meter: Any, args: argparse.Namespace) -> None:
     from s8000_engine.modbus import Handler, RtuServer, TcpServer  # noqa: PLC0415
     from s8000_engine.server import MeterBackend  # noqa: PLC0415
 
+    # Function 20 reads the interval memory through its own connection:
+    # SQLite transactions do not mix across the meter's and the server's threads.
+    history_store = Store.open(meter.store.path, create=False)
     backend = MeterBackend(
-        meter.regmap, model=meter.config.model.code, serial=meter.serial, firmware=FIRMWARE
+        meter.regmap,
+        model=meter.config.model.code,
+        serial=meter.serial,
+        firmware=FIRMWARE,
+        history=history_store.intervals,
+        interval_s=meter.recorder.length,
     )
     meter.serve(backend)
     handler = Handler(backend)
-    closers = []
+    closers: list[Any] = []
     if args.modbus_tcp:
         host, _, port = args.modbus_tcp.rpartition(":")
         if not host or not port.isdigit():
@@ -556,6 +564,7 @@ async def _serve(meter: Any, args: argparse.Namespace) -> None:
     finally:
         for close in closers:
             await close()
+        history_store.close()
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -333,6 +333,8 @@ def _vendor_fixed_spec() -> list[tuple[Any, ...]]:
         ("IntCount", T.UINT32, "", None, "R", "interval memory: intervals stored"),
         ("IntOldest", T.UINT32, "s", None, "R", "interval memory: start of the oldest, UTC"),
         ("IntNewest", T.UINT32, "s", None, "R", "interval memory: start of the newest, UTC"),
+        ("IntRowWords", T.UINT16, "", None, "R", "interval memory: words per row (6 + 16 N)"),
+        ("IntRowsPerFile", T.UINT16, "", None, "R", "interval memory: rows per file record file"),
     ]
     return spec
 
@@ -662,6 +664,41 @@ __all__ = [
 ]
 
 
+# -- interval memory over function 20 -------------------------------------------------------
+
+
+def row_words(points: int) -> int:
+    """Words of one interval row: start (2), length, flags, covered, reserved,
+    then per point four uint64 registers in mWh."""
+    return 6 + 16 * points
+
+
+def rows_per_file(points: int) -> int:
+    """Whole rows in one file (a file holds records 0–9999)."""
+    return 10000 // row_words(points)
+
+
+def file_position(start: int, length: int, points: int) -> tuple[int, int]:
+    """(file number, first record) of the row of the interval starting at ``start``."""
+    index = start // length
+    per_file = rows_per_file(points)
+    return 1 + (index // per_file) % 65535, (index % per_file) * row_words(points)
+
+
+def encode_row(record: Any, points: int) -> list[int]:
+    """The words of one interval row (``record`` an IntervalRecord, or None)."""
+    if record is None:
+        return [0xFFFF, 0xFFFF] + [0] * (row_words(points) - 2)
+    words = encode(DataType.UINT32, record.start)
+    words += [record.length, int(record.flags), min(0xFFFF, round(record.covered)), 0]
+    by_point = {p.point: p for p in record.points}
+    for index in range(points):
+        p = by_point.get(index)
+        for value in p.registers if p is not None else (None, None, None, None):
+            words += encode(DataType.UINT64, value)
+    return words
+
+
 # -- the register image -------------------------------------------------------------------
 
 
@@ -863,6 +900,8 @@ def _vendor_values(snapshot: MeterSnapshot) -> dict[str, Any]:
         "IntCount": snapshot.interval_count,
         "IntOldest": snapshot.interval_oldest,
         "IntNewest": snapshot.interval_newest,
+        "IntRowWords": row_words(len(config.points)),
+        "IntRowsPerFile": rows_per_file(len(config.points)),
     }
     for n in (1, 2):
         count = snapshot.pulse_counts[n - 1]

@@ -11,13 +11,23 @@ that it applies between two seconds.
 from __future__ import annotations
 
 import queue
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from s8000_engine import __version__
 from s8000_engine.modbus import Backend, Exc, ModbusError
-from s8000_engine.registers import Command, DataType, Field, RegisterMap, decode
+from s8000_engine.registers import (
+    Command,
+    DataType,
+    Field,
+    RegisterMap,
+    decode,
+    encode_row,
+    row_words,
+    rows_per_file,
+)
+from s8000_engine.storage import IntervalRecord
 
 #: Writable registers the running local meter applies.
 APPLIED = frozenset({"s8000.UTC", "s8000.Cmd", "s8000.P1Scale", "s8000.P2Scale"})
@@ -34,8 +44,21 @@ class Write:
 class MeterBackend(Backend):
     """The register image of one meter, and its writable registers."""
 
-    def __init__(self, regmap: RegisterMap, *, model: str, serial: str, firmware: str) -> None:
+    def __init__(
+        self,
+        regmap: RegisterMap,
+        *,
+        model: str,
+        serial: str,
+        firmware: str,
+        history: Callable[[float, float], list[IntervalRecord]] | None = None,
+        interval_s: int = 900,
+    ) -> None:
         self.regmap = regmap
+        self.history = history
+        """Intervals starting in [start, end): the interval memory, for function 20."""
+        self.interval_s = interval_s
+        self.points = sum(1 for p in regmap.chain if p.point is not None)
         self.image: list[int] = [0] * (regmap.end - regmap.base)
         self.model = model
         self.serial = serial
@@ -96,6 +119,35 @@ class MeterBackend(Backend):
                 raise ModbusError(Exc.DEVICE_FAILURE)
         for write in decoded:
             self.writes.put(write)
+
+    async def read_file(self, file: int, record: int, length: int) -> list[int]:
+        """Rows of the interval memory: file ``1 + (n // R) % 65535``, record
+        ``(n % R) × W`` for interval ``n = start // length`` (see registers.md)."""
+        if self.history is None:
+            raise ModbusError(Exc.ILLEGAL_ADDRESS)
+        width = row_words(self.points)
+        per_file = rows_per_file(self.points)
+        if record + length > per_file * width:
+            raise ModbusError(Exc.ILLEGAL_ADDRESS)
+        now = decode(DataType.UINT32, self._utc_words()) or 0
+        newest = now // self.interval_s
+        # The latest interval index n <= newest whose file is ``file``.
+        cycle = 65535 * per_file
+        base = (file - 1) * per_file
+        first_n = base + ((newest - base) // cycle) * cycle if newest >= base else base
+        first_row, last_row = record // width, (record + length - 1) // width
+        start = (first_n + first_row) * self.interval_s
+        end = (first_n + last_row + 1) * self.interval_s
+        stored = {r.start: r for r in self.history(start, end)}
+        words: list[int] = []
+        for row in range(first_row, last_row + 1):
+            words += encode_row(stored.get((first_n + row) * self.interval_s), self.points)
+        offset = record - first_row * width
+        return words[offset : offset + length]
+
+    def _utc_words(self) -> list[int]:
+        address = self.regmap.address_of("s8000", "UTC") - self.regmap.base
+        return self.image[address : address + 2]
 
     def identification(self) -> dict[int, bytes]:
         """Objects 0–6 of function 43/14."""
