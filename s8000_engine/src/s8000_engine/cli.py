@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--baud", type=int, default=19200, choices=(9600, 19200))
     run.add_argument("--parity", choices=("N", "E", "O"), default="E")
     run.add_argument("--unit-id", type=int, default=1, help="Modbus unit id (the base address)")
+    run.add_argument(
+        "--announce",
+        action="append",
+        metavar="IP",
+        help="announce the Modbus TCP service with zeroconf on this interface address "
+        "(repeatable; nothing is announced without it)",
+    )
 
     registers = commands.add_parser(
         "registers", help="print the Modbus register map (JSON, CSV or Markdown)"
@@ -154,9 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument(
         "--network",
         action="append",
-        required=True,
+        default=[],
         help="IPv4 network or address to scan, e.g. 192.0.2.0/24 (repeatable)",
     )
+    discover.add_argument(
+        "--zeroconf",
+        action="append",
+        default=[],
+        metavar="IP",
+        help="browse for announced meters on this interface address (repeatable)",
+    )
+    discover.add_argument("--browse-seconds", type=float, default=3.0)
     discover.add_argument("--port", type=int, default=502)
     discover.add_argument("--unit-id", type=int, default=1)
     discover.add_argument("--concurrency", type=int, default=64)
@@ -462,25 +477,38 @@ def _read(args: argparse.Namespace) -> int:
 def _discover(args: argparse.Namespace) -> int:
     from s8000_engine import discovery  # noqa: PLC0415
 
-    total = len(discovery.addresses(args.network))
+    if not args.network and not args.zeroconf:
+        raise ConfigError("discover: name the networks to scan (--network) or --zeroconf IP")
+    rows: list[discovery.Found] = []
+    if args.zeroconf:
+        from s8000_engine.announce import browse  # noqa: PLC0415
+
+        rows += [
+            discovery.Found(
+                a.host, a.port, a.model, a.name, a.mac, a.firmware, "", a.serial, "Announced"
+            )
+            for a in asyncio.run(browse(args.zeroconf, args.browse_seconds))
+        ]
+    total = len(discovery.addresses(args.network)) if args.network else 0
     show = sys.stderr.isatty()
 
     def progress(done: int, of: int) -> None:
         if show:
             print(f"\rscanning {done}/{of} addresses", end="", file=sys.stderr, flush=True)
 
-    rows = asyncio.run(
-        discovery.scan(
-            args.network,
-            port=args.port,
-            unit=args.unit_id,
-            concurrency=args.concurrency,
-            wait_s=args.timeout,
-            progress=progress,
+    if args.network:
+        rows += asyncio.run(
+            discovery.scan(
+                args.network,
+                port=args.port,
+                unit=args.unit_id,
+                concurrency=args.concurrency,
+                wait_s=args.timeout,
+                progress=progress,
+            )
         )
-    )
-    if show:
-        print(file=sys.stderr)
+        if show:
+            print(file=sys.stderr)
     if args.format == "json":
         print(json.dumps([row.as_dict() for row in rows], indent=2))
     else:
@@ -546,6 +574,22 @@ async def _serve(meter: Any, args: argparse.Namespace) -> None:
             flush=True,
         )
         closers.append(tcp.close)
+        if args.announce:
+            from s8000_engine.announce import announce  # noqa: PLC0415
+
+            address = bound[0] if bound[0] not in ("0.0.0.0", "::") else args.announce[0]
+            announcement = await announce(
+                address,
+                bound[1],
+                interfaces=args.announce,
+                serial=meter.serial,
+                model=meter.config.model.code,
+                unit_id=args.unit_id,
+                firmware=FIRMWARE,
+                mac=meter.mac,
+            )
+            closers.insert(0, announcement.close)
+            print(f"announced with zeroconf on {', '.join(args.announce)}", file=sys.stderr)
     if args.modbus_rtu:
         rtu = RtuServer(
             handler, args.modbus_rtu, unit_id=args.unit_id, baudrate=args.baud, parity=args.parity
