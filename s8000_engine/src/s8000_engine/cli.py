@@ -172,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="browse for announced meters on this interface address (repeatable)",
     )
     discover.add_argument("--browse-seconds", type=float, default=3.0)
+    discover.add_argument(
+        "--serial",
+        metavar="DEVICE",
+        help="scan the unit ids of an RS-485 bus on this serial device",
+    )
+    discover.add_argument("--baud", type=int, default=19200, choices=(9600, 19200))
+    discover.add_argument("--parity", choices=("N", "E", "O"), default="E")
+    discover.add_argument("--units", default="1-247", help="unit ids to try on the bus, e.g. 1-32")
     discover.add_argument("--port", type=int, default=502)
     discover.add_argument("--unit-id", type=int, default=1)
     discover.add_argument("--concurrency", type=int, default=64)
@@ -477,9 +485,16 @@ def _read(args: argparse.Namespace) -> int:
 def _discover(args: argparse.Namespace) -> int:
     from s8000_engine import discovery  # noqa: PLC0415
 
-    if not args.network and not args.zeroconf:
-        raise ConfigError("discover: name the networks to scan (--network) or --zeroconf IP")
+    if not args.network and not args.zeroconf and not args.serial:
+        raise ConfigError(
+            "discover: name the networks to scan (--network), --zeroconf IP or --serial DEVICE"
+        )
     rows: list[discovery.Found] = []
+    if args.serial:
+        units = [u + 1 for u in _points(args.units) or []]
+        rows += asyncio.run(
+            discovery.scan_serial(args.serial, baudrate=args.baud, parity=args.parity, units=units)
+        )
     if args.zeroconf:
         from s8000_engine.announce import browse  # noqa: PLC0415
 

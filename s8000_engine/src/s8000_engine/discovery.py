@@ -21,10 +21,13 @@ import ipaddress
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from s8000_engine.models import MODELS
 from s8000_engine.registers import BASE_ADDRESS, COMMON, DataType, decode
+
+if TYPE_CHECKING:
+    from s8000_engine.serialport import SerialPort
 
 #: Addresses a scan may cover at once (a /20), to keep a typo from scanning the world.
 MAX_ADDRESSES = 4096
@@ -226,3 +229,80 @@ def format_table(rows: list[Found]) -> str:
     return "\n".join(
         "  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)) for line in lines
     )
+
+
+async def _rtu_ask(
+    port: SerialPort, unit: int, pdu: bytes, gap: float, wait_s: float
+) -> bytes | None:
+    """One RTU request; the answer's PDU, or None after ``wait_s`` of silence."""
+    from s8000_engine.modbus import crc16, rtu_frame  # noqa: PLC0415
+
+    await port.write(rtu_frame(unit, pdu))
+    try:
+        frame = await asyncio.wait_for(port.read_frame(gap), wait_s)
+    except TimeoutError:
+        return None
+    if (
+        len(frame) < 4
+        or frame[0] != unit
+        or crc16(frame[:-2]) != struct.unpack("<H", frame[-2:])[0]
+    ):
+        return None
+    return frame[1:-2]
+
+
+async def scan_serial(
+    device: str,
+    *,
+    baudrate: int = 19200,
+    parity: str = "E",
+    units: Iterable[int] = range(1, 248),
+    wait_s: float = 0.2,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Found]:
+    """Ask every unit id on an RS-485 bus whether it is an S8000.
+
+    One identification request (function 43/14) per unit id, one at a time as
+    a bus requires; a unit that says Leviton and an S8000 model is then asked
+    for its SunSpec Common model.  Rows carry the device as ``ip`` and the
+    unit id as ``port``."""
+    from s8000_engine.modbus import frame_gap  # noqa: PLC0415
+    from s8000_engine.serialport import SerialPort  # noqa: PLC0415
+
+    chosen = [u for u in units if 1 <= u <= 247]
+    port = SerialPort(device, baudrate=baudrate, parity=parity)
+    await port.open()
+    gap = frame_gap(baudrate)
+    found: list[Found] = []
+    try:
+        for done, unit in enumerate(chosen, start=1):
+            reply = await _rtu_ask(port, unit, b"\x2b\x0e\x01\x00", gap, wait_s)
+            if progress is not None:
+                progress(done, len(chosen))
+            if reply is None or reply[0] != 0x2B or len(reply) < 7:
+                continue
+            objects: dict[int, bytes] = {}
+            offset = 7
+            for _ in range(reply[6]):
+                object_id, size = reply[offset], reply[offset + 1]
+                objects[object_id] = reply[offset + 2 : offset + 2 + size]
+                offset += 2 + size
+            model = objects.get(1, b"").decode("ascii", "replace")
+            if objects.get(0) != b"Leviton" or model not in MODELS:
+                continue
+            firmware = objects.get(2, b"").decode("ascii", "replace")
+            common = await _rtu_ask(
+                port, unit, struct.pack(">BHH", 3, BASE_ADDRESS, 4 + COMMON.length), gap, wait_s
+            )
+            serial = ""
+            if common is not None and common[0] == 3:
+                words = list(struct.unpack(f">{(len(common) - 2) // 2}H", common[2:]))
+                sn = COMMON.point("SN")
+                serial = str(decode(sn.type, words[2 + sn.offset : 2 + sn.offset + sn.size]) or "")
+            status = "Found" if serial else "Network Error"
+            found.append(
+                Found(device, unit, model, f"{model}-{serial}", "", firmware, "", serial, status)
+            )
+    finally:
+        port.close()
+    return found
