@@ -54,7 +54,10 @@ RTU_UNIT = 7
 SUPPORTED = frozenset({0x03, 0x04, 0x06, 0x10, 0x11, 0x14, 0x2B})
 #: Writable registers the running meter applies (docs/modbus.md); the other
 #: writable registers are range-checked, then refused with exception 04.
-APPLIED = frozenset({"s8000.UTC", "s8000.Cmd", "s8000.P1Scale", "s8000.P2Scale"})
+APPLIED = frozenset(
+    {"s8000.UTC", "s8000.Cmd", "s8000.P1Scale", "s8000.P2Scale"}
+    | {f"s8000.Pt{n}CT" for n in range(1, 25)}
+)
 MAX_READ = 125  # Modbus V1.1b3 6.3: 1 to 125 registers
 MAX_WRITE = 123  # 6.12: 1 to 123 registers
 MAX_PDU = 253  # 4.1: 256-byte RTU ADU minus address and CRC

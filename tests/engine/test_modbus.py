@@ -448,3 +448,35 @@ def test_discover_scans_the_unit_ids_of_a_serial_bus(tmp_path: Path) -> None:
         process.terminate()
         process.wait(10)
         cable.close()
+
+
+def test_a_ct_primary_written_over_modbus_rescales_the_readings(running_meter: int) -> None:
+    regmap = build_map(meter_config(DEMO_CONFIG))
+    ct = regmap.address_of("s8000", "Pt2CT")
+    watts = regmap.address_of("point2", "W")
+
+    async def session() -> tuple[int, int, int, bytes, bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", running_meter)
+
+        async def ask(pdu: bytes) -> bytes:
+            writer.write(struct.pack(">HHHB", 1, 0, len(pdu) + 1, 1) + pdu)
+            header = await reader.readexactly(7)
+            return await reader.readexactly(struct.unpack(">H", header[4:6])[0] - 1)
+
+        async def ct_and_w() -> tuple[int, int]:
+            ct_value = struct.unpack(">H", (await ask(struct.pack(">BHH", 3, ct, 1)))[2:])[0]
+            w = struct.unpack(">h", (await ask(struct.pack(">BHH", 3, watts, 1)))[2:])[0]
+            return ct_value, w
+
+        before_ct, _ = await ct_and_w()
+        refused = await ask(struct.pack(">BHH", 6, ct, 20000))  # above 10000 A
+        accepted = await ask(struct.pack(">BHH", 6, ct, 2 * before_ct))
+        await asyncio.sleep(2)
+        after_ct, _ = await ct_and_w()
+        writer.close()
+        return before_ct, after_ct, 0, refused, accepted
+
+    before, after, _, refused, accepted = asyncio.run(session())
+    assert refused == b"\x86\x03"
+    assert accepted[0] == 6
+    assert after == 2 * before

@@ -300,7 +300,7 @@ class LocalMeter:
             self.t = math.floor(now)
             self.meter.start_time = float(self.t)
         if config_changed:
-            self.recorder._flags |= Flag.CONFIG_CHANGED
+            self.recorder.flag(Flag.CONFIG_CHANGED)
         self.store.set_meta("config_key", self._config_key)
         self._commit()
         self._report("start")
@@ -356,6 +356,22 @@ class LocalMeter:
                 self.send()
             elif write.name in ("s8000.P1Scale", "s8000.P2Scale"):
                 self.pulse_scales[int(write.name[8]) - 1] = float(write.value)
+            elif write.name.startswith("s8000.Pt") and write.name.endswith("CT"):
+                self.set_ct_primary(int(write.name[8:-2]) - 1, float(write.value))
+
+    def set_ct_primary(self, point: int, amps: float) -> None:
+        """Change a point's CT rating on the running meter (the configuration
+        tool's CT primary): metered from the next sample on, kept in the store,
+        and the interval in progress flagged CONFIG_CHANGED."""
+        self.meter.set_ct_primary(point, amps)
+        self.config = self.meter.config
+        raw = self.store.get_meta("config")
+        if isinstance(raw, dict) and point < len(raw.get("points", [])):
+            raw["points"][point]["ct_primary"] = amps
+            self.store.set_meta("config", raw)
+        self._config_key = _config_key(self.config)
+        self.store.set_meta("config_key", self._config_key)
+        self.recorder.flag(Flag.CONFIG_CHANGED)
 
     def snapshot(self) -> MeterSnapshot:
         """What the registers show now."""

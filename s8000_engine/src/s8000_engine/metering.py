@@ -62,6 +62,7 @@ Starting current and no-load (creep)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Final
@@ -252,6 +253,24 @@ class Meter:
         self.windows = 0
 
     # -- public ---------------------------------------------------------------
+
+    def set_ct_primary(self, point: int, amps: float) -> None:
+        """A new CT rating for a point (0-based): samples from now on scale with it."""
+        config = self.config
+        if not 0 <= point < self.points:
+            raise ValueError(f"no point {point + 1}")
+        if not 0.1 <= amps <= 10000:
+            raise ValueError("CT primary must be between 0.1 and 10000 A")
+        for element, phase in enumerate(config.points[point].phases, start=1):
+            del phase
+            channel = config.model.channel(point + 1, element)
+            gain = config.calibration_of(channel.name).gain
+            self._i_scale[channel.index] = amps / CT_SECONDARY_A / gain
+        nominal = config.nominal_voltage * config.pt_ratio
+        self.no_load_threshold[point] = 0.5 * nominal * STARTING_CURRENT * amps
+        points = list(config.points)
+        points[point] = dataclasses.replace(points[point], ct_primary_a=float(amps))
+        self.config = dataclasses.replace(config, points=tuple(points))
 
     @property
     def position(self) -> float:

@@ -156,6 +156,10 @@ class IntervalRecorder:
         self._demand_seen = None
         return [record]
 
+    def flag(self, flag: Flag) -> None:
+        """Flag the interval in progress (e.g. CONFIG_CHANGED)."""
+        self._flags |= flag
+
     # -- closing ----------------------------------------------------------------------
 
     def _close_until(self, t: float, fill_flag: Flag) -> list[IntervalRecord]:

@@ -30,7 +30,10 @@ from s8000_engine.registers import (
 from s8000_engine.storage import IntervalRecord
 
 #: Writable registers the running local meter applies.
-APPLIED = frozenset({"s8000.UTC", "s8000.Cmd", "s8000.P1Scale", "s8000.P2Scale"})
+APPLIED = frozenset(
+    {"s8000.UTC", "s8000.Cmd", "s8000.P1Scale", "s8000.P2Scale"}
+    | {f"s8000.Pt{n}CT" for n in range(1, 25)}
+)
 
 
 @dataclass(frozen=True, slots=True)
