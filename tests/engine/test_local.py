@@ -282,3 +282,31 @@ def test_a_full_disk_keeps_the_pending_intervals_in_memory(tmp_path: Path) -> No
     assert math.isclose(
         sum(r.points[0].deltas[0] for r in records), records[-1].points[0].registers[0]
     )
+
+
+def test_recording_interval_changes_at_an_end_both_lengths_share(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    with Store.open(tmp_path) as store:
+        meter = make(store, clock)  # 1-minute intervals
+        run(meter, clock, 130)
+        meter.recorder.set_minutes(5)  # from 1 to 5 minutes at T0 + 5 min
+        run(meter, clock, 600)
+        meter.recorder.set_minutes(1)  # and back, at the end of a 5-minute interval
+        run(meter, clock, 300)
+        records = store.intervals()
+    spans = [(r.start - T0, r.length) for r in records]
+    assert spans[:6] == [(0, 60), (60, 60), (120, 60), (180, 60), (240, 60), (300, 300)]
+    # Keys never overlap and leave no hole: each interval starts where the last ended.
+    for before, after in itertools.pairwise(records):
+        assert after.start == before.start + before.length
+    lengths = [r.length for r in records]
+    assert 300 in lengths
+    assert lengths[0] == 60
+    switched = [r for r in records if r.flags & Flag.CONFIG_CHANGED]
+    assert [r.start - T0 for r in switched][:1] == [300]
+    assert all(r.start % r.length == 0 for r in records)
+    for before, after in itertools.pairwise(records):
+        assert (
+            after.points[0].registers[0] - before.points[0].registers[0]
+            == after.points[0].deltas[0]
+        )

@@ -480,3 +480,43 @@ def test_a_ct_primary_written_over_modbus_rescales_the_readings(running_meter: i
     assert refused == b"\x86\x03"
     assert accepted[0] == 6
     assert after == 2 * before
+
+
+def test_recording_and_demand_writes_are_checked_together_then_applied(running_meter: int) -> None:
+    regmap = build_map(meter_config(DEMO_CONFIG))
+    rec = regmap.address_of("s8000", "RecInt")
+    dmd = regmap.address_of("s8000", "DmdType")
+
+    async def session() -> list[bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", running_meter)
+
+        async def ask(pdu: bytes) -> bytes:
+            writer.write(struct.pack(">HHHB", 1, 0, len(pdu) + 1, 1) + pdu)
+            header = await reader.readexactly(7)
+            return await reader.readexactly(struct.unpack(">H", header[4:6])[0] - 1)
+
+        answers = [
+            await ask(struct.pack(">BHH", 6, rec, 7)),  # not a recording interval
+            await ask(struct.pack(">BHHB3H", 16, dmd, 3, 6, 2, 15, 4)),  # 4 does not divide 15
+            await ask(
+                struct.pack(">BHHB3H", 16, dmd, 3, 6, 1, 15, 4)
+            ),  # block: no subinterval needed
+            await ask(struct.pack(">BHHB3H", 16, dmd, 3, 6, 2, 15, 5)),  # sliding 15/5
+            await ask(struct.pack(">BHH", 6, rec, 5)),
+        ]
+        await asyncio.sleep(2)
+        answers.append(await ask(struct.pack(">BHH", 3, dmd, 3)))
+        answers.append(await ask(struct.pack(">BHH", 3, rec, 1)))
+        writer.close()
+        return answers
+
+    bad_rec, bad_demand, block, sliding, good_rec, demand_now, rec_now = asyncio.run(session())
+    assert bad_rec == b"\x86\x03"
+    assert bad_demand == b"\x90\x03"
+    assert block[0] == 0x10
+    assert sliding[0] == 0x10
+    assert good_rec[0] == 0x06
+    assert struct.unpack(">3H", demand_now[2:]) == (2, 15, 5)
+    # The new recording interval waits for an end both lengths share; the
+    # register shows it once it applies (the demo records 15 minutes).
+    assert struct.unpack(">H", rec_now[2:])[0] in (15, 5)

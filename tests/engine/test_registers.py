@@ -181,3 +181,13 @@ def test_published_forms_carry_the_required_columns() -> None:
     assert "s8000.UTC" in writable
     assert "s8000.Pt1CT" in writable
     assert as_csv(regmap).splitlines()[0].startswith("name,address,table,type")
+
+
+def test_profiles_are_replaceable() -> None:
+    from s8000_engine.registers import PROFILES
+
+    config = meter_config(DEMO_CONFIG)
+    assert build_map(config, profile="sunspec") == build_map(config)
+    assert set(PROFILES) == {"sunspec"}
+    with pytest.raises(ValueError, match="unknown register profile 'leviton'; known: sunspec"):
+        build_map(config, profile="leviton")

@@ -119,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--start", help="simulated start time, ISO 8601 UTC (first run only)")
     run.add_argument(
-        "--interval", type=int, default=15, choices=RECORDING_INTERVALS, help="recording minutes"
+        "--interval",
+        type=int,
+        choices=RECORDING_INTERVALS,
+        help="recording minutes (default: the stored one, set over Modbus, or 15)",
     )
     run.add_argument("--retention-days", type=float, default=120.0)
     run.add_argument("--seconds", type=float, help="stop after this much meter time")
@@ -439,7 +442,7 @@ def _run(args: argparse.Namespace) -> int:
             source,
             clock,
             sample_rate=sample_rate,
-            recording_minutes=args.interval,
+            recording_minutes=args.interval or int(store.get_meta("recording_minutes") or 15),
             retention_days=args.retention_days,
             pulses=local.SimulatedPulses(args.seed) if args.simulate else None,
             on_progress=progress if args.progress else None,

@@ -17,8 +17,10 @@ time the process was dead is an outage, as for a real meter).  A clock step
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
 import math
 import secrets
 import threading
@@ -31,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from s8000_engine.config import MeterConfig
-from s8000_engine.demand import DemandCalculator
+from s8000_engine.demand import DemandCalculator, demand_config
 from s8000_engine.metering import Meter
 from s8000_engine.pulses import PULSE_INPUTS, PulseInput
 from s8000_engine.recorder import IntervalRecorder
@@ -46,6 +48,8 @@ FIRMWARE = "1.60"
 FIRMWARE_BUILD = 1600
 
 FloatArray = npt.NDArray[np.float64]
+
+_LOGGER = logging.getLogger(__name__)
 
 #: A clock difference larger than this is a step, not jitter.
 STEP_THRESHOLD_S = 2.0
@@ -346,18 +350,57 @@ class LocalMeter:
         backend = self.backend
         if backend is None:
             return
+        demand: dict[str, Any] = {}
         while not backend.writes.empty():
             write = backend.writes.get()
-            if write.name == "s8000.UTC":
-                self.clock.step(float(write.value) - self.clock.now())
-            elif write.name == "s8000.Cmd" and write.value == Command.RESET_PEAK_DEMAND:
-                self.meter.demand.reset_peaks(float(self.t))
-            elif write.name == "s8000.Cmd" and write.value == Command.SEND_DATA:
-                self.send()
-            elif write.name in ("s8000.P1Scale", "s8000.P2Scale"):
-                self.pulse_scales[int(write.name[8]) - 1] = float(write.value)
-            elif write.name.startswith("s8000.Pt") and write.name.endswith("CT"):
-                self.set_ct_primary(int(write.name[8:-2]) - 1, float(write.value))
+            try:
+                self._apply(write, demand)
+            except ValueError:
+                _LOGGER.exception("cannot apply %s = %s", write.name, write.value)
+        if demand:
+            # The fields of one request arrive together; applied as one setting.
+            settings: dict[str, Any] = dict(self.config.demand.to_dict())
+            settings.update(demand)
+            if settings["type"] == "block":
+                settings["subinterval_minutes"] = None
+            try:
+                self.set_demand(settings)
+            except ValueError:
+                _LOGGER.exception("cannot apply the demand settings %s", settings)
+
+    def _apply(self, write: Any, demand: dict[str, Any]) -> None:
+        if write.name == "s8000.UTC":
+            self.clock.step(float(write.value) - self.clock.now())
+        elif write.name == "s8000.Cmd" and write.value == Command.RESET_PEAK_DEMAND:
+            self.meter.demand.reset_peaks(float(self.t))
+        elif write.name == "s8000.Cmd" and write.value == Command.SEND_DATA:
+            self.send()
+        elif write.name in ("s8000.P1Scale", "s8000.P2Scale"):
+            self.pulse_scales[int(write.name[8]) - 1] = float(write.value)
+        elif write.name.startswith("s8000.Pt") and write.name.endswith("CT"):
+            self.set_ct_primary(int(write.name[8:-2]) - 1, float(write.value))
+        elif write.name == "s8000.RecInt":
+            self.recorder.set_minutes(int(write.value))
+            self.store.set_meta("recording_minutes", int(write.value))
+        elif write.name == "s8000.DmdType":
+            demand["type"] = "sliding" if write.value == 2 else "block"
+        elif write.name == "s8000.DmdInt":
+            demand["interval_minutes"] = int(write.value)
+        elif write.name == "s8000.DmdSub":
+            demand["subinterval_minutes"] = int(write.value)
+
+    def set_demand(self, demand: dict[str, Any]) -> None:
+        """New demand settings on the running meter: demand starts again (peaks
+        cleared), the interval in progress is flagged CONFIG_CHANGED."""
+        config = demand_config(demand)
+        self.config = dataclasses.replace(self.config, demand=config)
+        self.meter.config = self.config
+        self.meter.demand = DemandCalculator(config, self.meter.points)
+        raw = self.store.get_meta("config")
+        if isinstance(raw, dict):
+            raw["demand"] = config.to_dict()
+            self.store.set_meta("config", raw)
+        self.recorder.flag(Flag.CONFIG_CHANGED)
 
     def set_ct_primary(self, point: int, amps: float) -> None:
         """Change a point's CT rating on the running meter (the configuration
@@ -418,6 +461,8 @@ class LocalMeter:
             self._pending += self.recorder.add(window, self.meter.demand, self._counts())
         self.t += 1
         self._commit()
+        if self.backend is not None:
+            self.backend.interval_s = self.recorder.length
         self._publish()
         self._report("second")
         if self.t - self._last_report_check >= self.report_every_s:

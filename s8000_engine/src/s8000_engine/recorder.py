@@ -65,6 +65,9 @@ class IntervalRecorder:
         self._pulses = [0, 0]
         self._demand_seen: float | None = None
         self._reentering_until: float | None = None
+        self.pending_length: int | None = None
+        """A new recording interval (seconds), taking effect at the first
+        interval end that it divides, so keys of two lengths never overlap."""
 
     def _reset_accumulators(self) -> None:
         self._flags = Flag(0)
@@ -156,6 +159,12 @@ class IntervalRecorder:
         self._demand_seen = None
         return [record]
 
+    def set_minutes(self, minutes: int) -> None:
+        """Change the recording interval from the next end both lengths share."""
+        if minutes not in RECORDING_INTERVALS:
+            raise ValueError(f"recording interval must be one of {RECORDING_INTERVALS}")
+        self.pending_length = None if minutes * 60 == self.length else minutes * 60
+
     def flag(self, flag: Flag) -> None:
         """Flag the interval in progress (e.g. CONFIG_CHANGED)."""
         self._flags |= flag
@@ -165,11 +174,15 @@ class IntervalRecorder:
     def _close_until(self, t: float, fill_flag: Flag) -> list[IntervalRecord]:
         """Close the interval in progress and every interval before the one holding t."""
         assert self.start is not None
-        target = self.interval_of(t)
         records = [self._record()]
         self._start_registers = self._registers.copy()
         self._pulses_start = list(self._pulses)
         next_start = self.start + self.length
+        switched = self.pending_length is not None and next_start % self.pending_length == 0
+        if switched:
+            assert self.pending_length is not None
+            self.length, self.pending_length = self.pending_length, None
+        target = self.interval_of(t)
         # Empty intervals in between (only the most recent max_fill are kept).
         first_fill = max(next_start, target - self.max_fill * self.length)
         records.extend(
@@ -178,7 +191,7 @@ class IntervalRecorder:
         self.start = target
         self._reset_accumulators()
         # After a gap the new interval's beginning was not metered either.
-        self._flags = fill_flag
+        self._flags = fill_flag | (Flag.CONFIG_CHANGED if switched else Flag(0))
         return records
 
     def _empty(self, start: int, flag: Flag) -> IntervalRecord:
@@ -279,15 +292,19 @@ class IntervalRecorder:
             "pulses": self._pulses,
             "demand_seen": self._demand_seen,
             "reentering_until": self._reentering_until,
+            "pending_length": self.pending_length,
         }
 
     def restore(self, data: dict[str, Any]) -> None:
         """Continue the interval in progress from a checkpoint."""
-        if data["length"] != self.length:
-            # The recording interval changed: start afresh from the registers.
-            self.begin(0.0, np.array(data["registers"], dtype=np.int64), data["pulses"], Flag(0))
-            self.start = None
-            return
+        wanted = self.length
+        # Go on with the interval in progress at its own length; a new length
+        # takes effect at an end both share.
+        self.length = int(data["length"])
+        pending = data.get("pending_length")
+        self.pending_length = int(pending) if pending else None
+        if wanted != self.length:
+            self.pending_length = wanted
         self.start = data["start"]
         self._flags = Flag(data["flags"])
         self._covered = float(data["covered"])

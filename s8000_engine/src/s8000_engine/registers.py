@@ -37,7 +37,7 @@ import io
 import json
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any, Final
@@ -494,7 +494,19 @@ class RegisterMap:
         return placed.address + placed.model.point(point).offset
 
 
-def build_map(config: MeterConfig, base: int = BASE_ADDRESS) -> RegisterMap:
+def build_map(
+    config: MeterConfig, base: int = BASE_ADDRESS, profile: str = "sunspec"
+) -> RegisterMap:
+    """The map of a configured meter in a profile (see :data:`PROFILES`)."""
+    try:
+        builder = PROFILES[profile]
+    except KeyError:
+        known = ", ".join(sorted(PROFILES))
+        raise ValueError(f"unknown register profile {profile!r}; known: {known}") from None
+    return builder(config, base)
+
+
+def build_sunspec_map(config: MeterConfig, base: int = BASE_ADDRESS) -> RegisterMap:
     """The SunSpec profile's map for a configured meter."""
     chain: list[Placed] = []
     address = base + 2
@@ -508,6 +520,13 @@ def build_map(config: MeterConfig, base: int = BASE_ADDRESS) -> RegisterMap:
     chain.append(Placed(vendor, address, "s8000"))
     address += vendor.length + 2
     return RegisterMap("sunspec", base, tuple(chain), address + 2)
+
+
+#: Register profiles by name. ``sunspec`` is the open standard Leviton uses
+#: for its Series 7000 meters; Leviton's own S8000 map can be added here as
+#: another builder returning a RegisterMap, and the server, the client and
+#: the published map follow it without other changes.
+PROFILES: dict[str, Callable[[MeterConfig, int], RegisterMap]] = {"sunspec": build_sunspec_map}
 
 
 # -- encoding -----------------------------------------------------------------------------
@@ -638,6 +657,7 @@ __all__ = [
     "BASE_ADDRESS",
     "COMMON",
     "METER_MODELS",
+    "PROFILES",
     "VENDOR_MODEL_ID",
     "Command",
     "DataType",

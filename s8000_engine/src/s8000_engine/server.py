@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from s8000_engine import __version__
+from s8000_engine.demand import demand_config
 from s8000_engine.modbus import Backend, Exc, ModbusError
 from s8000_engine.registers import (
     Command,
@@ -31,9 +32,12 @@ from s8000_engine.storage import IntervalRecord
 
 #: Writable registers the running local meter applies.
 APPLIED = frozenset(
-    {"s8000.UTC", "s8000.Cmd", "s8000.P1Scale", "s8000.P2Scale"}
+    {"s8000.UTC", "s8000.Cmd", "s8000.P1Scale", "s8000.P2Scale", "s8000.RecInt"}
+    | {"s8000.DmdType", "s8000.DmdInt", "s8000.DmdSub"}
     | {f"s8000.Pt{n}CT" for n in range(1, 25)}
 )
+#: Registers whose value must be one of these (recording and demand minutes).
+MINUTES = frozenset({"s8000.RecInt", "s8000.DmdInt"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +116,12 @@ class MeterBackend(Backend):
                 raise ModbusError(Exc.ILLEGAL_VALUE)
             if f.name.endswith(".Cmd") and value not in {c.value for c in Command}:
                 raise ModbusError(Exc.ILLEGAL_VALUE)
+            if f.name in MINUTES and value not in (1, 5, 10, 15, 30, 60):
+                raise ModbusError(Exc.ILLEGAL_VALUE)
             if f.type is DataType.FLOAT32 and not value > 0:
                 raise ModbusError(Exc.ILLEGAL_VALUE)
             decoded.append(Write(f.name, value))
+        self._check_demand(decoded)
         for write in decoded:
             if write.name not in APPLIED:
                 # Declared writable in the map, not changeable on a running
@@ -151,6 +158,30 @@ class MeterBackend(Backend):
     def _utc_words(self) -> list[int]:
         address = self.regmap.address_of("s8000", "UTC") - self.regmap.base
         return self.image[address : address + 2]
+
+    def _check_demand(self, writes: list[Write]) -> None:
+        """Demand type, interval and subinterval must make a valid setting together."""
+        names = {"s8000.DmdType": "DmdType", "s8000.DmdInt": "DmdInt", "s8000.DmdSub": "DmdSub"}
+        if not any(w.name in names for w in writes):
+            return
+        current = {}
+        for name in names.values():
+            at = self.regmap.address_of("s8000", name) - self.regmap.base
+            current[name] = self.image[at]
+        for w in writes:
+            if w.name in names:
+                current[names[w.name]] = int(w.value)
+        sliding = current["DmdType"] == 2
+        try:
+            demand_config(
+                {
+                    "type": "sliding" if sliding else "block",
+                    "interval_minutes": current["DmdInt"],
+                    "subinterval_minutes": current["DmdSub"] if sliding else None,
+                }
+            )
+        except ValueError:
+            raise ModbusError(Exc.ILLEGAL_VALUE) from None
 
     def identification(self) -> dict[int, bytes]:
         """Objects 0–6 of function 43/14."""
