@@ -419,6 +419,12 @@ class LocalMeter:
     def snapshot(self) -> MeterSnapshot:
         """What the registers show now."""
         demand = self.meter.demand
+        readings = self.meter.readings
+        status = 0
+        if self.last_report is not None and not self.last_report.ok:
+            status |= 1 << 2  # the last report failed
+        if readings is None or not readings.voltage_valid:
+            status |= 1 << 3  # no usable voltage
         newest = self.store.last_interval()
         oldest = self.store.intervals(limit=1)
         return MeterSnapshot(
@@ -428,7 +434,8 @@ class LocalMeter:
             firmware_build=FIRMWARE_BUILD,
             mac=self.mac,
             utc=self.clock.now(),
-            readings=self.meter.readings,
+            status=status,
+            readings=readings,
             registers=self.meter.energy.whole.tolist(),
             demand_w=demand.demand_w.tolist(),
             peak_w=demand.peak_w.tolist(),
