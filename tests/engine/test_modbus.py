@@ -366,7 +366,15 @@ meter = subprocess.Popen([engine, "run", "--simulate", "--data", data, "--speed"
     "--modbus-tcp", f"127.0.0.1:{port}", "--announce", "127.0.0.1"],
     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 try:
-    time.sleep(4)
+    deadline = time.monotonic() + 60
+    while True:  # until the meter serves (a loaded machine starts it slowly)
+        try:
+            socket.create_connection(("127.0.0.1", int(port)), timeout=0.5).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline and meter.poll() is None, "the meter did not start"
+            time.sleep(0.2)
+    time.sleep(1)
     found = subprocess.run([engine, "discover", "--zeroconf", "127.0.0.1", "--format", "json"],
         capture_output=True, text=True, timeout=60)
     print(found.stdout)
@@ -434,13 +442,18 @@ def test_discover_scans_the_unit_ids_of_a_serial_bus(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(3)  # the meter opens its end of the cable
-        done = subprocess.run(
-            [engine(), "discover", "--serial", cable.paths[1], "--units", "1-10", "--format", "json"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        (row,) = json.loads(done.stdout)
+        rows: list[dict[str, object]] = []
+        for _ in range(10):  # until the meter has opened its end of the cable
+            time.sleep(1)
+            done = subprocess.run(
+                [engine(), "discover", "--serial", cable.paths[1], "--units", "1-10", "--format", "json"],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            rows = json.loads(done.stdout)
+            if rows:
+                break
+        (row,) = rows
         assert row["port"] == 7
         assert row["model"] == "S8UTS-083"
         assert row["status"] == "Found"
