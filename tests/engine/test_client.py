@@ -14,11 +14,7 @@ import contextlib
 import importlib
 import json
 import math
-import shutil
-import socket
 import struct
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -69,6 +65,8 @@ from s8000_engine.server import MeterBackend
 from s8000_engine.simulate import PanelSimulator
 from s8000_engine.storage import Store
 
+from .meterproc import ManualClock, free_port, serving_meter
+
 START = "2026-11-25T12:00:00Z"
 T0 = 1_795_608_000  # START: noon, when the solar point (4) exports
 
@@ -87,43 +85,11 @@ def backend(request: pytest.FixtureRequest) -> BackendName:
 # -- the local meter's process -------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def engine() -> str:
-    command = shutil.which("s8000-engine", path=str(Path(sys.executable).parent))
-    assert command is not None
-    return command
-
-
 @pytest.fixture(scope="module")
 def running_meter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """`s8000-engine run --simulate` (the demo S8UTS-083) serving Modbus TCP on loopback."""
-    port = free_port()
-    data = tmp_path_factory.mktemp("meter")
-    process = subprocess.Popen(
-        [engine(), "run", "--simulate", "--data", str(data), "--speed", "20", "--start", START,
-         "--modbus-tcp", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"the meter did not start: {process.communicate()[1]}")
-            time.sleep(0.1)
-    try:
+    with serving_meter(tmp_path_factory.mktemp("meter"), free_port(), "--start", START) as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def demo_map() -> RegisterMap:
@@ -269,27 +235,6 @@ async def test_set_clock_and_commands(running_meter: int, backend: BackendName) 
 
 
 # -- in-process servers: one fixed image ---------------------------------------------------
-
-
-class ManualClock:
-    """Meter time that moves only when told to."""
-
-    speed = 1e9
-
-    def __init__(self, now: float) -> None:
-        self.value = now
-        self._step = 0.0
-
-    def now(self) -> float:
-        return self.value
-
-    def take_step(self) -> float:
-        step, self._step = self._step, 0.0
-        return step
-
-    def step(self, seconds: float) -> None:
-        self.value += seconds
-        self._step += seconds
 
 
 def metered(tmp_path: Path, seconds: int = 4) -> tuple[MeterConfig, MeterSnapshot]:

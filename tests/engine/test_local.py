@@ -16,6 +16,8 @@ from s8000_engine.local import LocalMeter, SimulatedPulses
 from s8000_engine.storage import Flag, IntervalRecord, StorageError, Store
 from s8000_engine.synth import ZERO, Signal, sample_meter
 
+from .meterproc import ManualClock
+
 T0 = 1_795_564_800  # 2026-11-25T00:00:00Z
 WATTS = 120.0 * 10.0  # 10 A on a 100 A CT at 120 V, PF 1
 
@@ -50,25 +52,6 @@ class ConstantLoad:
             samples=int(8000 * seconds),
             start=round(start * 8000),
         )
-
-
-class ManualClock:
-    speed = 1e9
-
-    def __init__(self, now: float) -> None:
-        self.value = now
-        self._step = 0.0
-
-    def now(self) -> float:
-        return self.value
-
-    def take_step(self) -> float:
-        step, self._step = self._step, 0.0
-        return step
-
-    def step(self, seconds: float) -> None:
-        self.value += seconds
-        self._step += seconds
 
 
 def make(store: Store, clock: ManualClock, points: int = 1, **options: object) -> LocalMeter:

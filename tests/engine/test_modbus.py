@@ -10,7 +10,6 @@ import os
 import re
 import select
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from s8000_engine.local import DEMO_CONFIG
 from s8000_engine.modbus import Handler, crc16, rtu_frame
 from s8000_engine.registers import MeterSnapshot, build_map, render
 from s8000_engine.server import MeterBackend
+
+from .meterproc import engine, free_port, serving_meter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,42 +102,11 @@ def test_identification_and_server_id(handler: Handler) -> None:
     assert ask(handler, b"\x11").endswith(b"S8UTS-083 0212060212\xff")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def engine() -> str:
-    command = shutil.which("s8000-engine", path=str(Path(sys.executable).parent))
-    assert command is not None
-    return command
-
-
 @pytest.fixture
 def running_meter(tmp_path: Path) -> Iterator[int]:
     """`s8000-engine run --simulate` serving Modbus TCP on loopback."""
-    port = free_port()
-    process = subprocess.Popen(
-        [engine(), "run", "--simulate", "--data", str(tmp_path), "--speed", "20", "--start",
-         "2026-11-25T12:00:00Z", "--modbus-tcp", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"the meter did not start: {process.communicate()[1]}")
-            time.sleep(0.1)
-    try:
+    with serving_meter(tmp_path, free_port(), "--start", "2026-11-25T12:00:00Z") as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def published_map() -> list[tuple[int, str, str, int, str]]:

@@ -261,8 +261,7 @@ class Meter:
             raise ValueError(f"no point {point + 1}")
         if not 0.1 <= amps <= 10000:
             raise ValueError("CT primary must be between 0.1 and 10000 A")
-        for element, phase in enumerate(config.points[point].phases, start=1):
-            del phase
+        for element in range(1, len(config.points[point].phases) + 1):
             channel = config.model.channel(point + 1, element)
             gain = config.calibration_of(channel.name).gain
             self._i_scale[channel.index] = amps / CT_SECONDARY_A / gain

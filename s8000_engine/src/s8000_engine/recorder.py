@@ -26,15 +26,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from s8000_engine.demand import DemandCalculator
+from s8000_engine.demand import ALLOWED_INTERVALS, DemandCalculator
 from s8000_engine.metering import Meter, Readings
 from s8000_engine.storage import Flag, IntervalRecord, PointRecord
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
-#: Recording intervals the meter offers, in minutes.
-RECORDING_INTERVALS = (1, 5, 10, 15, 30, 60)
+#: Recording intervals the meter offers, in minutes (the same choices as demand).
+RECORDING_INTERVALS = ALLOWED_INTERVALS
 
 
 class IntervalRecorder:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from s8000_engine import __version__
-from s8000_engine.demand import demand_config
+from s8000_engine.demand import ALLOWED_INTERVALS, demand_config
 from s8000_engine.modbus import Backend, Exc, ModbusError
 from s8000_engine.registers import (
     Command,
@@ -116,7 +116,7 @@ class MeterBackend(Backend):
                 raise ModbusError(Exc.ILLEGAL_VALUE)
             if f.name.endswith(".Cmd") and value not in {c.value for c in Command}:
                 raise ModbusError(Exc.ILLEGAL_VALUE)
-            if f.name in MINUTES and value not in (1, 5, 10, 15, 30, 60):
+            if f.name in MINUTES and value not in ALLOWED_INTERVALS:
                 raise ModbusError(Exc.ILLEGAL_VALUE)
             if f.type is DataType.FLOAT32 and not value > 0:
                 raise ModbusError(Exc.ILLEGAL_VALUE)
