@@ -1,30 +1,144 @@
-"""The Leviton Series 8000 multi-point submeter integration."""
+"""The Leviton Series 8000 multi-point submeter integration.
+
+The meter is a Modbus device.  This integration does not own its connection:
+it borrows a ``ModbusUnit`` from Home Assistant's ``modbus`` integration,
+which shares one connection per device between everything talking to it (an
+RS-485 bus with other meters on it, a gateway that takes one connection), and
+hands it to the engine's :class:`~s8000_engine.client.S8000Client`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.components.modbus import async_get_unit
+from homeassistant.const import CONF_TYPE, Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady, HomeAssistantError
+from homeassistant.helpers import device_registry as dr
 
+from s8000_engine.client import (
+    S8000Client,
+    S8000ConnectionError,
+    S8000Error,
+    S8000NotAnS8000,
+)
 
-@dataclass(slots=True)
-class S8000RuntimeData:
-    """What a loaded config entry keeps while it runs."""
+from .const import (
+    CONF_UNIT_ID,
+    DOMAIN,
+    OPT_POINTS,
+    REQUEST_TIMEOUT,
+    SCAN_INTERVAL_SERIAL,
+    SCAN_INTERVAL_TCP,
+    TYPE_SERIAL,
+)
+from .coordinator import (
+    S8000ConfigEntry,
+    S8000IdentityCoordinator,
+    S8000ReadingsCoordinator,
+    S8000RuntimeData,
+)
+from .entity import meter_device_info
+from .helpers import create_modbus_params
 
-    connection: dict[str, Any]
+PLATFORMS = [Platform.SENSOR]
 
-
-type S8000ConfigEntry = ConfigEntry[S8000RuntimeData]
+__all__ = ["S8000ConfigEntry", "async_setup_entry", "async_unload_entry"]
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> bool:
     """Set up a meter from a config entry."""
-    entry.runtime_data = S8000RuntimeData(connection=dict(entry.data))
+    serial = entry.unique_id
+    assert serial is not None
+    try:
+        unit = async_get_unit(
+            hass, entry, create_modbus_params(entry.data), entry.data[CONF_UNIT_ID]
+        )
+    except HomeAssistantError as err:
+        # The device is already in use over other link settings (another
+        # baud rate on the same serial port), which one connection cannot honour.
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="link_settings_in_use",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    unit.require_timeout(REQUEST_TIMEOUT)
+    client = S8000Client(unit)
+    try:
+        identity = await client.identify()
+    except S8000ConnectionError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="communication_error",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    except S8000NotAnS8000 as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="not_s8000",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    except S8000Error as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="bad_data",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    if identity.serial != serial:
+        # The address now reaches another meter (a reused DHCP lease, a
+        # rewired bus): its readings are not this meter's.
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="wrong_meter",
+            translation_placeholders={
+                "error": f"found {identity.model} serial {identity.serial}, expected {serial}"
+            },
+        )
+
+    interval = SCAN_INTERVAL_SERIAL if entry.data[CONF_TYPE] == TYPE_SERIAL else SCAN_INTERVAL_TCP
+    readings = S8000ReadingsCoordinator(hass, entry, client, interval=interval)
+    await readings.async_load_counters()
+    meter = S8000IdentityCoordinator(hass, entry, client, identity)
+    await readings.async_config_entry_first_refresh()
+
+    device_info = meter_device_info(identity, serial)
+    device = dr.async_get(hass).async_get_or_create(config_entry_id=entry.entry_id, **device_info)
+    meter.device_id = device.id
+    entry.runtime_data = S8000RuntimeData(
+        client=client,
+        identity=identity,
+        readings=readings,
+        meter=meter,
+        device_info=device_info,
+        device_id=device.id,
+    )
+    _async_remove_unused_points(hass, entry, identity.points)
+    # The identity poll runs on its own schedule from here; its first data is
+    # what setup found.
+    entry.async_on_unload(meter.async_add_listener(lambda: None))
+    entry.async_on_unload(readings.async_save_counters)
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+def _async_remove_unused_points(hass: HomeAssistant, entry: S8000ConfigEntry, points: int) -> None:
+    """Remove the devices of points not in use (any more)."""
+    in_use = set(entry.options.get(OPT_POINTS) or range(1, points + 1))
+    wanted = {(DOMAIN, f"{entry.unique_id}_point_{n}") for n in in_use}
+    registry = dr.async_get(hass)
+    for device in dr.async_child_entries_for_config_entry(registry, entry.entry_id):
+        if not wanted & device.identifiers:
+            registry.async_remove_device(device.id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> bool:
     """Unload a meter's config entry."""
-    return True
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: S8000ConfigEntry, device: dr.DeviceEntry | dr.ChildDeviceEntry
+) -> bool:
+    """Let the user delete a point's device once the point is out of use."""
+    in_use = set(entry.options.get(OPT_POINTS) or range(1, entry.runtime_data.identity.points + 1))
+    wanted = {(DOMAIN, f"{entry.unique_id}_point_{n}") for n in in_use}
+    return device.id != entry.runtime_data.device_id and not wanted & device.identifiers

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from typing import Final
 
 DOMAIN: Final = "s8000"
+LOGGER: Final = logging.getLogger(__package__)
 
+# Config entry data: how the meter is reached.
 CONF_UNIT_ID: Final = "unit_id"
 CONF_BAUDRATE: Final = "baudrate"
 CONF_PARITY: Final = "parity"
+CONF_MAC: Final = "mac"
 
 TYPE_TCP: Final = "tcp"
 TYPE_SERIAL: Final = "serial"
@@ -19,3 +24,33 @@ DEFAULT_BAUDRATE: Final = 19200
 # The meter's RS-485 port runs at 9600 or 19200 baud (user guide, table 1).
 BAUDRATES: Final = (9600, 19200)
 PARITIES: Final = ("none", "even", "odd")
+# modbus-connection's spelling of each parity.
+PARITY_CODES: Final = {"none": "N", "even": "E", "odd": "O"}
+
+# Options: which points are in use, the name of each, and what the two pulse
+# inputs count.
+OPT_POINTS: Final = "points"
+OPT_NAMES: Final = "names"
+OPT_PULSES: Final = "pulses"
+PULSE_KIND: Final = "kind"
+PULSE_UNIT: Final = "unit"
+
+# What a pulse input can count, and the units each may be counted in.  "count"
+# is a bare number of pulses (times the meter's scaling).
+PULSE_KINDS: Final = ("count", "water", "gas", "energy")
+PULSE_UNITS: Final = {
+    "count": (),
+    "water": ("L", "m³", "gal", "ft³", "CCF"),
+    "gas": ("m³", "ft³", "CCF"),
+    "energy": ("kWh", "Wh", "MWh"),
+}
+
+# One poll reads the whole register map (the fewest transactions it allows:
+# ceil(span / 125)).  A 24-point meter takes 26 reads, about 4 s on the wire
+# at 19,200 baud, so a serial meter is polled less often.
+SCAN_INTERVAL_TCP: Final = timedelta(seconds=10)
+SCAN_INTERVAL_SERIAL: Final = timedelta(seconds=30)
+# Identity and configuration (firmware, the SunSpec chain) change rarely.
+IDENTITY_SCAN_INTERVAL: Final = timedelta(minutes=30)
+# How long one request may take before the meter counts as silent.
+REQUEST_TIMEOUT: Final = 5.0

@@ -1,11 +1,189 @@
-"""Fixtures of the integration's tests, which run in a real Home Assistant."""
+"""Fixtures of the integration's tests, which run in a real Home Assistant
+against the engine's real local meter: ``s8000-engine run --simulate`` in a
+process of its own, serving Modbus TCP on loopback or RTU on a pseudo-terminal
+pair.  Tests that talk to it ask for ``socket_enabled`` (the plugin blocks
+sockets otherwise)."""
 
 from __future__ import annotations
 
+import contextlib
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import pytest
+
+from s8000_engine.storage import DATABASE_NAME, Store
+
+SERIAL = "4200012345"
+MAC = "00:21:B6:12:34:56"
 
 
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/s8000."""
     return
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def engine() -> str:
+    """The installed ``s8000-engine`` command of this environment."""
+    command = shutil.which("s8000-engine", path=str(Path(sys.executable).parent))
+    assert command is not None, "the s8000-engine entry point is not installed"
+    return command
+
+
+def seed_store(data: Path, serial: str = SERIAL, mac: str = MAC) -> None:
+    """Give a new data directory a known serial number and MAC address."""
+    data.mkdir(parents=True, exist_ok=True)
+    with Store.open(data / DATABASE_NAME) as store:
+        store.set_meta("serial", serial)
+        store.set_meta("mac", mac)
+
+
+@dataclass
+class LocalMeter:
+    """A running local meter: where it serves, and how to stop or restart it."""
+
+    data: Path
+    options: list[str]
+    host: str = "127.0.0.1"
+    port: int = 0
+    rtu_device: str = ""  # the meter's end of the cable, when it serves RTU
+    device: str = ""  # Home Assistant's end of the cable
+    unit_id: int = 1
+    serial: str = SERIAL
+    mac: str = MAC
+    process: subprocess.Popen[str] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        """Start (or restart) the meter and wait until it serves."""
+        assert self.process is None or self.process.poll() is not None
+        serve = (
+            ["--modbus-rtu", self.rtu_device, "--unit-id", str(self.unit_id)]
+            if self.rtu_device
+            else ["--modbus-tcp", f"{self.host}:{self.port}"]
+        )
+        self.process = subprocess.Popen(
+            [engine(), "run", "--simulate", "--data", str(self.data), *self.options, *serve],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if self.rtu_device:
+            time.sleep(1.5)  # until it has opened its end of the cable
+            return
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.process.kill()
+                    pytest.fail(f"the meter did not start: {self.process.communicate()[1]}")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the meter (it stops answering; the port refuses connections)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def pause(self) -> None:
+        """Freeze the meter: connections stay open, nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a frozen meter go on."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def clear(self) -> None:
+        """Clear the meter's memory, keeping its identity: its registers restart at 0."""
+        self.stop()
+        shutil.rmtree(self.data)
+        seed_store(self.data, self.serial, self.mac)
+
+
+@pytest.fixture
+def local_meter(tmp_path: Path) -> Iterator[LocalMeter]:
+    """The demo meter (an S8UTS-083, eight wye points) serving Modbus TCP on
+    loopback, its simulated time running 20 times faster."""
+    meter = LocalMeter(tmp_path / "meter", ["--speed", "20"], port=free_port())
+    seed_store(meter.data)
+    meter.start()
+    try:
+        yield meter
+    finally:
+        if meter.process is not None and meter.process.poll() is None:
+            meter.resume()
+        meter.stop()
+
+
+# Two pseudo-terminals joined like a null-modem cable, in a process of its own
+# (Home Assistant's tests do not allow a thread to outlive a test).
+_NULL_MODEM = textwrap.dedent(
+    """
+    import os, select, sys, tty
+    ends = [os.openpty(), os.openpty()]
+    for master, slave in ends:
+        tty.setraw(master); tty.setraw(slave)
+    print(os.ttyname(ends[0][1]), os.ttyname(ends[1][1]), flush=True)
+    a, b = ends[0][0], ends[1][0]
+    while True:
+        for fd in select.select([a, b], [], [], 1.0)[0]:
+            try:
+                os.write(b if fd == a else a, os.read(fd, 4096))
+            except OSError:
+                pass
+    """
+)
+
+
+@contextlib.contextmanager
+def null_modem() -> Iterator[tuple[str, str]]:
+    """Two serial devices wired to each other; closed on exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _NULL_MODEM], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], 10)
+    assert ready, "the null-modem cable did not start"
+    first, second = process.stdout.readline().split()
+    try:
+        yield first, second
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def serial_meter(tmp_path: Path) -> Iterator[LocalMeter]:
+    """The demo meter on unit 7 of an RS-485 'bus' made of a pty pair, at
+    19200 baud; ``device`` is the Home Assistant end of the cable."""
+    with null_modem() as (meter_end, ha_end):
+        meter = LocalMeter(
+            tmp_path / "meter", ["--speed", "20"], rtu_device=meter_end, device=ha_end, unit_id=7
+        )
+        seed_store(meter.data)
+        meter.start()
+        try:
+            yield meter
+        finally:
+            meter.stop()

@@ -1,0 +1,80 @@
+"""Diagnostics download: what the meter is, how it is reached, its last poll.
+
+The serial number, MAC address and host identify one household's meter, so
+they are redacted; the readings themselves are kept, as they are what a bug
+report is about."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.const import CONF_HOST
+
+from .const import CONF_MAC, OPT_NAMES
+
+if TYPE_CHECKING:
+    from homeassistant.core import HomeAssistant
+
+    from .coordinator import S8000ConfigEntry
+
+TO_REDACT = {CONF_HOST, CONF_MAC, "mac", "serial", "unique_id", "common.SN", "s8000.MAC", "title"}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: S8000ConfigEntry
+) -> dict[str, Any]:
+    """The config entry, the identified meter and its last poll, redacted."""
+    runtime = entry.runtime_data
+    readings = runtime.readings
+    reading = readings.data
+    last: dict[str, Any] | None = None
+    if reading is not None:
+        data = reading.data
+        last = {
+            "utc": data.utc,
+            "status": None if data.status is None else int(data.status),
+            "voltage": data.voltage,
+            "line_voltage": data.line_voltage,
+            "frequency": data.frequency,
+            "points": [dataclasses.asdict(point) for point in data.points],
+            "pulses": [dataclasses.asdict(pulse) for pulse in data.pulses],
+            "intervals": dataclasses.asdict(data.intervals),
+            "transactions": data.transactions,
+            "totals": reading.totals,
+            "clock_offset": reading.clock_offset,
+            "registers": {k: _plain(v) for k, v in data.raw.items()},
+        }
+    options = dict(entry.options)
+    if OPT_NAMES in options:  # circuit names say who lives where
+        options[OPT_NAMES] = dict.fromkeys(options[OPT_NAMES], "**REDACTED**")
+    return async_redact_data(
+        {
+            "entry": {
+                "title": entry.title,
+                "data": dict(entry.data),
+                "options": options,
+            },
+            "identity": dataclasses.asdict(runtime.identity),
+            "polling": {
+                "readings_ok": readings.last_update_success,
+                "interval_s": readings.update_interval.total_seconds()
+                if readings.update_interval
+                else None,
+                "identity_ok": runtime.meter.last_update_success,
+                "counters": readings.guard.as_dict(),
+            },
+            "last_poll": last,
+        },
+        TO_REDACT,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A register value as JSON can carry it."""
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

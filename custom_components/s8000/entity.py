@@ -1,0 +1,97 @@
+"""Devices and base entities: one device per meter, one child device per point.
+
+Every identity derives from the meter's serial number, which the config flow
+stores as the entry's unique id: the meter is ``(s8000, SERIAL)``, its point
+``n`` is ``(s8000, SERIAL_point_n)``, a child device of the meter named after
+the circuit it meters (the options give each point a name, e.g. "Kitchen").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.helpers.device_registry import (
+    CONNECTION_NETWORK_MAC,
+    ChildDeviceInfo,
+    DeviceInfo,
+    format_mac,
+)
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from s8000_engine.models import MODELS
+
+from .const import DOMAIN, OPT_NAMES
+from .coordinator import S8000ReadingsCoordinator
+
+if TYPE_CHECKING:
+    from homeassistant.helpers.entity import EntityDescription
+
+    from s8000_engine.client import Identity
+
+    from .coordinator import S8000ConfigEntry
+
+MANUFACTURER = "Leviton"
+
+
+def meter_device_info(identity: Identity, serial: str) -> DeviceInfo:
+    """The device of the meter itself."""
+    catalogue = MODELS.get(identity.model)
+    info = DeviceInfo(
+        identifiers={(DOMAIN, serial)},
+        manufacturer=MANUFACTURER,
+        model=(
+            f"Series 8000, {catalogue.points} points × {catalogue.elements} CTs"
+            if catalogue
+            else "Series 8000"
+        ),
+        model_id=identity.model,
+        name=f"S8000 {serial}",
+        serial_number=serial,
+        sw_version=identity.firmware or None,
+    )
+    if identity.mac:
+        info["connections"] = {(CONNECTION_NETWORK_MAC, format_mac(identity.mac))}
+    return info
+
+
+def point_device_info(entry: S8000ConfigEntry, point: int) -> ChildDeviceInfo:
+    """The child device of one meter point, named after its circuit."""
+    name = entry.options.get(OPT_NAMES, {}).get(str(point))
+    info = ChildDeviceInfo(
+        identifiers={(DOMAIN, f"{entry.unique_id}_point_{point}")},
+        parent_device_id=entry.runtime_data.device_id,
+    )
+    if name:
+        info["name"] = name
+    else:
+        info["translation_key"] = "point"
+        info["translation_placeholders"] = {"point": str(point)}
+    return info
+
+
+class S8000Entity(CoordinatorEntity[S8000ReadingsCoordinator]):
+    """An entity fed by the meter's readings poll."""
+
+    _attr_has_entity_name = True
+
+    def __init__(
+        self,
+        entry: S8000ConfigEntry,
+        description: EntityDescription,
+        *,
+        point: int | None = None,
+        suffix: str = "",
+        placeholders: dict[str, str] | None = None,
+    ) -> None:
+        """Set up an entity of the meter, or of one of its points."""
+        super().__init__(entry.runtime_data.readings)
+        self.entity_description = description
+        self.point = point
+        serial = entry.unique_id
+        where = "" if point is None else f"point{point}_"
+        self._attr_unique_id = f"{serial}_{where}{description.key}{suffix}"
+        if placeholders:
+            self._attr_translation_placeholders = placeholders
+        self._attr_device_info: Any = (
+            entry.runtime_data.device_info if point is None else point_device_info(entry, point)
+        )
