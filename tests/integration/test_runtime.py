@@ -1,0 +1,260 @@
+"""The integration at run time against the real local meter: RTU over a pty
+pair, a meter replaced by another, identity polls, pulse inputs, diagnostics,
+removing devices, and what is kept across a restart."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_DEVICE, CONF_HOST, CONF_PORT, CONF_TYPE, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.s8000 import async_remove_config_entry_device
+from custom_components.s8000.const import (
+    CONF_BAUDRATE,
+    CONF_PARITY,
+    CONF_UNIT_ID,
+    DOMAIN,
+    OPT_NAMES,
+    OPT_POINTS,
+    OPT_PULSES,
+)
+
+from .conftest import SERIAL, LocalMeter, free_port, seed_store
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+
+def tcp_entry(meter: LocalMeter, serial: str = SERIAL, **options: object) -> MockConfigEntry:
+    """A config entry for a local meter on TCP."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=serial,
+        title=f"S8UTS-083 {serial}",
+        data={CONF_TYPE: "tcp", CONF_HOST: meter.host, CONF_PORT: meter.port, CONF_UNIT_ID: 1},
+        options=options,
+    )
+
+
+async def _load(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+def _state(hass: HomeAssistant, unique_id: str) -> str:
+    entity_id = er.async_get(hass).async_get_entity_id("sensor", DOMAIN, unique_id)
+    assert entity_id is not None, unique_id
+    state = hass.states.get(entity_id)
+    assert state is not None
+    return state.state
+
+
+async def test_a_meter_on_rs485(hass: HomeAssistant, serial_meter: LocalMeter) -> None:
+    """Modbus RTU at 19200 baud, unit 7, over a pseudo-terminal pair."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SERIAL,
+        title=f"S8UTS-083 {SERIAL}",
+        data={
+            CONF_TYPE: "serial",
+            CONF_DEVICE: serial_meter.device,
+            CONF_BAUDRATE: 19200,
+            CONF_PARITY: "none",
+            CONF_UNIT_ID: 7,
+        },
+    )
+    await _load(hass, entry)
+    assert entry.state is ConfigEntryState.LOADED
+    assert float(_state(hass, f"{SERIAL}_point8_energy_delivered")) >= 0
+    assert float(_state(hass, f"{SERIAL}_voltage_a")) == pytest.approx(120, rel=0.05)
+    assert entry.runtime_data.readings.update_interval is not None
+    assert entry.runtime_data.readings.update_interval.total_seconds() == 30
+
+    # Another meter on the same port, at another baud rate: one connection
+    # cannot honour both, so that entry fails with a clear error.
+    other = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="other",
+        data={**entry.data, CONF_BAUDRATE: 9600, CONF_UNIT_ID: 8},
+    )
+    await _load(hass, other)
+    assert other.state is ConfigEntryState.SETUP_ERROR
+    assert other.reason is not None
+    assert "other settings" in other.reason
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_another_meter_at_the_address(
+    hass: HomeAssistant, local_meter: LocalMeter, tmp_path: Path
+) -> None:
+    """The address now reaches another meter: its readings are not shown as
+    this one's, and an entry is not set up on it."""
+    entry = tcp_entry(local_meter)
+    await _load(hass, entry)
+    runtime = entry.runtime_data
+    local_meter.stop()
+    local_meter.data = tmp_path / "other"
+    seed_store(local_meter.data, "4200099999", "00:21:B6:99:99:99")
+    local_meter.start()
+
+    await runtime.readings.async_refresh()
+    assert not runtime.readings.last_update_success
+    assert "Another meter answers" in str(runtime.readings.last_exception)
+    assert _state(hass, f"{SERIAL}_point8_energy_delivered") == STATE_UNAVAILABLE
+    await runtime.meter.async_refresh()
+    assert not runtime.meter.last_update_success
+    assert "4200099999" in str(runtime.meter.last_exception)
+
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.reason is not None
+    assert "4200099999" in entry.reason
+
+
+async def test_the_identity_poll_follows_firmware_and_points(
+    hass: HomeAssistant, local_meter: LocalMeter
+) -> None:
+    entry = tcp_entry(local_meter)
+    await _load(hass, entry)
+    meter = entry.runtime_data.meter
+    devices = dr.async_get(hass)
+    device = devices.async_get_device_by_identifier((DOMAIN, SERIAL), entry.entry_id)
+    assert device is not None
+    devices.async_update_device(device.id, sw_version="1.00")
+    meter.initial = dataclasses.replace(meter.initial, firmware="1.00")
+    await meter.async_refresh()
+    assert meter.last_update_success
+    device = devices.async_get(device.id)
+    assert device is not None
+    assert device.sw_version == "1.60"
+
+    # The meter's points changed (it was reconfigured): the entry reloads.
+    meter.initial = dataclasses.replace(meter.initial, point_models=(201,))
+    await meter.async_refresh()
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data.meter is not meter
+
+    local_meter.stop()
+    await entry.runtime_data.meter.async_refresh()
+    assert not entry.runtime_data.meter.last_update_success
+    assert "did not answer" in str(entry.runtime_data.meter.last_exception)
+
+
+async def test_pulse_inputs_as_the_options_describe_them(
+    hass: HomeAssistant, local_meter: LocalMeter
+) -> None:
+    entry = tcp_entry(
+        local_meter,
+        **{OPT_PULSES: {"1": {"kind": "water", "unit": "L"}, "2": {"kind": "count", "unit": ""}}},
+    )
+    await _load(hass, entry)
+    registry = er.async_get(hass)
+    water_id = registry.async_get_entity_id("sensor", DOMAIN, f"{SERIAL}_pulse_1")
+    count_id = registry.async_get_entity_id("sensor", DOMAIN, f"{SERIAL}_pulse_2")
+    assert water_id is not None
+    assert count_id is not None
+    water = hass.states.get(water_id)
+    count = hass.states.get(count_id)
+    assert water is not None
+    assert count is not None
+    assert water.attributes["device_class"] == "water"
+    assert water.attributes["unit_of_measurement"] == "L"
+    assert water.attributes["state_class"] == "total_increasing"
+    assert "device_class" not in count.attributes
+    assert "unit_of_measurement" not in count.attributes
+    assert float(water.state) >= 0
+
+
+async def test_diagnostics_are_redacted(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, local_meter: LocalMeter
+) -> None:
+    assert await async_setup_component(hass, "diagnostics", {})
+    entry = tcp_entry(local_meter, **{OPT_NAMES: {"1": "Kitchen"}})
+    await _load(hass, entry)
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    text = str(diagnostics)
+    assert SERIAL not in text
+    assert "12:34:56" not in text
+    assert "Kitchen" not in text
+    assert "127.0.0.1" not in text
+    assert diagnostics["identity"]["model"] == "S8UTS-083"
+    assert diagnostics["polling"]["readings_ok"] is True
+    assert len(diagnostics["last_poll"]["points"]) == 8
+    assert diagnostics["last_poll"]["transactions"] == 10
+
+
+async def test_unused_points_lose_their_devices(
+    hass: HomeAssistant, local_meter: LocalMeter
+) -> None:
+    entry = tcp_entry(local_meter)
+    await _load(hass, entry)
+    devices = dr.async_get(hass)
+    assert len(dr.async_child_entries_for_config_entry(devices, entry.entry_id)) == 8
+    point_3 = devices.async_get_child_device_by_identifier(
+        (DOMAIN, f"{SERIAL}_point_3"), entry.entry_id
+    )
+    assert point_3 is not None
+    meter = devices.async_get_device_by_identifier((DOMAIN, SERIAL), entry.entry_id)
+    assert meter is not None
+    # In use: neither the point nor the meter can be deleted by hand.
+    assert not await async_remove_config_entry_device(hass, entry, point_3)
+    assert not await async_remove_config_entry_device(hass, entry, meter)
+
+    hass.config_entries.async_update_entry(entry, options={OPT_POINTS: [1, 2]})
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    children = dr.async_child_entries_for_config_entry(devices, entry.entry_id)
+    assert sorted(next(iter(c.identifiers))[1] for c in children) == [
+        f"{SERIAL}_point_1",
+        f"{SERIAL}_point_2",
+    ]
+    assert await async_remove_config_entry_device(hass, entry, point_3)
+
+
+async def test_a_reset_while_home_assistant_was_away_is_caught(
+    hass: HomeAssistant, local_meter: LocalMeter
+) -> None:
+    """The guards' state is kept across an unload: a meter cleared while the
+    entry was down is caught on the first poll after it comes back."""
+    entry = tcp_entry(local_meter)
+    await _load(hass, entry)
+    await entry.runtime_data.readings.async_refresh()
+    before = float(_state(hass, f"{SERIAL}_point8_energy_delivered"))
+    assert before > 0
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+    local_meter.clear()
+    local_meter.start()
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert _state(hass, f"{SERIAL}_point8_energy_delivered") == STATE_UNAVAILABLE
+    await entry.runtime_data.readings.async_refresh()
+    await hass.async_block_till_done()
+    after = float(_state(hass, f"{SERIAL}_point8_energy_delivered"))
+    assert after >= before
+
+
+async def test_nothing_listening_retries_setup(hass: HomeAssistant) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SERIAL,
+        data={CONF_TYPE: "tcp", CONF_HOST: "127.0.0.1", CONF_PORT: free_port(), CONF_UNIT_ID: 1},
+    )
+    await _load(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.reason is not None
+    assert "did not answer" in entry.reason
