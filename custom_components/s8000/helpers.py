@@ -24,10 +24,3 @@ def create_modbus_params(data: Mapping[str, Any]) -> ModbusSerialParams | Modbus
             parity=parity,
         )
     return ModbusTcpParams(host=data[CONF_HOST], port=int(data[CONF_PORT]))
-
-
-def describe_link(data: Mapping[str, Any]) -> str:
-    """How the meter is reached, for titles and messages."""
-    if data[CONF_TYPE] == TYPE_SERIAL:
-        return f"{data[CONF_DEVICE]} unit {data.get('unit_id', 1)}"
-    return f"{data[CONF_HOST]}:{data[CONF_PORT]}"

@@ -241,6 +241,18 @@ def test_discover_finds_the_meter_and_nothing_else(running_meter: int) -> None:
     assert "more than 4096 addresses" in refused.stderr
 
 
+def test_the_scan_limit_is_checked_before_listing_addresses() -> None:
+    """A /20 is the most one scan covers; a /8 is refused before its sixteen
+    million addresses are listed (which took seconds)."""
+    from s8000_engine.discovery import addresses
+
+    assert len(addresses(["192.0.2.0/20"])) == 4094
+    assert addresses(["127.0.0.1/32"]) == ["127.0.0.1"]
+    for too_many in (["10.0.0.0/8"], ["192.0.2.0/20", "198.51.100.0/24"]):
+        with pytest.raises(ValueError, match="more than 4096 addresses"):
+            addresses(too_many)
+
+
 def test_read_command_through_the_main_cli(running_meter: int) -> None:
     done = subprocess.run(
         [engine(), "read", f"127.0.0.1:{running_meter}", "--format", "json"],

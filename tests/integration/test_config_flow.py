@@ -1,74 +1,853 @@
-"""The config flow in a running Home Assistant."""
+"""The config flow and the options flow in a running Home Assistant, against
+the engine's real local meter (Modbus TCP on loopback, or RTU over a pty
+pair) and, for devices that are not a usable S8000, small Modbus TCP servers
+started in the test."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+from ipaddress import IPv4Network, ip_address
+from types import SimpleNamespace
+from typing import Any
+from unittest.mock import AsyncMock, patch
+
 import pytest
 from homeassistant import config_entries
+from homeassistant.components.modbus import async_get_temporary_unit
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_DEVICE, CONF_HOST, CONF_PORT, CONF_TYPE
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResult, FlowResultType
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from modbus_connection import ModbusSerialParams
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.s8000.const import CONF_BAUDRATE, CONF_PARITY, CONF_UNIT_ID, DOMAIN
+from custom_components.s8000.config_flow import _host_count, _row_label, current_options
+from custom_components.s8000.const import (
+    CONF_BAUDRATE,
+    CONF_MAC,
+    CONF_PARITY,
+    CONF_UNIT_ID,
+    DOMAIN,
+    OPT_NAMES,
+    OPT_POINTS,
+    OPT_PULSES,
+)
+from s8000_engine.config import meter_config
+from s8000_engine.discovery import MAX_ADDRESSES, Found, addresses
+from s8000_engine.local import DEMO_CONFIG
+from s8000_engine.modbus import Backend, Exc, Handler, ModbusError, TcpServer
+from s8000_engine.registers import MeterSnapshot, build_map, render
+
+from .conftest import MAC, SERIAL, LocalMeter, free_port
+
+MODEL = "S8UTS-083"
+TITLE = f"{MODEL} {SERIAL}"
+ENTRY_MAC = MAC.lower()  # as format_mac writes it
+FLOW = "custom_components.s8000.config_flow"
 
 
-async def test_menu_offers_tcp_and_serial(hass: HomeAssistant) -> None:
+# -- helpers -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mock_setup_entry() -> Iterator[AsyncMock]:
+    """Entries made by the flow do not really start (setup is tested elsewhere)."""
+    with (
+        patch("custom_components.s8000.async_setup_entry", return_value=True) as setup,
+        patch("custom_components.s8000.async_unload_entry", return_value=True),
+    ):
+        yield setup
+
+
+async def start(hass: HomeAssistant, step: str) -> FlowResult:
+    """A user flow, at the menu choice ``step``."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    return await hass.config_entries.flow.async_configure(result["flow_id"], {"next_step_id": step})
+
+
+def tcp_input(port: int, host: str = "127.0.0.1", unit_id: int = 1) -> dict[str, Any]:
+    """What the tcp form takes."""
+    return {CONF_HOST: host, CONF_PORT: port, CONF_UNIT_ID: unit_id}
+
+
+def tcp_data(port: int, host: str = "127.0.0.1", unit_id: int = 1) -> dict[str, Any]:
+    """The entry data of the local meter reached over TCP."""
+    return {CONF_TYPE: "tcp", **tcp_input(port, host, unit_id), CONF_MAC: ENTRY_MAC}
+
+
+def field(result: FlowResult, name: str) -> Any:
+    """The schema marker of one field of a form."""
+    return next(key for key in result["data_schema"].schema if key.schema == name)
+
+
+def suggested(result: FlowResult, name: str) -> Any:
+    """The value a form suggests (or defaults to) for one field."""
+    marker = field(result, name)
+    description = marker.description or {}
+    if "suggested_value" in description:
+        return description["suggested_value"]
+    return marker.default() if callable(marker.default) else None
+
+
+def selector_options(result: FlowResult, name: str) -> list[Any]:
+    """The options of a select field."""
+    return list(result["data_schema"].schema[field(result, name)].config["options"])
+
+
+class Image(Backend):
+    """A device serving a fixed block of registers, and exception 02 elsewhere."""
+
+    def __init__(self, base: int, words: Sequence[int]) -> None:
+        self.base = base
+        self.words = list(words)
+
+    async def read(self, address: int, count: int) -> list[int]:
+        if address < self.base or address + count > self.base + len(self.words):
+            raise ModbusError(Exc.ILLEGAL_ADDRESS)
+        return self.words[address - self.base : address - self.base + count]
+
+
+@contextlib.asynccontextmanager
+async def serving(backend: Backend) -> AsyncIterator[int]:
+    """A Modbus TCP server on loopback in the test's own loop; yields its port."""
+    server = TcpServer(Handler(backend))
+    _host, port = await server.start("127.0.0.1", 0)
+    try:
+        yield port
+    finally:
+        await server.close()
+
+
+def not_an_s8000() -> Backend:
+    """A Modbus device with nothing at the SunSpec base: every read is exception 02."""
+    return Backend()
+
+
+def s8000_without_serial() -> Backend:
+    """An S8000 register map whose meter reports no serial number."""
+    config = meter_config(DEMO_CONFIG)
+    regmap = build_map(config)
+    return Image(regmap.base, render(regmap, MeterSnapshot(config, serial="")))
+
+
+def dhcp_info(ip: str = "127.0.0.1", mac: str = "0021b6123456") -> DhcpServiceInfo:
+    """What DHCP tells of a meter."""
+    return DhcpServiceInfo(ip=ip, hostname="s8000", macaddress=mac)
+
+
+def zeroconf_info(
+    port: int, unit_id: str | None = "1", host: str = "127.0.0.1"
+) -> ZeroconfServiceInfo:
+    """What the meter's mDNS announcement tells."""
+    properties = {"serial": SERIAL, "model": MODEL, "firmware": "1.60", "mac": MAC}
+    if unit_id is not None:
+        properties["unit_id"] = unit_id
+    return ZeroconfServiceInfo(
+        ip_address=ip_address(host),
+        ip_addresses=[ip_address(host)],
+        port=port,
+        hostname=f"s8000-{SERIAL}.local.",
+        type="_s8000-modbus._tcp.local.",
+        name=f"S8000 {SERIAL}._s8000-modbus._tcp.local.",
+        properties=properties,
+    )
+
+
+# -- the menu and the search ---------------------------------------------------------------
+
+
+async def test_menu_offers_search_tcp_and_serial(hass: HomeAssistant) -> None:
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": config_entries.SOURCE_USER}
     )
     assert result["type"] is FlowResultType.MENU
-    assert result["menu_options"] == ["tcp", "serial"]
+    assert result["menu_options"] == ["search", "tcp", "serial"]
 
 
-async def test_tcp_entry_is_created_with_normalised_host(hass: HomeAssistant) -> None:
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": config_entries.SOURCE_USER}
-    )
+async def test_search_offers_home_assistants_network(hass: HomeAssistant) -> None:
+    # The test harness gives Home Assistant one adapter, 10.10.10.10/24.
+    result = await start(hass, "search")
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "search"
+    assert suggested(result, "network") == "10.10.10.0/24"
+    assert suggested(result, CONF_PORT) == 502
+    assert suggested(result, CONF_UNIT_ID) == 1
+
+
+@pytest.mark.parametrize(
+    "adapters",
+    [
+        [],
+        [{"enabled": False, "ipv4": [{"address": "10.1.2.3", "network_prefix": 24}]}],
+        [{"enabled": True, "ipv4": []}],
+    ],
+)
+async def test_search_falls_back_without_an_ipv4_adapter(
+    hass: HomeAssistant, adapters: list[dict[str, Any]]
+) -> None:
+    with patch(f"{FLOW}.async_get_adapters", return_value=adapters):
+        result = await start(hass, "search")
+    assert suggested(result, "network") == "192.168.1.0/24"
+
+
+@pytest.mark.parametrize(
+    ("network", "error"),
+    [
+        ("not a network", "invalid_network"),
+        ("192.168.1.0/33", "invalid_network"),
+        ("2001:db8::/120", "invalid_network"),
+        ("10.0.0.0/8", "network_too_large"),
+        ("0.0.0.0/0", "network_too_large"),
+        ("192.168.0.0/19", "network_too_large"),
+    ],
+)
+async def test_search_refuses_a_bad_network(hass: HomeAssistant, network: str, error: str) -> None:
+    result = await start(hass, "search")
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"next_step_id": "tcp"}
+        result["flow_id"], {"network": network, CONF_PORT: 502, CONF_UNIT_ID: 1}
     )
     assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "search"
+    assert result["errors"] == {"network": error}
+    assert suggested(result, "network") == network  # what was typed stays
+
+
+async def test_search_finds_the_meter_and_sets_it_up(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter, mock_setup_entry: AsyncMock
+) -> None:
+    result = await start(hass, "search")
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_HOST: " Meter.Local ", CONF_PORT: 502, CONF_UNIT_ID: 3}
+        result["flow_id"],
+        {"network": " 127.0.0.1/32 ", CONF_PORT: local_meter.port, CONF_UNIT_ID: 1},
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "search_result"
+    assert result["description_placeholders"] == {"count": "1"}
+    [option] = selector_options(result, "meter")
+    assert option["value"] == SERIAL
+    assert option["label"].startswith(
+        f"{MODEL} · {MODEL}-{SERIAL} · 127.0.0.1:{local_meter.port} · serial {SERIAL} · firmware "
+    )
+
+    # The meter goes away before it is picked: the form says so and stays.
+    local_meter.stop()
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"meter": SERIAL})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "search_result"
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    local_meter.start()
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {"meter": SERIAL})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == TITLE
+    assert result["data"] == tcp_data(local_meter.port)
+    assert result["result"].unique_id == SERIAL
+    assert len(mock_setup_entry.mock_calls) == 1
+
+
+async def test_search_finding_nothing_aborts(hass: HomeAssistant, socket_enabled: None) -> None:
+    port = free_port()
+    result = await start(hass, "search")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"network": "127.0.0.1", CONF_PORT: port, CONF_UNIT_ID: 1}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_meters_found"
+    assert result["description_placeholders"] == {"network": "127.0.0.1/32", "port": str(port)}
+
+
+async def test_search_finding_only_configured_meters_aborts(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter
+) -> None:
+    MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, data=tcp_data(local_meter.port)).add_to_hass(
+        hass
+    )
+    result = await start(hass, "search")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"network": "127.0.0.1/32", CONF_PORT: local_meter.port, CONF_UNIT_ID: 1}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_new_meters"
+    assert result["description_placeholders"] == {"network": "127.0.0.1/32"}
+
+
+def test_search_rows_read_like_the_discovery_table() -> None:
+    row = Found("192.0.2.7", 502, MODEL, f"{MODEL}-{SERIAL}", MAC, "1.60", "7", SERIAL, "Found")
+    assert (
+        _row_label(row)
+        == f"{MODEL} · {MODEL}-{SERIAL} · 192.0.2.7 · serial {SERIAL} · firmware 1.60"
+    )
+    other_port = Found("192.0.2.7", 1502, MODEL, f"{MODEL}-{SERIAL}", "", "", "", SERIAL, "Found")
+    assert (
+        _row_label(other_port) == f"{MODEL} · {MODEL}-{SERIAL} · 192.0.2.7:1502 · serial {SERIAL}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("network", "hosts"),
+    [
+        ("192.168.0.0/20", 4094),
+        ("192.168.1.0/24", 254),
+        ("192.168.1.6/31", 2),
+        ("192.168.1.7/32", 1),
+    ],
+)
+def test_search_counts_the_addresses_it_tries(network: str, hosts: int) -> None:
+    # As many as the engine's scan would try: a /20 is the largest it takes.
+    assert _host_count(IPv4Network(network)) == hosts == len(addresses([network]))
+    assert hosts <= MAX_ADDRESSES
+
+
+# -- Modbus TCP ----------------------------------------------------------------------------
+
+
+async def test_tcp_entry_is_created_with_normalised_host(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter, mock_setup_entry: AsyncMock
+) -> None:
+    result = await start(hass, "tcp")
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "tcp"
+    assert result["errors"] == {}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], tcp_input(local_meter.port, host=" 127.0.0.1 ")
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == {
-        CONF_TYPE: "tcp",
-        CONF_HOST: "meter.local",
-        CONF_PORT: 502,
-        CONF_UNIT_ID: 3,
-    }
+    assert result["title"] == TITLE
+    assert result["data"] == tcp_data(local_meter.port)
+    assert result["result"].unique_id == SERIAL
+    assert len(mock_setup_entry.mock_calls) == 1
+
+
+async def test_tcp_host_is_lower_cased(hass: HomeAssistant) -> None:
+    port = 1502
+    result = await start(hass, "tcp")
+    with patch(f"{FLOW}.async_get_temporary_unit", side_effect=HomeAssistantError) as probe:
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], tcp_input(port, host=" Meter.LOCAL ")
+        )
+    assert result["errors"] == {"base": "link_in_use"}
+    params = probe.call_args.args[1]
+    assert params.host == "meter.local"
+    assert params.port == port
 
 
 async def test_tcp_unit_id_out_of_range_is_refused(hass: HomeAssistant) -> None:
-    result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": config_entries.SOURCE_USER}
-    )
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"next_step_id": "tcp"}
-    )
+    result = await start(hass, "tcp")
     with pytest.raises(Exception, match="unit_id"):
         await hass.config_entries.flow.async_configure(
-            result["flow_id"], {CONF_HOST: "10.0.0.5", CONF_PORT: 502, CONF_UNIT_ID: 300}
+            result["flow_id"], tcp_input(502, host="10.0.0.5", unit_id=300)
         )
 
 
-async def test_serial_entry_and_duplicate_abort(hass: HomeAssistant) -> None:
+async def test_tcp_nothing_listening_cannot_connect_then_recovers(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter, mock_setup_entry: AsyncMock
+) -> None:
+    result = await start(hass, "tcp")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], tcp_input(free_port())
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], tcp_input(local_meter.port)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+@pytest.mark.parametrize(
+    ("device", "error"),
+    [(not_an_s8000, "not_s8000"), (s8000_without_serial, "unsupported_meter")],
+)
+async def test_tcp_device_that_is_no_usable_s8000(
+    hass: HomeAssistant, socket_enabled: None, device: Any, error: str
+) -> None:
+    async with serving(device()) as port:
+        result = await start(hass, "tcp")
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], tcp_input(port))
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "tcp"
+    assert result["errors"] == {"base": error}
+    assert suggested(result, CONF_PORT) == port
+
+
+async def test_tcp_known_meter_moves_its_entry(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter, mock_setup_entry: AsyncMock
+) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN, unique_id=SERIAL, data=tcp_data(502, host="192.0.2.1", unit_id=1)
+    )
+    entry.add_to_hass(hass)
+    result = await start(hass, "tcp")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], tcp_input(local_meter.port)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data == tcp_data(local_meter.port)
+
+
+async def test_tcp_meter_configured_over_serial_keeps_its_link(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter
+) -> None:
     data = {
+        CONF_TYPE: "serial",
         CONF_DEVICE: "/dev/ttyUSB0",
-        CONF_BAUDRATE: "9600",
-        CONF_PARITY: "even",
+        CONF_BAUDRATE: 19200,
+        CONF_PARITY: "none",
+        CONF_UNIT_ID: 1,
+    }
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, data=data)
+    entry.add_to_hass(hass)
+    result = await start(hass, "tcp")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], tcp_input(local_meter.port)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data == data
+
+
+async def test_tcp_ignored_meter_can_be_added_by_hand(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter, mock_setup_entry: AsyncMock
+) -> None:
+    MockConfigEntry(
+        domain=DOMAIN, unique_id=SERIAL, source=config_entries.SOURCE_IGNORE, data={}
+    ).add_to_hass(hass)
+    result = await start(hass, "tcp")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], tcp_input(local_meter.port)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == tcp_data(local_meter.port)
+
+
+# -- Modbus RTU ----------------------------------------------------------------------------
+
+
+async def test_serial_meter_over_the_pty_pair(
+    hass: HomeAssistant, serial_meter: LocalMeter, mock_setup_entry: AsyncMock
+) -> None:
+    result = await start(hass, "serial")
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "serial"
+    assert suggested(result, CONF_BAUDRATE) == "19200"
+    assert suggested(result, CONF_PARITY) == "none"
+    user_input = {
+        CONF_DEVICE: serial_meter.device,
+        CONF_BAUDRATE: "19200",
+        CONF_PARITY: "none",
         CONF_UNIT_ID: 7,
     }
-    for expected in (FlowResultType.CREATE_ENTRY, FlowResultType.ABORT):
-        result = await hass.config_entries.flow.async_init(
-            DOMAIN, context={"source": config_entries.SOURCE_USER}
-        )
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {"next_step_id": "serial"}
-        )
-        result = await hass.config_entries.flow.async_configure(result["flow_id"], data)
-        assert result["type"] is expected
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == TITLE
+    assert result["data"] == {
+        CONF_TYPE: "serial",
+        CONF_DEVICE: serial_meter.device,
+        CONF_BAUDRATE: 19200,
+        CONF_PARITY: "none",
+        CONF_UNIT_ID: 7,
+        CONF_MAC: ENTRY_MAC,
+    }
+
+    # The same meter again: configured already, and nothing is changed.
+    result = await start(hass, "serial")
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
-    entry = hass.config_entries.async_entries(DOMAIN)[0]
-    assert entry.data[CONF_BAUDRATE] == 9600
-    assert entry.data[CONF_TYPE] == "serial"
+
+
+async def test_serial_port_in_use_with_other_settings(hass: HomeAssistant) -> None:
+    device = "/dev/ttyS-s8000-test"
+    in_use = ModbusSerialParams(device=device, baudrate=9600, parity="E")
+    async with async_get_temporary_unit(hass, in_use, 3):
+        result = await start(hass, "serial")
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"],
+            {CONF_DEVICE: device, CONF_BAUDRATE: "19200", CONF_PARITY: "none", CONF_UNIT_ID: 7},
+        )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "serial"
+    assert result["errors"] == {"base": "link_in_use"}
+
+
+# -- DHCP ----------------------------------------------------------------------------------
+
+
+async def test_dhcp_new_meter_is_confirmed_and_set_up(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter, mock_setup_entry: AsyncMock
+) -> None:
+    # A new meter is probed on the default port, here the local meter's.
+    with patch(f"{FLOW}.DEFAULT_PORT", local_meter.port):
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": config_entries.SOURCE_DHCP}, data=dhcp_info()
+        )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "discovery_confirm"
+    placeholders = {"model": MODEL, "serial": SERIAL, "host": "127.0.0.1"}
+    assert result["description_placeholders"] == placeholders
+    [flow] = hass.config_entries.flow.async_progress()
+    assert flow["context"]["title_placeholders"] == placeholders
+    assert flow["context"]["unique_id"] == SERIAL
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == TITLE
+    assert result["data"] == tcp_data(local_meter.port)
+    assert len(mock_setup_entry.mock_calls) == 1
+
+
+async def test_dhcp_known_meter_that_moved_gets_its_host_updated(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter
+) -> None:
+    # A known meter is probed on its entry's port and unit id.
+    entry = MockConfigEntry(
+        domain=DOMAIN, unique_id=SERIAL, data=tcp_data(local_meter.port, host="192.0.2.1")
+    )
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_DHCP}, data=dhcp_info()
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data == tcp_data(local_meter.port)
+
+
+@pytest.mark.parametrize("source", ["dhcp", "zeroconf"])
+async def test_discovery_of_a_meter_where_an_entry_reaches_it_already(
+    hass: HomeAssistant, source: str
+) -> None:
+    # Not even asked: nothing is listening on port 1502 here.
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, data=tcp_data(1502))
+    entry.add_to_hass(hass)
+    info = dhcp_info() if source == "dhcp" else zeroconf_info(1502)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": source}, data=info
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_dhcp_device_that_is_not_an_s8000(hass: HomeAssistant, socket_enabled: None) -> None:
+    async with serving(not_an_s8000()) as port:
+        with patch(f"{FLOW}.DEFAULT_PORT", port):
+            result = await hass.config_entries.flow.async_init(
+                DOMAIN, context={"source": config_entries.SOURCE_DHCP}, data=dhcp_info()
+            )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "not_s8000"
+
+
+async def test_dhcp_unreachable_device(hass: HomeAssistant, socket_enabled: None) -> None:
+    with patch(f"{FLOW}.DEFAULT_PORT", free_port()):
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": config_entries.SOURCE_DHCP}, data=dhcp_info()
+        )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "cannot_connect"
+
+
+# -- zeroconf ------------------------------------------------------------------------------
+
+
+async def test_zeroconf_new_meter_is_confirmed_and_set_up(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter, mock_setup_entry: AsyncMock
+) -> None:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": config_entries.SOURCE_ZEROCONF},
+        data=zeroconf_info(local_meter.port),
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "discovery_confirm"
+    assert result["description_placeholders"] == {
+        "model": MODEL,
+        "serial": SERIAL,
+        "host": "127.0.0.1",
+    }
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == TITLE
+    assert result["data"] == tcp_data(local_meter.port)
+
+
+async def test_zeroconf_known_meter_that_moved_gets_host_and_port_updated(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter
+) -> None:
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, data=tcp_data(502, host="192.0.2.1"))
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": config_entries.SOURCE_ZEROCONF},
+        data=zeroconf_info(local_meter.port),
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data == tcp_data(local_meter.port)
+
+
+async def test_zeroconf_unusable_unit_id_falls_back_to_1(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter
+) -> None:
+    # The local meter answers on unit 1 (and 0 and 255) only.
+    for unit_id in ("abc", "300", "0", None):
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN,
+            context={"source": config_entries.SOURCE_ZEROCONF},
+            data=zeroconf_info(local_meter.port, unit_id=unit_id),
+        )
+        assert result["type"] is FlowResultType.FORM, unit_id
+        assert result["step_id"] == "discovery_confirm"
+        hass.config_entries.flow.async_abort(result["flow_id"])
+    # A usable one is used: nothing answers on unit 9 of this server.
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": config_entries.SOURCE_ZEROCONF},
+        data=zeroconf_info(local_meter.port, unit_id="9"),
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "cannot_connect"
+
+
+async def test_zeroconf_unreachable_meter(hass: HomeAssistant, socket_enabled: None) -> None:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": config_entries.SOURCE_ZEROCONF},
+        data=zeroconf_info(free_port()),
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "cannot_connect"
+
+
+# -- reconfiguration -----------------------------------------------------------------------
+
+
+async def test_reconfigure_moves_the_meter(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter, mock_setup_entry: AsyncMock
+) -> None:
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, data=tcp_data(502, host="192.0.2.1"))
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    assert suggested(result, CONF_HOST) == "192.0.2.1"
+    assert suggested(result, CONF_PORT) == 502
+
+    # Nothing there: an error, and what was typed stays.
+    closed = free_port()
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], tcp_input(closed))
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+    assert suggested(result, CONF_PORT) == closed
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], tcp_input(local_meter.port, host="127.0.0.1 ")
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data == tcp_data(local_meter.port)
+
+
+async def test_reconfigure_to_another_meter_is_refused(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter
+) -> None:
+    data = tcp_data(502, host="192.0.2.1")
+    entry = MockConfigEntry(domain=DOMAIN, unique_id="0000000001", data=data)
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], tcp_input(local_meter.port)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_device"
+    assert entry.data == data
+
+
+async def test_reconfigure_serial_relinks_a_loaded_entry(
+    hass: HomeAssistant, serial_meter: LocalMeter, mock_setup_entry: AsyncMock
+) -> None:
+    """A loaded entry on the same port with other line settings is taken off
+    the bus for the probe; put back when the probe finds another meter."""
+    data = {
+        CONF_TYPE: "serial",
+        CONF_DEVICE: serial_meter.device,
+        CONF_BAUDRATE: 9600,
+        CONF_PARITY: "none",
+        CONF_UNIT_ID: 7,
+        CONF_MAC: ENTRY_MAC,
+    }
+    user_input = {
+        CONF_DEVICE: serial_meter.device,
+        CONF_BAUDRATE: "19200",
+        CONF_PARITY: "none",
+        CONF_UNIT_ID: 7,
+    }
+
+    other = MockConfigEntry(domain=DOMAIN, unique_id="0000000001", data=data)
+    other.add_to_hass(hass)
+    other.mock_state(hass, ConfigEntryState.LOADED)
+    result = await other.start_reconfigure_flow(hass)
+    assert suggested(result, CONF_BAUDRATE) == "9600"
+    assert suggested(result, CONF_DEVICE) == serial_meter.device
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_device"
+    assert other.state is ConfigEntryState.LOADED  # set up again
+    assert other.data == data
+    await hass.config_entries.async_remove(other.entry_id)
+
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, data=data)
+    entry.add_to_hass(hass)
+    entry.mock_state(hass, ConfigEntryState.LOADED)
+    mock_setup_entry.reset_mock()
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data == {**data, CONF_BAUDRATE: 19200}
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert len(mock_setup_entry.mock_calls) == 1
+
+
+# -- options -------------------------------------------------------------------------------
+
+
+def loaded_entry(
+    hass: HomeAssistant, meter_points: int = 8, options: dict[str, Any] | None = None
+) -> MockConfigEntry:
+    """A loaded entry of a meter of ``meter_points`` points (only its identity is needed)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN, unique_id=SERIAL, data=tcp_data(502), options=options or {}, title=TITLE
+    )
+    entry.add_to_hass(hass)
+    entry.mock_state(hass, ConfigEntryState.LOADED)
+    entry.runtime_data = SimpleNamespace(identity=SimpleNamespace(points=meter_points))
+    return entry
+
+
+async def test_options_need_a_loaded_entry(hass: HomeAssistant) -> None:
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, data=tcp_data(502))
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "not_loaded"
+
+
+async def test_options_all_steps(hass: HomeAssistant, mock_setup_entry: AsyncMock) -> None:
+    entry = loaded_entry(hass)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "init"
+    assert result["description_placeholders"] == {"points": "8"}
+    # Every point is in use until chosen otherwise.
+    assert suggested(result, OPT_POINTS) == [str(n) for n in range(1, 9)]
+    assert selector_options(result, OPT_POINTS)[2] == {"value": "3", "label": "Point 3"}
+
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {OPT_POINTS: []})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {OPT_POINTS: "no_points"}
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {OPT_POINTS: ["3", "1"]}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "names"
+    assert [key.schema for key in result["data_schema"].schema] == ["point_1", "point_3"]
+    assert suggested(result, "point_1") is None
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"point_1": "  Kitchen ", "point_3": "   "}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "pulses"
+    assert suggested(result, "pulse_1_kind") == "count"
+    assert suggested(result, "pulse_1_unit") == ""
+    assert "m³" in [o["value"] for o in selector_options(result, "pulse_2_unit")]
+
+    # Water needs a unit of its own; a count has none.
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {"pulse_1_kind": "water", "pulse_2_kind": "count", "pulse_2_unit": "kWh"},
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"pulse_1_unit": "unit_mismatch", "pulse_2_unit": "unit_mismatch"}
+    assert suggested(result, "pulse_1_kind") == "water"
+    assert suggested(result, "pulse_2_unit") == "kWh"
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {"pulse_1_kind": "gas", "pulse_1_unit": "kWh", "pulse_2_kind": "count"},
+    )
+    assert result["errors"] == {"pulse_1_unit": "unit_mismatch"}
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            "pulse_1_kind": "water",
+            "pulse_1_unit": "m³",
+            "pulse_2_kind": "count",
+            "pulse_2_unit": "",
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    expected = {
+        OPT_POINTS: [1, 3],
+        OPT_NAMES: {"1": "Kitchen"},
+        OPT_PULSES: {"1": {"kind": "water", "unit": "m³"}, "2": {"kind": "count", "unit": ""}},
+    }
+    assert result["data"] == expected
+    assert entry.options == expected
+
+
+async def test_options_start_from_the_current_ones(
+    hass: HomeAssistant, mock_setup_entry: AsyncMock
+) -> None:
+    entry = loaded_entry(
+        hass,
+        meter_points=4,
+        options={
+            OPT_POINTS: [2, 4, 6],  # the meter has 4 points now
+            OPT_NAMES: {"2": "Oven", "3": "Garage"},
+            OPT_PULSES: {"2": {"kind": "energy", "unit": "kWh"}},
+        },
+    )
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert suggested(result, OPT_POINTS) == ["2", "4"]
+    assert len(selector_options(result, OPT_POINTS)) == 4
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {OPT_POINTS: ["2", "4"]}
+    )
+    assert suggested(result, "point_2") == "Oven"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"point_2": "Oven ", "point_4": "Dryer"}
+    )
+    assert suggested(result, "pulse_2_kind") == "energy"
+    assert suggested(result, "pulse_2_unit") == "kWh"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {"pulse_1_kind": "count", "pulse_2_kind": "energy", "pulse_2_unit": "Wh"},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    # The name of point 3, not in use now, is kept for when it is used again.
+    assert result["data"] == {
+        OPT_POINTS: [2, 4],
+        OPT_NAMES: {"2": "Oven", "3": "Garage", "4": "Dryer"},
+        OPT_PULSES: {"1": {"kind": "count", "unit": ""}, "2": {"kind": "energy", "unit": "Wh"}},
+    }
+
+
+def test_current_options_defaults() -> None:
+    assert current_options({}, 2) == {
+        OPT_POINTS: [1, 2],
+        OPT_NAMES: {},
+        OPT_PULSES: {"1": {"kind": "count", "unit": ""}, "2": {"kind": "count", "unit": ""}},
+    }
+    # Points that are all gone from a reconfigured meter fall back to all points.
+    assert current_options({OPT_POINTS: [5, 6]}, 2)[OPT_POINTS] == [1, 2]

@@ -258,3 +258,28 @@ async def test_nothing_listening_retries_setup(hass: HomeAssistant) -> None:
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert entry.reason is not None
     assert "did not answer" in entry.reason
+
+
+async def test_phase_entities_are_disabled_until_enabled(
+    hass: HomeAssistant, local_meter: LocalMeter
+) -> None:
+    entry = tcp_entry(local_meter)
+    await _load(hass, entry)
+    registry = er.async_get(hass)
+    ids = {
+        key: registry.async_get_entity_id("sensor", DOMAIN, f"{SERIAL}_point8_{key}_a")
+        for key in ("phase_power", "phase_current")
+    }
+    for entity_id in ids.values():
+        assert entity_id is not None
+        entity = registry.async_get(entity_id)
+        assert entity is not None
+        assert entity.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+        registry.async_update_entity(entity_id, disabled_by=None)
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    for key, entity_id in ids.items():
+        assert entity_id is not None
+        state = hass.states.get(entity_id)
+        assert state is not None, key
+        assert float(state.state) > 0, key

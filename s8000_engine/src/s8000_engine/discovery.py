@@ -157,16 +157,17 @@ def addresses(networks: Iterable[str]) -> list[str]:
             raise ValueError(f"--network: not an IPv4 network: {text!r}") from None
         if network.version != 4:
             raise ValueError(f"--network: only IPv4 networks can be scanned, not {text}")
+        # Counted before listing: a /8 would take seconds to list only to be refused.
+        if len(result) + network.num_addresses - 2 > MAX_ADDRESSES:
+            raise ValueError(
+                f"--network: more than {MAX_ADDRESSES} addresses; scan a smaller network"
+            )
         hosts = (
             [str(network.network_address)]
             if network.num_addresses == 1
             else [str(h) for h in network.hosts()]
         )
         result.extend(hosts)
-        if len(result) > MAX_ADDRESSES:
-            raise ValueError(
-                f"--network: more than {MAX_ADDRESSES} addresses; scan a smaller network"
-            )
     return result
 
 
