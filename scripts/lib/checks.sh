@@ -46,8 +46,22 @@ step "engine and repository tests (Home Assistant's pinned dependencies)" \
     pytest_run "$venv/bin/python" engine-pinned -p no:homeassistant tests/engine tests/repo "$@"
 step "engine tests (newest dependencies)" \
     pytest_run "$latest/bin/python" engine-latest -p no:homeassistant tests/engine "$@"
+# The integration in a real Home Assistant, with its coverage gates: the whole
+# integration at least 95 % (lines and branches), the config flow 100 %.
+# A run narrowed by pytest arguments (scripts/test -k ...) skips the gates.
+integration_tests() {
+    if (($#)); then
+        pytest_run "$venv/bin/python" integration tests/integration "$@"
+        return
+    fi
+    export COVERAGE_FILE="$reports/coverage"
+    pytest_run "$venv/bin/python" integration tests/integration \
+        --cov=custom_components.s8000 --cov-branch \
+        --cov-report=term-missing:skip-covered --cov-fail-under=95 &&
+        "$venv/bin/python" -m coverage report --include='*/config_flow.py' --fail-under=100
+}
 step "integration tests (Home Assistant $("$venv/bin/python" -c 'from homeassistant.const import __version__; print(__version__)'))" \
-    pytest_run "$venv/bin/python" integration tests/integration "$@"
+    integration_tests "$@"
 
 # The benchmarks, briefly, so they cannot rot (figures are not checked:
 # speed is reported by scripts/bench, never asserted).

@@ -6,6 +6,7 @@ started in the test."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Iterator, Sequence
 from ipaddress import IPv4Network, ip_address
 from types import SimpleNamespace
@@ -25,7 +26,12 @@ from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from modbus_connection import ModbusSerialParams
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.s8000.config_flow import _host_count, _row_label, current_options
+from custom_components.s8000.config_flow import (
+    _host_count,
+    _row_label,
+    _with_identity,
+    current_options,
+)
 from custom_components.s8000.const import (
     CONF_BAUDRATE,
     CONF_MAC,
@@ -36,6 +42,7 @@ from custom_components.s8000.const import (
     OPT_POINTS,
     OPT_PULSES,
 )
+from s8000_engine.client import Identity
 from s8000_engine.config import meter_config
 from s8000_engine.discovery import MAX_ADDRESSES, Found, addresses
 from s8000_engine.local import DEMO_CONFIG
@@ -506,7 +513,13 @@ async def test_dhcp_new_meter_is_confirmed_and_set_up(
 async def test_dhcp_known_meter_that_moved_gets_its_host_updated(
     hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter
 ) -> None:
-    # A known meter is probed on its entry's port and unit id.
+    # A known meter is probed on its entry's port and unit id; another
+    # meter's entry (another MAC) is passed over.
+    MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="4200000001",
+        data={**tcp_data(1502, host="192.0.2.9"), CONF_MAC: "00:21:b6:00:00:01"},
+    ).add_to_hass(hass)
     entry = MockConfigEntry(
         domain=DOMAIN, unique_id=SERIAL, data=tcp_data(local_meter.port, host="192.0.2.1")
     )
@@ -851,3 +864,23 @@ def test_current_options_defaults() -> None:
     }
     # Points that are all gone from a reconfigured meter fall back to all points.
     assert current_options({OPT_POINTS: [5, 6]}, 2)[OPT_POINTS] == [1, 2]
+
+
+def test_a_meter_without_a_mac_address_stores_none() -> None:
+    """An RS-485-only meter reports no MAC: the entry has no MAC key."""
+    identity = Identity(
+        manufacturer="Leviton",
+        model="S8UTS-083",
+        serial=SERIAL,
+        firmware="1.60",
+        firmware_build=None,
+        mac=None,
+        points=8,
+        elements=3,
+        service=None,
+        options=None,
+        point_models=(203,) * 8,
+    )
+    assert _with_identity({CONF_UNIT_ID: 7}, identity) == {CONF_UNIT_ID: 7}
+    with_mac = dataclasses.replace(identity, mac=MAC)
+    assert _with_identity({}, with_mac) == {CONF_MAC: MAC.lower()}
