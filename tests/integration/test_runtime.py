@@ -8,6 +8,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from homeassistant.components.modbus import async_get_temporary_unit
+from homeassistant.components.modbus.connection import async_get_connection_info
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_DEVICE, CONF_HOST, CONF_PORT, CONF_TYPE, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
@@ -30,6 +32,7 @@ from custom_components.s8000.const import (
     OPT_POINTS,
     OPT_PULSES,
 )
+from custom_components.s8000.helpers import create_modbus_params
 
 from .conftest import SERIAL, LocalMeter, free_port, seed_store
 
@@ -81,6 +84,16 @@ async def test_a_meter_on_rs485(hass: HomeAssistant, serial_meter: LocalMeter) -
     assert float(_state(hass, f"{SERIAL}_voltage_a")) == pytest.approx(120, rel=0.05)
     assert entry.runtime_data.readings.update_interval is not None
     assert entry.runtime_data.readings.update_interval.total_seconds() == 30
+
+    # One connection to the port, shared: another integration borrowing a
+    # unit on it reads through the same link while this one polls.
+    (link,) = async_get_connection_info(hass)
+    assert link.units == {entry.entry_id: [7]}
+    async with async_get_temporary_unit(hass, create_modbus_params(entry.data), 7) as unit:
+        assert await unit.read_holding_registers(40000, 2) == [0x5375, 0x6E53]
+        await entry.runtime_data.readings.async_refresh()
+        assert entry.runtime_data.readings.last_update_success
+    assert len(async_get_connection_info(hass)) == 1
 
     # Another meter on the same port, at another baud rate: one connection
     # cannot honour both, so that entry fails with a clear error.
