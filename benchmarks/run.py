@@ -21,7 +21,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from benchmarks import bench_metering, bench_modbus, bench_storage  # noqa: E402
+from benchmarks import bench_ha_poll, bench_metering, bench_modbus, bench_storage  # noqa: E402
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 BEGIN = "<!-- benchmarks:begin -->"
@@ -63,6 +63,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{r.p99_ms:.2f} | " + ("" if r.wire_limit_ms is None else f"{r.wire_limit_ms:.0f}") + " |"
         for r in bench_modbus.run(20 if args.quick else 200)
     ]
+    ha = bench_ha_poll.run(5 if args.quick else 80)
+    ha_rows = [
+        f"| {name} | {spread.p50:.2f} | {spread.p95:.2f} |"
+        for name, spread in (
+            ("wall time", ha.wall_ms),
+            ("… of it, the read of the map", ha.read_ms),
+            ("Home Assistant's CPU time", ha.cpu_ms),
+            ("… of it, in the read of the map", ha.read_cpu_ms),
+        )
+    ]
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     report = "\n".join(
         [
@@ -89,6 +99,16 @@ def main(argv: list[str] | None = None) -> int:
             "| wire-time limit (ms) |",
             "|---|---:|---:|---:|---:|---:|---:|",
             *modbus_rows,
+            "",
+            "### Home Assistant: one poll of a 24-point meter (S8UTS-241, Modbus TCP)",
+            "",
+            f"Home Assistant {ha.home_assistant}, {ha.polls} polls. Each poll: "
+            f"{ha.transactions} Modbus transactions, {ha.entities} entities, "
+            f"{ha.writes:.0f} state writes of which {ha.changes:.0f} changes.",
+            "",
+            "| per poll | p50 (ms) | p95 (ms) |",
+            "|---|---:|---:|",
+            *ha_rows,
             END,
         ]
     )
