@@ -44,8 +44,9 @@ ENERGY_COUNTERS: Final = (
     ("reactive_energy_delivered", "kvarh_delivered"),
     ("reactive_energy_received", "kvarh_received"),
 )
-#: The largest line-to-line voltage an S8000 service has (600 V, with PTs
-#: more, but then the CT primary scales too): the rate bound of a counter.
+#: The voltage a counter's rate bound assumes at least: the largest
+#: line-to-line voltage of a direct-connected S8000 service.  A service on
+#: PTs reports its primary voltages, and the bound follows them.
 MAX_VOLTS: Final = 600.0
 STORAGE_VERSION: Final = 1
 SAVE_DELAY: Final = 30.0
@@ -77,11 +78,17 @@ class Reading:
     stepped: list[str] = field(default_factory=list)
 
 
-def _max_kw(point: PointData, elements: int) -> float | None:
+def _max_kw(point: PointData, elements: int, volts: float) -> float | None:
     """The largest power a point can meter, from its CT rating."""
     if not point.ct_primary_a:
         return None
-    return elements * point.ct_primary_a * MAX_VOLTS / 1000.0
+    return elements * point.ct_primary_a * volts / 1000.0
+
+
+def _bound_volts(data: MeterData) -> float:
+    """The voltage the rate bounds use: what the meter measures, with room."""
+    measured = [v for v in (*data.voltage.values(), *data.line_voltage.values()) if v]
+    return max([MAX_VOLTS, *(1.2 * v for v in measured)])
 
 
 class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
@@ -172,8 +179,9 @@ class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
         elements = identity.elements if identity is not None else 3
         totals: dict[str, float | None] = {}
         stepped: list[str] = []
+        volts = _bound_volts(data)
         for point in data.points:
-            bound = _max_kw(point, elements)
+            bound = _max_kw(point, elements, volts)
             for name, attribute in ENERGY_COUNTERS:
                 key = counter_key(point.number, name)
                 verdict = self.guard.check(key, getattr(point, attribute), utc, bound)
