@@ -26,50 +26,26 @@ pids=("$meter_pid")
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 echo "Local S8000 meter: Modbus TCP 127.0.0.1:$modbus_port, unit 1 (log: $meter_log)"
 
+# Home Assistant's HTTP server on 127.0.0.1:$port only (kept in its store,
+# not in configuration.yaml; see develop_setup.py).
+"$venv/bin/python" scripts/lib/develop_setup.py http --port "$port" --config "$config"
 echo "Home Assistant: http://localhost:$port (configuration in $config)"
+# Onboarding (the development user) and the local meter's config entry are
+# provisioned by develop_setup.py once Home Assistant answers; see there.
+setup=("$venv/bin/python" -u scripts/lib/develop_setup.py provision --port "$port"
+    --modbus-port "$modbus_port" --config "$config")
 if ((check == 0)); then
     "$venv/bin/hass" --config "$config" &
     pids+=("$!")
+    "${setup[@]}" --pid "${pids[1]}" ||
+        echo "develop: the set-up above failed; Home Assistant keeps running" >&2
     wait "${pids[1]}"
     exit $?
 fi
 
-# --check: start, wait for the HTTP server and the integration, stop.
+# --check: start, provision, check that the frontend can load, that the
+# meter's entry is loaded and that its sensors have values, stop.
 log="$config/develop-check.log"
 "$venv/bin/hass" --config "$config" --log-file "$log" >/dev/null 2>&1 &
-pid=$!
-pids+=("$pid")
-"$venv/bin/python" - "$port" "$log" "$pid" "$modbus_port" "$meter_log" <<'PY'
-import os
-import socket
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
-port, log, pid = int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-modbus_port, meter_log = int(sys.argv[4]), Path(sys.argv[5])
-deadline = time.monotonic() + 900  # the first start installs the frontend
-while time.monotonic() < deadline:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        sys.exit(f"Home Assistant exited early; see {log}")
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/manifest.json", timeout=5) as reply:
-            answered = reply.status == 200
-    except OSError:
-        answered = False
-    text = log.read_text(errors="replace") if log.exists() else ""
-    try:
-        socket.create_connection(("127.0.0.1", modbus_port), timeout=1).close()
-        meter = True
-    except OSError:
-        meter = False
-    if answered and meter and "custom integration s8000" in text:
-        print(f"Home Assistant answers on port {port} with the s8000 integration in place")
-        print(f"the local meter answers Modbus TCP on 127.0.0.1:{modbus_port}")
-        sys.exit(0)
-    time.sleep(2)
-sys.exit(f"Home Assistant or the local meter did not come up in time; see {log} and {meter_log}")
-PY
+pids+=("$!")
+"${setup[@]}" --pid "${pids[1]}" --log "$log" --check

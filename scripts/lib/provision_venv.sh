@@ -49,11 +49,13 @@ build_ha_venv() {
     ha=$("$venv/bin/python" -c 'import homeassistant, os; print(os.path.dirname(homeassistant.__file__))')
     # The requirements of the core integrations ours depends on (modbus: the
     # shared Modbus connection we borrow; usb: the serial port picker;
-    # network: the adapters the search offers), exactly as this HA release
-    # pins them.
+    # network: the adapters the search offers), and of assist_pipeline, which
+    # the frontend of scripts/develop loads (built from source: g++), exactly
+    # as this HA release pins them.
     "$venv/bin/python" -c 'import json, sys; print("\n".join(r for f in sys.argv[1:] for r in json.load(open(f)).get("requirements", [])))' \
         "$ha/components/modbus/manifest.json" "$ha/components/usb/manifest.json" \
-        "$ha/components/network/manifest.json" >"$venv/modbus-requirements.txt"
+        "$ha/components/network/manifest.json" \
+        "$ha/components/assist_pipeline/manifest.json" >"$venv/modbus-requirements.txt"
     "$venv/bin/pip" install -q -c "$ha/package_constraints.txt" -r "$venv/modbus-requirements.txt"
     # The engine with its declared ranges, resolved under HA's constraints.
     "$venv/bin/pip" install -q -c "$ha/package_constraints.txt" --no-build-isolation -e "$repo/s8000_engine[test]"

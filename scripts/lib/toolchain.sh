@@ -22,7 +22,9 @@ S8000_SID_ROOT="$S8000_CACHE_DIR/sid-root"
 S8000_SID_MIRROR=${S8000_SID_MIRROR:-http://deb.debian.org/debian}
 # Packages of the sid root: Python 3.14 with headers and a compiler for the
 # few wheels that build from source.
-S8000_SID_PACKAGES="python3.14,python3.14-venv,python3.14-dev,ca-certificates,gcc,libc6-dev"
+# g++: Home Assistant's assist_pipeline pins C++ extensions (pymicro-vad,
+# pyspeex-noise) with no Python 3.14 wheels, and the frontend needs them.
+S8000_SID_PACKAGES="python3.14,python3.14-venv,python3.14-dev,ca-certificates,gcc,g++,libc6-dev"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -61,7 +63,10 @@ toolchain_hash() {
 
 # Makes the Debian sid root once (about 35-75 s and 640 MB).
 ensure_sid_root() {
-    [[ -f "$S8000_SID_ROOT/.s8000-ready" ]] && return 0
+    # The marker holds the package list the root was built with: a root
+    # built with another list is built again.
+    [[ -f "$S8000_SID_ROOT/.s8000-ready" &&
+        "$(cat "$S8000_SID_ROOT/.s8000-ready")" == "$S8000_SID_PACKAGES" ]] && return 0
     [[ $(id -u) == 0 ]] || die "no Python >= 3.14.2 on PATH, and building the Debian sid root needs root.
 Install python3.14 (>= 3.14.2) or run this script as root."
     if ! command -v debootstrap >/dev/null 2>&1; then
@@ -77,7 +82,8 @@ Install python3.14 (>= 3.14.2) or run this script as root."
     debootstrap --variant=minbase --include="$S8000_SID_PACKAGES" sid "$tmp" "$S8000_SID_MIRROR" \
         >"$S8000_CACHE_DIR/debootstrap.log" 2>&1 ||
         die "debootstrap failed; see $S8000_CACHE_DIR/debootstrap.log"
-    touch "$tmp/.s8000-ready"
+    printf '%s' "$S8000_SID_PACKAGES" >"$tmp/.s8000-ready"
+    rm -rf "$S8000_SID_ROOT"
     mv "$tmp" "$S8000_SID_ROOT"
 }
 
@@ -94,7 +100,7 @@ _chroot_env() {
     )
     local name
     for name in CI S8000_TEST_ARGS S8000_DEVELOP_PORT S8000_MODBUS_PORT S8000_CONFIG_DIR \
-        S8000_CRASHES PYTEST_ADDOPTS; do
+        S8000_CRASHES PYTEST_ADDOPTS S8000_DEV_PASSWORD; do
         [[ -n "${!name:-}" ]] && vars+=("$name=${!name}")
     done
     printf '%s\n' "${vars[@]}"
