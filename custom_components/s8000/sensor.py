@@ -444,5 +444,7 @@ class S8000PulseSensor(S8000Entity, SensorEntity):
     @property
     @override
     def native_value(self) -> float | None:
-        """The input's total."""
-        return self.coordinator.data.totals.get(self._key)
+        """The input's total (pulses times a float32 scaling: rounded to what
+        that carries)."""
+        total = self.coordinator.data.totals.get(self._key)
+        return None if total is None else round(total, 6)
