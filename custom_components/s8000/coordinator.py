@@ -78,6 +78,22 @@ class Reading:
     stepped: list[str] = field(default_factory=list)
 
 
+def _update_failed(err: S8000Error) -> UpdateFailed:
+    """A failed poll, said in the user's language: another meter answers, the
+    meter does not answer, or it answered with data that cannot be used."""
+    if isinstance(err, S8000WrongMeter):
+        key = "wrong_meter"
+    elif isinstance(err, S8000ConnectionError):
+        key = "communication_error"
+    else:
+        key = "bad_data"
+    return UpdateFailed(
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders={"error": str(err)},
+    )
+
+
 def _max_kw(point: PointData, elements: int, volts: float) -> float | None:
     """The largest power a point can meter, from its CT rating."""
     if not point.ct_primary_a:
@@ -149,24 +165,8 @@ class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
                 # client identifies again), should not blank every entity.
                 LOGGER.debug("%s: %s; trying once more", self.name, err)
                 data = await self.client.read()
-        except S8000WrongMeter as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="wrong_meter",
-                translation_placeholders={"error": str(err)},
-            ) from err
-        except S8000ConnectionError as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="communication_error",
-                translation_placeholders={"error": str(err)},
-            ) from err
         except S8000Error as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="bad_data",
-                translation_placeholders={"error": str(err)},
-            ) from err
+            raise _update_failed(err) from err
         reading = self._guard(data)
         self.transactions = data.transactions
         self.store.async_delay_save(self._stored, SAVE_DELAY)
@@ -258,18 +258,8 @@ class S8000IdentityCoordinator(DataUpdateCoordinator[Identity]):
     async def _async_update_data(self) -> Identity:
         try:
             identity = await self.client.identify()
-        except S8000ConnectionError as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="communication_error",
-                translation_placeholders={"error": str(err)},
-            ) from err
         except S8000Error as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="bad_data",
-                translation_placeholders={"error": str(err)},
-            ) from err
+            raise _update_failed(err) from err
         if identity.serial != self.config_entry.unique_id:
             raise UpdateFailed(
                 translation_domain=DOMAIN,

@@ -22,6 +22,9 @@ from pathlib import Path
 import pytest
 
 from s8000_engine.storage import DATABASE_NAME, Store
+from tests.engine.meterproc import engine, free_port
+
+__all__ = ["free_port"]  # the tests import it from here
 
 SERIAL = "4200012345"
 MAC = "00:21:B6:12:34:56"
@@ -31,20 +34,6 @@ MAC = "00:21:B6:12:34:56"
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/s8000."""
     return
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def engine() -> str:
-    """The installed ``s8000-engine`` command of this environment."""
-    command = shutil.which("s8000-engine", path=str(Path(sys.executable).parent))
-    assert command is not None, "the s8000-engine entry point is not installed"
-    return command
 
 
 def seed_store(data: Path, serial: str = SERIAL, mac: str = MAC) -> None:
