@@ -663,6 +663,7 @@ __all__ = [
     "DataType",
     "DemandKind",
     "Field",
+    "IntervalRow",
     "MeterSnapshot",
     "Model",
     "Placed",
@@ -674,11 +675,16 @@ __all__ = [
     "as_markdown",
     "build_map",
     "decode",
+    "decode_row",
     "encode",
+    "encode_row",
     "energy_scale_factor",
+    "file_position",
     "meter_model_id",
     "point_scale_factors",
     "render",
+    "row_words",
+    "rows_per_file",
     "scale_factor",
     "vendor_model",
 ]
@@ -717,6 +723,55 @@ def encode_row(record: Any, points: int) -> list[int]:
         for value in p.registers if p is not None else (None, None, None, None):
             words += encode(DataType.UINT64, value)
     return words
+
+
+#: The start word pair of a row where no interval is stored.
+NO_INTERVAL: Final = 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalRow:
+    """One row of the interval memory as function 20 reads it (see :func:`decode_row`)."""
+
+    start: int
+    """UTC seconds since 1970, a multiple of ``length``."""
+    length: int
+    """Seconds."""
+    flags: int
+    """Bit 0 power off, bit 1 clock set, bit 2 configuration changed
+    (:class:`s8000_engine.storage.Flag`)."""
+    seconds: int
+    """Seconds of the interval the meter was metering."""
+    registers: tuple[tuple[int, int, int, int], ...]
+    """Per point (in point order), the registers at the interval's end in mWh
+    (mvarh): kWh delivered, kWh received, kvarh delivered, kvarh received.
+    A point the interval has no record of reads 2^64 − 1 ("not implemented")."""
+
+    @property
+    def end(self) -> int:
+        """UTC seconds of the interval's end: where its registers were taken."""
+        return self.start + self.length
+
+
+def decode_row(words: Sequence[int], points: int) -> IntervalRow | None:
+    """The interval of one row's words (:func:`encode_row`'s inverse); None for an empty row.
+
+    Raises ValueError unless there are exactly :func:`row_words` words."""
+    width = row_words(points)
+    if len(words) != width:
+        raise ValueError(f"an interval row of {points} points is {width} words, not {len(words)}")
+    start = (words[0] << 16) | words[1]
+    if start == NO_INTERVAL:
+        return None
+    registers = []
+    for index in range(points):
+        at = 6 + 16 * index
+        values = [
+            (words[k] << 48) | (words[k + 1] << 32) | (words[k + 2] << 16) | words[k + 3]
+            for k in range(at, at + 16, 4)
+        ]
+        registers.append((values[0], values[1], values[2], values[3]))
+    return IntervalRow(start, words[2], words[3], words[4], tuple(registers))
 
 
 # -- the register image -------------------------------------------------------------------
