@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from homeassistant.components.modbus import async_get_unit
 from homeassistant.const import CONF_TYPE, Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady, HomeAssistantError
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.typing import ConfigType
 
 from s8000_engine.client import (
     S8000Client,
@@ -22,6 +24,7 @@ from s8000_engine.client import (
     S8000NotAnS8000,
 )
 
+from .backfill import Backfill, async_backfill
 from .const import (
     CONF_UNIT_ID,
     DOMAIN,
@@ -39,10 +42,18 @@ from .coordinator import (
 )
 from .entity import meter_device_info
 from .helpers import create_modbus_params
+from .services import async_setup_services
 
 PLATFORMS = [Platform.SENSOR]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 __all__ = ["S8000ConfigEntry", "async_setup_entry", "async_unload_entry"]
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions, which exist whether or not a meter is loaded."""
+    async_setup_services(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> bool:
@@ -110,6 +121,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> boo
         meter=meter,
         device_info=device_info,
         device_id=device.id,
+        backfill=Backfill(),
     )
     _async_remove_unused_points(hass, entry, identity.points)
     # The identity poll runs on its own schedule from here; its first data is
@@ -117,6 +129,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> boo
     entry.async_on_unload(meter.async_add_listener(lambda: None))
     entry.async_on_unload(readings.async_save_counters)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+
+    # Hours Home Assistant missed (it was down, or the meter did not answer)
+    # are filled from the meter's records: now, and whenever the meter is back.
+    @callback
+    def _backfill() -> None:
+        entry.async_create_background_task(
+            hass, async_backfill(hass, entry), f"{DOMAIN} backfill {entry.entry_id}"
+        )
+
+    readings.on_recovery = _backfill
+    _backfill()
     return True
 
 

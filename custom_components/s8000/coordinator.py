@@ -9,9 +9,10 @@ connection, is polled beside every other integration talking to it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Final, override
+from typing import TYPE_CHECKING, Any, Final, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
@@ -32,8 +33,12 @@ from s8000_engine.client import (
     S8000WrongMeter,
 )
 
+from . import repairs
 from .const import DOMAIN, IDENTITY_SCAN_INTERVAL, LOGGER
 from .counters import CounterGuard, Outcome
+
+if TYPE_CHECKING:
+    from .backfill import Backfill
 
 type S8000ConfigEntry = ConfigEntry[S8000RuntimeData]
 
@@ -141,6 +146,8 @@ class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
         )
         self.guard = CounterGuard()
         self.transactions = 0
+        #: Called after a poll that follows failed ones (the meter is back).
+        self.on_recovery: Callable[[], None] | None = None
 
     async def async_load_counters(self) -> None:
         """Load the guards' state kept from the last run."""
@@ -166,8 +173,14 @@ class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
                 LOGGER.debug("%s: %s; trying once more", self.name, err)
                 data = await self.client.read()
         except S8000Error as err:
+            if isinstance(err, S8000WrongMeter):
+                repairs.async_wrong_meter(self.hass, self.config_entry, str(err))
             raise _update_failed(err) from err
         reading = self._guard(data)
+        repairs.async_wrong_meter(self.hass, self.config_entry, None)
+        repairs.async_check_clock(self.hass, self.config_entry, reading.clock_offset)
+        if not self.last_update_success and self.on_recovery is not None:
+            self.on_recovery()
         self.transactions = data.transactions
         self.store.async_delay_save(self._stored, SAVE_DELAY)
         return reading
@@ -261,6 +274,9 @@ class S8000IdentityCoordinator(DataUpdateCoordinator[Identity]):
         except S8000Error as err:
             raise _update_failed(err) from err
         if identity.serial != self.config_entry.unique_id:
+            repairs.async_wrong_meter(
+                self.hass, self.config_entry, f"{identity.model} serial {identity.serial}"
+            )
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="wrong_meter",
@@ -294,3 +310,4 @@ class S8000RuntimeData:
     meter: S8000IdentityCoordinator
     device_info: dr.DeviceInfo
     device_id: str
+    backfill: Backfill

@@ -250,6 +250,13 @@ INTERVALS: Final = SensorEntityDescription(
     entity_category=EntityCategory.DIAGNOSTIC,
     entity_registry_enabled_default=False,
 )
+BACKFILL: Final = SensorEntityDescription(
+    key="backfill_progress",
+    translation_key="backfill_progress",
+    native_unit_of_measurement=PERCENTAGE,
+    entity_category=EntityCategory.DIAGNOSTIC,
+    suggested_display_precision=0,
+)
 #: What a pulse input counts: its device class (None: plain pulses).
 PULSE_DEVICE_CLASSES: Final = {
     "count": None,
@@ -291,6 +298,7 @@ async def async_setup_entry(
     entities.append(S8000MeterSensor(entry, FREQUENCY, lambda r: r.data.frequency))
     entities.append(S8000MeterSensor(entry, CLOCK_OFFSET, _clock_offset))
     entities.append(S8000MeterSensor(entry, INTERVALS, lambda r: r.data.intervals.count))
+    entities.append(S8000BackfillSensor(entry))
     pulses = entry.options.get(OPT_PULSES, {})
     entities.extend(
         S8000PulseSensor(entry, number, pulses.get(str(number), {})) for number in (1, 2)
@@ -448,3 +456,25 @@ class S8000PulseSensor(S8000Entity, SensorEntity):
         that carries)."""
         total = self.coordinator.data.totals.get(self._key)
         return None if total is None else round(total, 6)
+
+
+class S8000BackfillSensor(S8000Entity, SensorEntity):
+    """How far an import of the meter's records into the statistics has got:
+    a percentage while one runs, unknown otherwise."""
+
+    def __init__(self, entry: S8000ConfigEntry) -> None:
+        """Set up the progress sensor of the entry's backfill."""
+        super().__init__(entry, BACKFILL)
+        self._backfill = entry.runtime_data.backfill
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow the backfill's progress as well as the polls."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self._backfill.add_listener(self.async_write_ha_state))
+
+    @property
+    @override
+    def native_value(self) -> float | None:
+        """The share of the meter's records read so far (None: idle)."""
+        return self._backfill.progress

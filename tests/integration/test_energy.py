@@ -135,7 +135,8 @@ async def test_a_meter_that_stops_answering_and_comes_back(
     assert sums, "no statistics were compiled"
     _assert_no_dip_no_spike(sums, 1.0)
     assert sums[-1] == pytest.approx(values[-1] - values[0], abs=1e-6)
-    assert not ir.async_get(hass).issues
+    # (The meter's simulated clock runs 20 times faster: only its clock is off.)
+    assert {i.translation_key for i in ir.async_get(hass).issues.values()} <= {"clock_offset"}
 
 
 @pytest.mark.usefixtures("socket_enabled")
@@ -163,7 +164,7 @@ async def test_a_register_reset_is_raised_and_kept_out_of_the_statistics(
     _assert_no_dip_no_spike(sums, 1.0)
     issues = ir.async_get(hass).issues
     keys = {issue.translation_key for issue in issues.values()}
-    assert keys == {"counter_reset"}
+    assert keys - {"clock_offset"} == {"counter_reset"}
     reset = next(i for i in issues.values() if "point8_energy_delivered" in i.issue_id)
     assert reset.translation_placeholders is not None
     assert reset.translation_placeholders["point"] == "8"

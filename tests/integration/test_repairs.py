@@ -1,0 +1,242 @@
+"""The integration's repair issues: a meter clock that is off (fixed from the
+issue, against the real local meter whose clock is an hour behind), and
+another meter answering at the entry's address."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from homeassistant.components.repairs import (
+    ConfirmRepairFlow,
+    RepairsFlowManager,
+    repairs_flow_manager,
+)
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TYPE
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN
+from custom_components.s8000.coordinator import S8000ConfigEntry
+from custom_components.s8000.repairs import (
+    ClockRepairFlow,
+    async_check_clock,
+    async_create_fix_flow,
+    async_wrong_meter,
+    clock_issue_id,
+    wrong_meter_issue_id,
+)
+
+from .conftest import SERIAL, LocalMeter, free_port, seed_store
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+
+def tcp_entry(meter: LocalMeter) -> MockConfigEntry:
+    """A config entry for a local meter on TCP."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SERIAL,
+        title=f"S8UTS-083 {SERIAL}",
+        data={CONF_TYPE: "tcp", CONF_HOST: meter.host, CONF_PORT: meter.port, CONF_UNIT_ID: 1},
+    )
+
+
+@pytest.fixture
+def late_meter(tmp_path: Path) -> Iterator[LocalMeter]:
+    """A meter whose clock runs in real time, an hour behind Home Assistant's."""
+    start = datetime.now(UTC) - timedelta(hours=1)
+    meter = LocalMeter(
+        tmp_path / "meter", ["--speed", "1", "--start", start.isoformat()], port=free_port()
+    )
+    seed_store(meter.data)
+    meter.start()
+    try:
+        yield meter
+    finally:
+        meter.stop()
+
+
+async def _load(hass: HomeAssistant, meter: LocalMeter) -> S8000ConfigEntry:
+    entry = tcp_entry(meter)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    return entry
+
+
+async def _flows(hass: HomeAssistant) -> RepairsFlowManager:
+    assert await async_setup_component(hass, "repairs", {})
+    manager = repairs_flow_manager(hass)
+    assert manager is not None
+    return manager
+
+
+def _issue(hass: HomeAssistant, issue_id: str) -> ir.IssueEntry | None:
+    return ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+
+
+async def test_the_clock_issue_comes_and_goes_with_hysteresis(hass: HomeAssistant) -> None:
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, title="Panel meter")
+    entry.add_to_hass(hass)
+    issue_id = clock_issue_id(entry.entry_id)
+
+    async_check_clock(hass, entry, None)  # the meter has no time
+    async_check_clock(hass, entry, 45.0)  # off, but not enough to say so
+    assert _issue(hass, issue_id) is None
+
+    async_check_clock(hass, entry, -125.4)
+    issue = _issue(hass, issue_id)
+    assert issue is not None
+    assert issue.is_fixable
+    assert issue.severity is ir.IssueSeverity.WARNING
+    assert issue.translation_key == "clock_offset"
+    assert issue.translation_placeholders == {"title": "Panel meter", "offset": "-125"}
+    assert issue.data == {"entry_id": entry.entry_id}
+
+    # A poll's jitter does not rewrite the issue; a real change does.
+    async_check_clock(hass, entry, -125.9)
+    issue = _issue(hass, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders == {"title": "Panel meter", "offset": "-125"}
+    async_check_clock(hass, entry, -200.0)
+    issue = _issue(hass, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders == {"title": "Panel meter", "offset": "-200"}
+
+    # Between 30 and 60 s the issue stays as it is; under 30 s it goes.
+    async_check_clock(hass, entry, 45.0)
+    async_check_clock(hass, entry, None)
+    assert _issue(hass, issue_id) is not None
+    async_check_clock(hass, entry, 29.0)
+    assert _issue(hass, issue_id) is None
+
+
+async def test_a_meter_an_hour_behind_is_set_from_the_issue(
+    hass: HomeAssistant, late_meter: LocalMeter
+) -> None:
+    entry = await _load(hass, late_meter)
+    readings = entry.runtime_data.readings
+    offset = readings.data.clock_offset
+    assert offset == pytest.approx(-3600, abs=5)
+    async_check_clock(hass, entry, offset)
+    issue_id = clock_issue_id(entry.entry_id)
+    issue = _issue(hass, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert int(issue.translation_placeholders["offset"]) == pytest.approx(-3600, abs=5)
+
+    flows = await _flows(hass)
+    result = await flows.async_init(DOMAIN, context={"issue_id": issue_id})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "confirm"
+    assert result["errors"] == {}
+    placeholders = result["description_placeholders"]
+    assert placeholders is not None
+    assert placeholders["title"] == entry.title
+    assert int(placeholders["offset"]) == pytest.approx(-3600, abs=5)
+
+    # The meter stops answering: the form comes back with the reason.
+    late_meter.stop()
+    result = await flows.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_set_clock"}
+    assert _issue(hass, issue_id) is not None
+
+    # Back: the clock is set, and the issue is gone.
+    late_meter.start()
+    result = await flows.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert _issue(hass, issue_id) is None
+
+    # The meter applies the write at its next second.
+    deadline = time.monotonic() + 5
+    while True:
+        await readings.async_refresh()
+        assert readings.last_update_success
+        offset = readings.data.clock_offset
+        assert offset is not None
+        if abs(offset) < 3 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert offset == pytest.approx(0, abs=3)
+    async_check_clock(hass, entry, offset)
+    assert _issue(hass, issue_id) is None
+
+
+async def test_the_clock_flow_aborts_for_a_meter_not_loaded(
+    hass: HomeAssistant, late_meter: LocalMeter
+) -> None:
+    entry = await _load(hass, late_meter)
+    async_check_clock(hass, entry, -3600.0)
+    issue_id = clock_issue_id(entry.entry_id)
+    flows = await _flows(hass)
+
+    result = await flows.async_init(DOMAIN, context={"issue_id": issue_id})
+    assert result["type"] is FlowResultType.FORM
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    result = await flows.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "not_loaded"
+    assert _issue(hass, issue_id) is not None  # still to fix
+
+    # The entry was deleted: nothing to set either.
+    await hass.config_entries.async_remove(entry.entry_id)
+    ir.async_get(hass).async_get_or_create(
+        DOMAIN,
+        issue_id,
+        data={"entry_id": entry.entry_id},
+        is_fixable=True,
+        is_persistent=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="clock_offset",
+        translation_placeholders={"title": entry.title, "offset": "-3600"},
+    )
+    result = await flows.async_init(DOMAIN, context={"issue_id": issue_id})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "not_loaded"
+
+
+async def test_the_fix_flows(hass: HomeAssistant) -> None:
+    """The clock issue gets its own flow; any other, a plain confirmation."""
+    flow = await async_create_fix_flow(hass, "clock_offset_abc", {"entry_id": "abc"})
+    assert isinstance(flow, ClockRepairFlow)
+    assert flow.entry_id == "abc"
+    assert isinstance(
+        await async_create_fix_flow(hass, "clock_offset_abc", None), ConfirmRepairFlow
+    )
+    assert isinstance(
+        await async_create_fix_flow(hass, "other", {"entry_id": "abc"}), ConfirmRepairFlow
+    )
+
+
+async def test_the_wrong_meter_issue(hass: HomeAssistant) -> None:
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, title="Panel meter")
+    entry.add_to_hass(hass)
+    issue_id = wrong_meter_issue_id(entry.entry_id)
+
+    async_wrong_meter(hass, entry, "S8UTS-083 serial 4200099999")
+    issue = _issue(hass, issue_id)
+    assert issue is not None
+    assert not issue.is_fixable
+    assert issue.severity is ir.IssueSeverity.ERROR
+    assert issue.translation_key == "wrong_meter"
+    assert issue.translation_placeholders == {
+        "title": "Panel meter",
+        "expected": SERIAL,
+        "found": "S8UTS-083 serial 4200099999",
+    }
+
+    async_wrong_meter(hass, entry, None)
+    assert _issue(hass, issue_id) is None
+    async_wrong_meter(hass, entry, None)  # nothing to clear: fine
+    assert _issue(hass, issue_id) is None

@@ -1,0 +1,277 @@
+"""The integration's actions against the real local meter: setting its clock,
+resetting its peak demand, having it send its data; and how they fail (no such
+entry, an entry not loaded, a meter that does not answer or refuses)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TYPE, STATE_UNKNOWN
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN
+from custom_components.s8000.coordinator import S8000ConfigEntry
+from s8000_engine.client import S8000ConnectionError
+from s8000_engine.local import DEMO_CONFIG
+
+from .conftest import SERIAL, LocalMeter, free_port, seed_store
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+ACTIONS = ("set_clock", "reset_peak_demand", "send_data", "backfill")
+
+
+def tcp_entry(meter: LocalMeter) -> MockConfigEntry:
+    """A config entry for a local meter on TCP."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SERIAL,
+        title=f"S8UTS-083 {SERIAL}",
+        data={CONF_TYPE: "tcp", CONF_HOST: meter.host, CONF_PORT: meter.port, CONF_UNIT_ID: 1},
+    )
+
+
+async def _load(hass: HomeAssistant, meter: LocalMeter) -> S8000ConfigEntry:
+    entry = tcp_entry(meter)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    return entry
+
+
+def meter_at(tmp_path: Path, speed: float, start: datetime | None = None) -> LocalMeter:
+    """A local meter of its own: simulated time ``speed`` times faster, from ``start``."""
+    options = ["--speed", str(speed)]
+    if start is not None:
+        options += ["--start", start.isoformat()]
+    meter = LocalMeter(tmp_path / "meter", options, port=free_port())
+    seed_store(meter.data)
+    return meter
+
+
+@pytest.fixture
+def late_meter(tmp_path: Path) -> Iterator[LocalMeter]:
+    """A meter whose clock runs in real time, an hour behind."""
+    meter = meter_at(tmp_path, 1, datetime.now(UTC) - timedelta(hours=1))
+    meter.start()
+    try:
+        yield meter
+    finally:
+        meter.stop()
+
+
+@pytest.fixture
+def block_meter(tmp_path: Path) -> Iterator[LocalMeter]:
+    """The demo meter with one-minute block demand: at 20 times real speed, a
+    demand interval ends every 3 s."""
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({**DEMO_CONFIG, "demand": {"type": "block", "interval_minutes": 1}})
+    )
+    meter = meter_at(tmp_path, 20)
+    meter.options += ["--config", str(config)]
+    meter.start()
+    try:
+        yield meter
+    finally:
+        meter.stop()
+
+
+async def _offset_settles(entry: S8000ConfigEntry, near: float, within: float = 5.0) -> float:
+    """The meter's clock offset once it is within ``within`` s of ``near`` (the
+    meter applies a write at its next second), polling for up to 5 s."""
+    readings = entry.runtime_data.readings
+    deadline = time.monotonic() + 5
+    while True:
+        offset = readings.data.clock_offset
+        assert offset is not None
+        if abs(offset - near) < within or time.monotonic() > deadline:
+            return offset
+        await asyncio.sleep(0.2)
+        await readings.async_refresh()
+
+
+async def test_actions_exist_before_any_meter_is_loaded(hass: HomeAssistant) -> None:
+    assert await async_setup_component(hass, DOMAIN, {})
+    for action in ACTIONS:
+        assert hass.services.has_service(DOMAIN, action), action
+
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "send_data", {"config_entry_id": "no-such-entry"}, blocking=True
+        )
+    assert caught.value.translation_key == "entry_not_found"
+    assert caught.value.translation_placeholders == {"entry_id": "no-such-entry"}
+
+    # An entry of another integration is no meter either.
+    other = MockConfigEntry(domain="modbus")
+    other.add_to_hass(hass)
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "reset_peak_demand", {"config_entry_id": other.entry_id}, blocking=True
+        )
+    assert caught.value.translation_key == "entry_not_found"
+
+    # A meter's entry that is not loaded.
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, title="Panel meter")
+    entry.add_to_hass(hass)
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "set_clock", {"config_entry_id": entry.entry_id}, blocking=True
+        )
+    assert caught.value.translation_key == "entry_not_loaded"
+    assert caught.value.translation_placeholders == {"title": "Panel meter"}
+    assert "Panel meter is not loaded" in str(caught.value)
+
+
+async def test_set_clock_to_now_and_to_a_given_time(
+    hass: HomeAssistant, late_meter: LocalMeter
+) -> None:
+    entry = await _load(hass, late_meter)
+    offset = entry.runtime_data.readings.data.clock_offset
+    assert offset == pytest.approx(-3600, abs=5)
+
+    # To Home Assistant's time.
+    await hass.services.async_call(
+        DOMAIN, "set_clock", {"config_entry_id": entry.entry_id}, blocking=True
+    )
+    assert await _offset_settles(entry, 0) == pytest.approx(0, abs=3)
+
+    # To a given time, in Home Assistant's time zone (as the datetime selector gives it).
+    tomorrow = dt_util.now() + timedelta(days=1)
+    await hass.services.async_call(
+        DOMAIN,
+        "set_clock",
+        {"config_entry_id": entry.entry_id, "time": tomorrow.strftime("%Y-%m-%d %H:%M:%S")},
+        blocking=True,
+    )
+    assert await _offset_settles(entry, 86400) == pytest.approx(86400, abs=3)
+
+    # A time the meter's clock cannot hold: refused before it is sent.
+    with pytest.raises(HomeAssistantError) as caught:
+        await hass.services.async_call(
+            DOMAIN,
+            "set_clock",
+            {"config_entry_id": entry.entry_id, "time": "1999-12-31T00:00:00+00:00"},
+            blocking=True,
+        )
+    assert caught.value.translation_key == "write_refused"
+    assert "UTC" in (caught.value.translation_placeholders or {})["error"]
+    assert "refused the change" in str(caught.value)
+
+
+async def test_reset_peak_demand(hass: HomeAssistant, block_meter: LocalMeter) -> None:
+    entry = await _load(hass, block_meter)
+    readings = entry.runtime_data.readings
+
+    def peak() -> float | None:
+        return readings.data.data.point(8).peak_demand_w
+
+    # The base load's first demand interval ends within a few seconds; the
+    # reset follows at once, well before the next one ends.
+    deadline = time.monotonic() + 30
+    while not peak():
+        assert time.monotonic() < deadline, "no peak demand yet"
+        await asyncio.sleep(0.1)
+        await readings.async_refresh()
+
+    await hass.services.async_call(
+        DOMAIN, "reset_peak_demand", {"config_entry_id": entry.entry_id}, blocking=True
+    )
+    # The meter clears its peaks at its next second (50 ms at 20 times speed).
+    deadline = time.monotonic() + 2
+    while peak():
+        assert time.monotonic() < deadline, f"the peak is still {peak()}"
+        await asyncio.sleep(0.02)
+        await readings.async_refresh()
+    assert peak() in (None, 0)
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "sensor", DOMAIN, f"{SERIAL}_point8_peak_demand"
+    )
+    assert entity_id is not None
+    state = hass.states.get(entity_id)
+    assert state is not None
+    assert state.state in (STATE_UNKNOWN, "0", "0.0")
+
+
+async def test_send_data(hass: HomeAssistant, local_meter: LocalMeter) -> None:
+    entry = await _load(hass, local_meter)
+    await hass.services.async_call(
+        DOMAIN, "send_data", {"config_entry_id": entry.entry_id}, blocking=True
+    )
+
+
+async def test_a_meter_that_does_not_answer_or_refuses(
+    hass: HomeAssistant, local_meter: LocalMeter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = await _load(hass, local_meter)
+    local_meter.stop()
+    for action in ("set_clock", "reset_peak_demand", "send_data"):
+        with pytest.raises(HomeAssistantError) as caught:
+            await hass.services.async_call(
+                DOMAIN, action, {"config_entry_id": entry.entry_id}, blocking=True
+            )
+        assert caught.value.translation_key == "communication_error", action
+        assert "did not answer" in str(caught.value)
+
+    # A meter that answers the write with a Modbus exception refused it.
+    async def refuse() -> None:
+        raise S8000ConnectionError(
+            "write Cmd: the device answered with Modbus exception 04 SERVER_DEVICE_FAILURE",
+            exception_code=4,
+        )
+
+    monkeypatch.setattr(entry.runtime_data.client, "send_now", refuse)
+    with pytest.raises(HomeAssistantError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "send_data", {"config_entry_id": entry.entry_id}, blocking=True
+        )
+    assert caught.value.translation_key == "write_refused"
+    assert "exception 04" in str(caught.value)
+
+
+async def test_backfill_needs_the_start_before_the_end(
+    hass: HomeAssistant, local_meter: LocalMeter
+) -> None:
+    entry = await _load(hass, local_meter)
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN,
+            "backfill",
+            {
+                "config_entry_id": entry.entry_id,
+                "start": "2026-09-02 00:00:00",
+                "end": "2026-09-01 00:00:00",
+            },
+            blocking=True,
+            return_response=True,
+        )
+    assert caught.value.translation_key == "invalid_range"
+    placeholders = caught.value.translation_placeholders or {}
+    assert placeholders["start"].startswith("2026-09-02T00:00:00")
+    assert placeholders["end"].startswith("2026-09-01T00:00:00")
+    assert "must be before the end" in str(caught.value)
+
+
+async def test_backfill_answers_what_it_imported(
+    hass: HomeAssistant, local_meter: LocalMeter
+) -> None:
+    """The action's response (without the recorder there is nothing to fill)."""
+    entry = await _load(hass, local_meter)
+    response = await hass.services.async_call(
+        DOMAIN, "backfill", {"config_entry_id": entry.entry_id}, blocking=True, return_response=True
+    )
+    assert response == {"hours": 0, "statistics": 0}
