@@ -73,9 +73,11 @@ from .const import (
     DEFAULT_PORT,
     DEFAULT_UNIT_ID,
     DOMAIN,
+    OPT_GENERATION,
     OPT_NAMES,
     OPT_POINTS,
     OPT_PULSES,
+    OPT_REVERSED,
     PARITIES,
     PULSE_KIND,
     PULSE_KINDS,
@@ -541,7 +543,8 @@ def _pulse_key(pulse: int, what: str) -> str:
 def current_options(options: Mapping[str, Any], points: int) -> dict[str, Any]:
     """An entry's options with the defaults filled in, for a meter of ``points`` points.
 
-    Defaults: every point in use, no names, both pulse inputs a bare count."""
+    Defaults: every point in use, no names, both pulse inputs a bare count,
+    no point reversed or generating."""
     in_use = [int(p) for p in options.get(OPT_POINTS) or range(1, points + 1) if int(p) <= points]
     pulses = {
         str(n): {PULSE_KIND: "count", PULSE_UNIT: ""}
@@ -552,6 +555,10 @@ def current_options(options: Mapping[str, Any], points: int) -> dict[str, Any]:
         OPT_POINTS: sorted(in_use) or list(range(1, points + 1)),
         OPT_NAMES: {str(k): str(v) for k, v in options.get(OPT_NAMES, {}).items()},
         OPT_PULSES: pulses,
+        OPT_REVERSED: sorted({int(p) for p in options.get(OPT_REVERSED) or () if int(p) <= points}),
+        OPT_GENERATION: sorted(
+            {int(p) for p in options.get(OPT_GENERATION) or () if int(p) <= points}
+        ),
     }
 
 
@@ -580,22 +587,34 @@ class S8000OptionsFlow(OptionsFlowWithReload):
             chosen = sorted({int(point) for point in user_input.get(OPT_POINTS, [])})
             if chosen:
                 self._options[OPT_POINTS] = chosen
+                for key in (OPT_REVERSED, OPT_GENERATION):
+                    self._options[key] = sorted({int(p) for p in user_input.get(key, [])})
                 return await self.async_step_names()
             errors[OPT_POINTS] = "no_points"
+
+        def point_select() -> SelectSelector:
+            return SelectSelector(
+                SelectSelectorConfig(
+                    options=[
+                        SelectOptionDict(value=str(n), label=f"Point {n}")
+                        for n in range(1, points + 1)
+                    ],
+                    multiple=True,
+                    mode=SelectSelectorMode.LIST,
+                )
+            )
+
         schema = probatio.Schema(
             {
                 probatio.Required(
                     OPT_POINTS, default=[str(p) for p in self._current[OPT_POINTS]]
-                ): SelectSelector(
-                    SelectSelectorConfig(
-                        options=[
-                            SelectOptionDict(value=str(n), label=f"Point {n}")
-                            for n in range(1, points + 1)
-                        ],
-                        multiple=True,
-                        mode=SelectSelectorMode.LIST,
-                    )
-                )
+                ): point_select(),
+                probatio.Optional(
+                    OPT_REVERSED, default=[str(p) for p in self._current[OPT_REVERSED]]
+                ): point_select(),
+                probatio.Optional(
+                    OPT_GENERATION, default=[str(p) for p in self._current[OPT_GENERATION]]
+                ): point_select(),
             }
         )
         return self.async_show_form(

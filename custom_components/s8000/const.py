@@ -32,6 +32,10 @@ PARITY_CODES: Final = {"none": "N", "even": "E", "odd": "O"}
 OPT_POINTS: Final = "points"
 OPT_NAMES: Final = "names"
 OPT_PULSES: Final = "pulses"
+# Points whose CT is wired backwards (delivered and received swap, power is
+# negated), and points expected to feed back (solar): never said to be reversed.
+OPT_REVERSED: Final = "reversed"
+OPT_GENERATION: Final = "generation"
 PULSE_KIND: Final = "kind"
 PULSE_UNIT: Final = "unit"
 

@@ -34,8 +34,9 @@ from s8000_engine.client import (
 )
 
 from . import repairs
-from .const import DOMAIN, IDENTITY_SCAN_INTERVAL, LOGGER
+from .const import DOMAIN, IDENTITY_SCAN_INTERVAL, LOGGER, OPT_REVERSED
 from .counters import CounterGuard, Outcome
+from .direction import DirectionWatch, apply_reversal, option_points
 
 if TYPE_CHECKING:
     from .backfill import Backfill
@@ -145,6 +146,11 @@ class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.counters"
         )
         self.guard = CounterGuard()
+        #: The points read reversed, as the guards' state last saw them.
+        self.reversed = option_points(entry.options, OPT_REVERSED)
+        #: Points whose counters continue from a new register at the next poll.
+        self._rebase: set[int] = set()
+        self.direction = DirectionWatch()
         self.transactions = 0
         #: Called after a poll that follows failed ones (the meter is back).
         self.on_recovery: Callable[[], None] | None = None
@@ -153,9 +159,13 @@ class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
         """Load the guards' state kept from the last run."""
         stored = await self.store.async_load()
         self.guard = CounterGuard((stored or {}).get("counters"))
+        # A point turned round since: its delivered and received counters now
+        # read the other register, and continue from their totals.
+        before = {int(p) for p in (stored or {}).get("reversed", [])}
+        self._rebase = before ^ self.reversed
 
     def _stored(self) -> dict[str, Any]:
-        return {"counters": self.guard.as_dict()}
+        return {"counters": self.guard.as_dict(), "reversed": sorted(self.reversed)}
 
     async def async_save_counters(self) -> None:
         """Write the guards' state now (on unload)."""
@@ -176,7 +186,21 @@ class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
             if isinstance(err, S8000WrongMeter):
                 repairs.async_wrong_meter(self.hass, self.config_entry, str(err))
             raise _update_failed(err) from err
+        data = apply_reversal(data, self.reversed)
         reading = self._guard(data)
+        self.direction.async_check(
+            self.hass,
+            self.config_entry,
+            data.utc if data.utc is not None else reading.polled_at,
+            {
+                point.number: (
+                    reading.totals[counter_key(point.number, "energy_delivered")],
+                    reading.totals[counter_key(point.number, "energy_received")],
+                )
+                for point in data.points
+            },
+            len(data.points),
+        )
         repairs.async_wrong_meter(self.hass, self.config_entry, None)
         repairs.async_check_clock(self.hass, self.config_entry, reading.clock_offset)
         if not self.last_update_success and self.on_recovery is not None:
@@ -195,13 +219,17 @@ class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
         volts = _bound_volts(data)
         for point in data.points:
             bound = _max_kw(point, elements, volts)
+            rebase = point.number in self._rebase
             for name, attribute in ENERGY_COUNTERS:
                 key = counter_key(point.number, name)
+                if rebase:
+                    self.guard.rebase(key, getattr(point, attribute), utc)
                 verdict = self.guard.check(key, getattr(point, attribute), utc, bound)
                 totals[key] = verdict.total
                 if verdict.outcome in (Outcome.RESET, Outcome.JUMP):
                     stepped.append(key)
                     self._raise_step(key, point.number, name, verdict.outcome, verdict)
+        self._rebase = set()
         for pulse in data.pulses:
             key = pulse_key(pulse.number)
             # A pulse input has no rating to bound it: only a step down is caught.

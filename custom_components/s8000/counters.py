@@ -96,6 +96,16 @@ class CounterGuard:
             return None
         return state.raw + state.offset
 
+    def rebase(self, key: str, raw: float | None, utc: float) -> None:
+        """Continue counter ``key`` from ``raw`` with no step: the register it
+        reads changed on purpose (a point's CT marked reversed, or no more)."""
+        state = self.counters.get(key)
+        if raw is None or state is None or state.raw is None:
+            return
+        state.offset += state.raw - raw
+        state.raw, state.utc = raw, utc
+        state.candidate = state.candidate_utc = None
+
     def check(self, key: str, raw: float | None, utc: float, max_kw: float | None) -> Verdict:
         """Judge one reading of counter ``key`` made at meter time ``utc``."""
         state = self.counters.setdefault(key, CounterState())

@@ -1,6 +1,7 @@
 """Repair issues of a meter that need the user: a clock that is off (fixable:
 set it to Home Assistant's time), and another meter answering at the entry's
-address (reconfigure the entry, or add that meter).
+address (reconfigure the entry, or add that meter), and a point whose CT
+seems wired backwards (fixable: read it reversed, or mark it as generation).
 
 The readings coordinator calls :func:`async_check_clock` and
 :func:`async_wrong_meter` after each poll; Home Assistant's ``repairs``
@@ -24,7 +25,8 @@ from homeassistant.helpers import issue_registry as ir
 
 from s8000_engine.client import S8000Error
 
-from .const import DOMAIN, LOGGER
+from .const import DOMAIN, LOGGER, OPT_GENERATION, OPT_REVERSED
+from .direction import CT_REVERSED_ISSUE
 
 if TYPE_CHECKING:
     from .coordinator import S8000ConfigEntry
@@ -150,6 +152,62 @@ class ClockRepairFlow(RepairsFlow):
         )
 
 
+class CtReversedRepairFlow(RepairsFlow):
+    """A point that only feeds back: read it reversed, or mark it as generation."""
+
+    def __init__(self, entry_id: str, point: int) -> None:
+        """Fix one point of one entry's meter."""
+        self.entry_id = entry_id
+        self.point = point
+
+    def _entry(self) -> S8000ConfigEntry | None:
+        entry: S8000ConfigEntry | None = self.hass.config_entries.async_get_entry(self.entry_id)
+        if entry is None or entry.state is not ConfigEntryState.LOADED:
+            return None
+        return entry
+
+    async def async_step_init(self, user_input: dict[str, str] | None = None) -> RepairsFlowResult:
+        """Ask what the point is."""
+        entry = self._entry()
+        if entry is None:
+            return self.async_abort(reason="not_loaded")
+        issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id)
+        placeholders = dict((issue.translation_placeholders if issue else None) or {})
+        return self.async_show_menu(
+            step_id="init",
+            menu_options=["reverse", "generation"],
+            description_placeholders={
+                "title": entry.title,
+                "point": str(self.point),
+                "name": placeholders.get("name", f"#{self.point}"),
+            },
+        )
+
+    async def async_step_reverse(
+        self, user_input: dict[str, str] | None = None
+    ) -> RepairsFlowResult:
+        """The CT is backwards: read the point reversed."""
+        return self._add_to(OPT_REVERSED)
+
+    async def async_step_generation(
+        self, user_input: dict[str, str] | None = None
+    ) -> RepairsFlowResult:
+        """The point feeds back on purpose (solar): leave it as it is."""
+        return self._add_to(OPT_GENERATION)
+
+    def _add_to(self, option: str) -> RepairsFlowResult:
+        entry = self._entry()
+        if entry is None:
+            return self.async_abort(reason="not_loaded")
+        points = sorted({*(int(p) for p in entry.options.get(option) or ()), self.point})
+        self.hass.config_entries.async_update_entry(
+            entry, options={**entry.options, option: points}
+        )
+        self.hass.config_entries.async_schedule_reload(entry.entry_id)
+        ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
+        return self.async_create_entry(data={})
+
+
 async def async_create_fix_flow(
     hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
 ) -> RepairsFlow:
@@ -157,4 +215,11 @@ async def async_create_fix_flow(
     entry_id = (data or {}).get("entry_id")
     if issue_id.startswith(f"{CLOCK_ISSUE}_") and isinstance(entry_id, str):
         return ClockRepairFlow(entry_id)
+    point = (data or {}).get("point")
+    if (
+        issue_id.startswith(f"{CT_REVERSED_ISSUE}_")
+        and isinstance(entry_id, str)
+        and isinstance(point, int)
+    ):
+        return CtReversedRepairFlow(entry_id, point)
     return ConfirmRepairFlow()

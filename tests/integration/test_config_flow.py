@@ -38,9 +38,11 @@ from custom_components.s8000.const import (
     CONF_PARITY,
     CONF_UNIT_ID,
     DOMAIN,
+    OPT_GENERATION,
     OPT_NAMES,
     OPT_POINTS,
     OPT_PULSES,
+    OPT_REVERSED,
 )
 from s8000_engine.client import Identity
 from s8000_engine.config import meter_config
@@ -767,8 +769,11 @@ async def test_options_all_steps(hass: HomeAssistant, mock_setup_entry: AsyncMoc
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {OPT_POINTS: "no_points"}
 
+    assert suggested(result, OPT_REVERSED) == []
+    assert suggested(result, OPT_GENERATION) == []
+
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {OPT_POINTS: ["3", "1"]}
+        result["flow_id"], {OPT_POINTS: ["3", "1"], OPT_REVERSED: ["3"]}
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "names"
@@ -812,6 +817,8 @@ async def test_options_all_steps(hass: HomeAssistant, mock_setup_entry: AsyncMoc
     assert result["type"] is FlowResultType.CREATE_ENTRY
     expected = {
         OPT_POINTS: [1, 3],
+        OPT_REVERSED: [3],
+        OPT_GENERATION: [],
         OPT_NAMES: {"1": "Kitchen"},
         OPT_PULSES: {"1": {"kind": "water", "unit": "m³"}, "2": {"kind": "count", "unit": ""}},
     }
@@ -829,13 +836,18 @@ async def test_options_start_from_the_current_ones(
             OPT_POINTS: [2, 4, 6],  # the meter has 4 points now
             OPT_NAMES: {"2": "Oven", "3": "Garage"},
             OPT_PULSES: {"2": {"kind": "energy", "unit": "kWh"}},
+            OPT_REVERSED: [2, 7],
+            OPT_GENERATION: ["4"],
         },
     )
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert suggested(result, OPT_POINTS) == ["2", "4"]
+    assert suggested(result, OPT_REVERSED) == ["2"]
+    assert suggested(result, OPT_GENERATION) == ["4"]
     assert len(selector_options(result, OPT_POINTS)) == 4
+    assert len(selector_options(result, OPT_GENERATION)) == 4
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {OPT_POINTS: ["2", "4"]}
+        result["flow_id"], {OPT_POINTS: ["2", "4"], OPT_GENERATION: ["4"]}
     )
     assert suggested(result, "point_2") == "Oven"
     result = await hass.config_entries.options.async_configure(
@@ -851,6 +863,8 @@ async def test_options_start_from_the_current_ones(
     # The name of point 3, not in use now, is kept for when it is used again.
     assert result["data"] == {
         OPT_POINTS: [2, 4],
+        OPT_REVERSED: [2],  # kept: not asked about
+        OPT_GENERATION: [4],
         OPT_NAMES: {"2": "Oven", "3": "Garage", "4": "Dryer"},
         OPT_PULSES: {"1": {"kind": "count", "unit": ""}, "2": {"kind": "energy", "unit": "Wh"}},
     }
@@ -861,6 +875,8 @@ def test_current_options_defaults() -> None:
         OPT_POINTS: [1, 2],
         OPT_NAMES: {},
         OPT_PULSES: {"1": {"kind": "count", "unit": ""}, "2": {"kind": "count", "unit": ""}},
+        OPT_REVERSED: [],
+        OPT_GENERATION: [],
     }
     # Points that are all gone from a reconfigured meter fall back to all points.
     assert current_options({OPT_POINTS: [5, 6]}, 2)[OPT_POINTS] == [1, 2]

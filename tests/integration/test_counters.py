@@ -76,3 +76,14 @@ def test_the_state_survives_a_restart_and_ignores_a_foreign_one() -> None:
     assert again.total("e") == guard.total("e") == 100.25
     assert "old" not in again.counters
     assert again.check("e", 0.5, 900.0, KW).total == 100.5
+
+
+def test_a_rebased_counter_continues_its_total() -> None:
+    guard = CounterGuard()
+    guard.rebase("a", 5.0, 0.0)  # nothing to continue yet
+    assert guard.check("a", 1.0, 0.0, None).total == 1.0
+    guard.rebase("a", None, 10.0)  # no reading: nothing changes
+    guard.rebase("a", 50.0, 10.0)  # now reads another register
+    verdict = guard.check("a", 50.5, 20.0, None)
+    assert verdict.outcome is Outcome.ACCEPTED
+    assert verdict.total == pytest.approx(1.5)
