@@ -46,8 +46,9 @@ from homeassistant.util import dt as dt_util
 
 from s8000_engine.client import S8000Error
 
-from .const import DOMAIN, LOGGER
+from .const import DOMAIN, LOGGER, OPT_REVERSED
 from .coordinator import ENERGY_COUNTERS, counter_key
+from .direction import option_points
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
@@ -285,6 +286,8 @@ def _fill(
     guard = entry.runtime_data.readings.guard.counters.get(counter_key(target.point, target.key))
     offset = guard.offset if guard is not None else 0.0
     index = REGISTER_INDEX[target.key]
+    if target.point in option_points(entry.options, OPT_REVERSED):
+        index ^= 1  # a point read reversed: delivered is the received register
 
     def raw(moment: datetime) -> float | None:
         found = registers.get(moment.timestamp())

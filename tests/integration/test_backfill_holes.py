@@ -27,10 +27,12 @@ def registers(kwh_by_hour: dict[int, float]) -> dict[float, tuple[tuple[int, int
     }
 
 
-def entry(offset: float = 0.0) -> Any:
+def entry(offset: float = 0.0, reversed_points: tuple[int, ...] = ()) -> Any:
     guard = CounterGuard({"point1_energy_delivered": {"raw": 1.0, "utc": 0.0, "offset": offset}})
     return SimpleNamespace(
-        title="meter", runtime_data=SimpleNamespace(readings=SimpleNamespace(guard=guard))
+        title="meter",
+        options={"reversed": list(reversed_points)},
+        runtime_data=SimpleNamespace(readings=SimpleNamespace(guard=guard)),
     )
 
 
@@ -97,3 +99,13 @@ def test_the_guard_offset_puts_records_on_the_entity_scale() -> None:
     (filled,) = _fill(hole, registers({1: 10.0, 2: 12.0}), cast(Any, entry(offset=1000.0)))
     assert filled["state"] == 1012.0
     assert filled["sum"] == 2.0
+
+
+def test_a_reversed_point_follows_its_received_register() -> None:
+    hole = _Hole(TARGET, row(0, 0.0, 10.0), [T0 + H], None)
+    received = {
+        (T0 + hour * H).timestamp(): ((0, round(kwh * 1e6), 0, 0),)
+        for hour, kwh in {1: 10.0, 2: 12.5}.items()
+    }
+    (filled,) = _fill(hole, received, cast(Any, entry(reversed_points=(1,))))
+    assert filled["sum"] == 2.5
