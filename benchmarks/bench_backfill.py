@@ -22,10 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -39,6 +35,7 @@ from modbus_connection.tmodbus import ModbusConnection
 
 from benchmarks.bench_modbus import CONFIG
 from benchmarks.bench_storage import LENGTH, POINTS, SCRATCH, START, _records
+from benchmarks.localmeter import serving
 from s8000_engine.client import IntervalRow, S8000Client
 from s8000_engine.modbus import frame_gap
 from s8000_engine.storage import Checkpoint, IntervalRecord, Store
@@ -128,51 +125,13 @@ def _fill(data: Path, days: int, end: int) -> list[IntervalRecord]:
     return records
 
 
-def _engine() -> str:
-    command = shutil.which("s8000-engine", path=str(Path(sys.executable).parent))
-    if command is None:
-        raise RuntimeError("the s8000-engine entry point is not installed next to Python")
-    return command
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _meter(data: Path, config: Path, retention_days: int) -> Iterator[int]:
     """The local meter serving the store in ``data`` over Modbus TCP; yields its port."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [_engine(), "run", "--simulate", "--data", str(data), "--config", str(config),
-         "--speed", "1", "--retention-days", str(retention_days),
-         "--modbus-tcp", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    raise RuntimeError(
-                        f"the local meter did not start: {process.communicate()[1]}"
-                    ) from None
-                time.sleep(0.05)
+    with serving(
+        data, "--config", str(config), "--speed", "1", "--retention-days", str(retention_days)
+    ) as port:
         yield port
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def _check(rows: list[IntervalRow], records: dict[int, IntervalRecord], step: int | None) -> None:

@@ -26,11 +26,7 @@ import asyncio
 import json
 import logging
 import math
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -51,6 +47,7 @@ from pytest_homeassistant_custom_component.common import (  # type: ignore[impor
 )
 
 from benchmarks.bench_modbus import CONFIG
+from benchmarks.localmeter import serving
 from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN
 from custom_components.s8000.coordinator import S8000ReadingsCoordinator
 from s8000_engine.client import MeterData
@@ -111,19 +108,6 @@ def _spread(values: list[float]) -> Spread:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _engine() -> str:
-    command = shutil.which("s8000-engine", path=str(Path(sys.executable).parent))
-    if command is None:
-        raise RuntimeError("the s8000-engine entry point is not installed next to Python")
-    return command
-
-
 @contextmanager
 def _meter(scratch: Path) -> Iterator[int]:
     """The local meter, a 24-point S8UTS-241, serving Modbus TCP; yields its port."""
@@ -134,47 +118,8 @@ def _meter(scratch: Path) -> Iterator[int]:
         store.set_meta("mac", MAC)
     config = scratch / "meter.json"
     config.write_text(json.dumps(CONFIG))
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            _engine(),
-            "run",
-            "--simulate",
-            "--data",
-            str(data),
-            "--config",
-            str(config),
-            "--speed",
-            str(SPEED),
-            "--modbus-tcp",
-            f"127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    raise RuntimeError(
-                        f"the local meter did not start: {process.communicate()[1]}"
-                    ) from None
-                time.sleep(0.05)
+    with serving(data, "--config", str(config), "--speed", str(SPEED), wait_s=30) as port:
         yield port
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 async def _run(polls: int, port: int, config_dir: Path) -> HaPollResult:

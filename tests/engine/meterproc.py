@@ -9,10 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+
+from s8000_engine.modbus import Backend, Exc, ModbusError
 
 
 def free_port() -> int:
@@ -74,3 +76,16 @@ class ManualClock:
     def step(self, seconds: float) -> None:
         self.value += seconds
         self._step += seconds
+
+
+class Image(Backend):
+    """A device serving a fixed block of registers (and exception 02 elsewhere)."""
+
+    def __init__(self, base: int, words: Sequence[int]) -> None:
+        self.base = base
+        self.words = list(words)
+
+    async def read(self, address: int, count: int) -> list[int]:
+        if address < self.base or address + count > self.base + len(self.words):
+            raise ModbusError(Exc.ILLEGAL_ADDRESS)
+        return self.words[address - self.base : address - self.base + count]

@@ -51,7 +51,7 @@ from s8000_engine.local import (
     LocalMeter,
     SimulatedPulses,
 )
-from s8000_engine.modbus import Backend, Exc, Handler, ModbusError, TcpServer
+from s8000_engine.modbus import Backend, Handler, TcpServer
 from s8000_engine.registers import (
     DataType,
     MeterSnapshot,
@@ -65,7 +65,7 @@ from s8000_engine.server import MeterBackend
 from s8000_engine.simulate import PanelSimulator
 from s8000_engine.storage import Store
 
-from .meterproc import ManualClock, free_port, serving_meter
+from .meterproc import Image, ManualClock, free_port, serving_meter
 
 START = "2026-11-25T12:00:00Z"
 T0 = 1_795_608_000  # START: noon, when the solar point (4) exports
@@ -405,19 +405,6 @@ async def test_a_reconfigured_or_replaced_meter_is_noticed(
         served.update(image)
         with pytest.raises(S8000BadData, match=r"point2\.W_SF"):
             await client.read()
-
-
-class Image(Backend):
-    """A device serving a fixed block of registers (and exception 02 elsewhere)."""
-
-    def __init__(self, base: int, words: Sequence[int]) -> None:
-        self.base = base
-        self.words = list(words)
-
-    async def read(self, address: int, count: int) -> list[int]:
-        if address < self.base or address + count > self.base + len(self.words):
-            raise ModbusError(Exc.ILLEGAL_ADDRESS)
-        return self.words[address - self.base : address - self.base + count]
 
 
 def patched(regmap: RegisterMap, image: list[int], label: str, point: str) -> list[int]:

@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TYPE
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN
 from s8000_engine.storage import DATABASE_NAME, Store
 from tests.engine.meterproc import engine, free_port
 
@@ -176,3 +179,14 @@ def serial_meter(tmp_path: Path) -> Iterator[LocalMeter]:
             yield meter
         finally:
             meter.stop()
+
+
+def tcp_entry(meter: LocalMeter, serial: str = SERIAL, **options: object) -> MockConfigEntry:
+    """A config entry for a local meter on TCP."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=serial,
+        title=f"S8UTS-083 {serial}",
+        data={CONF_TYPE: "tcp", CONF_HOST: meter.host, CONF_PORT: meter.port, CONF_UNIT_ID: 1},
+        options=options,
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from ipaddress import IPv4Network, ip_address
 from types import SimpleNamespace
 from typing import Any
@@ -48,8 +48,9 @@ from s8000_engine.client import Identity
 from s8000_engine.config import meter_config
 from s8000_engine.discovery import MAX_ADDRESSES, Found, addresses
 from s8000_engine.local import DEMO_CONFIG
-from s8000_engine.modbus import Backend, Exc, Handler, ModbusError, TcpServer
+from s8000_engine.modbus import Backend, Handler, TcpServer
 from s8000_engine.registers import MeterSnapshot, build_map, render
+from tests.engine.meterproc import Image
 
 from .conftest import MAC, SERIAL, LocalMeter, free_port
 
@@ -107,19 +108,6 @@ def suggested(result: FlowResult, name: str) -> Any:
 def selector_options(result: FlowResult, name: str) -> list[Any]:
     """The options of a select field."""
     return list(result["data_schema"].schema[field(result, name)].config["options"])
-
-
-class Image(Backend):
-    """A device serving a fixed block of registers, and exception 02 elsewhere."""
-
-    def __init__(self, base: int, words: Sequence[int]) -> None:
-        self.base = base
-        self.words = list(words)
-
-    async def read(self, address: int, count: int) -> list[int]:
-        if address < self.base or address + count > self.base + len(self.words):
-            raise ModbusError(Exc.ILLEGAL_ADDRESS)
-        return self.words[address - self.base : address - self.base + count]
 
 
 @contextlib.asynccontextmanager

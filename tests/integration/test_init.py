@@ -14,18 +14,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN, OPT_NAMES, OPT_POINTS
 
-from .conftest import MAC, SERIAL, LocalMeter
-
-
-def tcp_entry(meter: LocalMeter, **options: object) -> MockConfigEntry:
-    """A config entry for the local meter."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=meter.serial,
-        title=f"S8UTS-083 {meter.serial}",
-        data={CONF_TYPE: "tcp", CONF_HOST: meter.host, CONF_PORT: meter.port, CONF_UNIT_ID: 1},
-        options=options,
-    )
+from .conftest import MAC, SERIAL, LocalMeter, tcp_entry
 
 
 async def test_integration_loads_from_custom_components(hass: HomeAssistant) -> None:

@@ -17,7 +17,6 @@ from homeassistant.components.repairs import (
     repairs_flow_manager,
 )
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TYPE
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import entity_registry as er
@@ -26,7 +25,6 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.s8000.const import (
-    CONF_UNIT_ID,
     DOMAIN,
     OPT_GENERATION,
     OPT_NAMES,
@@ -45,19 +43,9 @@ from custom_components.s8000.repairs import (
     wrong_meter_issue_id,
 )
 
-from .conftest import SERIAL, LocalMeter, free_port, seed_store
+from .conftest import SERIAL, LocalMeter, free_port, seed_store, tcp_entry
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
-
-
-def tcp_entry(meter: LocalMeter) -> MockConfigEntry:
-    """A config entry for a local meter on TCP."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=SERIAL,
-        title=f"S8UTS-083 {SERIAL}",
-        data={CONF_TYPE: "tcp", CONF_HOST: meter.host, CONF_PORT: meter.port, CONF_UNIT_ID: 1},
-    )
 
 
 @pytest.fixture

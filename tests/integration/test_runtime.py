@@ -34,20 +34,9 @@ from custom_components.s8000.const import (
 )
 from custom_components.s8000.helpers import create_modbus_params
 
-from .conftest import SERIAL, LocalMeter, free_port, seed_store
+from .conftest import SERIAL, LocalMeter, free_port, seed_store, tcp_entry
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
-
-
-def tcp_entry(meter: LocalMeter, serial: str = SERIAL, **options: object) -> MockConfigEntry:
-    """A config entry for a local meter on TCP."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=serial,
-        title=f"S8UTS-083 {serial}",
-        data={CONF_TYPE: "tcp", CONF_HOST: meter.host, CONF_PORT: meter.port, CONF_UNIT_ID: 1},
-        options=options,
-    )
 
 
 async def _load(hass: HomeAssistant, entry: MockConfigEntry) -> None:

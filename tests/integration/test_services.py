@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TYPE, STATE_UNKNOWN
+from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er
@@ -21,26 +21,16 @@ from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN
+from custom_components.s8000.const import DOMAIN
 from custom_components.s8000.coordinator import S8000ConfigEntry
 from s8000_engine.client import S8000ConnectionError
 from s8000_engine.local import DEMO_CONFIG
 
-from .conftest import SERIAL, LocalMeter, free_port, seed_store
+from .conftest import SERIAL, LocalMeter, free_port, seed_store, tcp_entry
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
 ACTIONS = ("set_clock", "reset_peak_demand", "send_data", "backfill")
-
-
-def tcp_entry(meter: LocalMeter) -> MockConfigEntry:
-    """A config entry for a local meter on TCP."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=SERIAL,
-        title=f"S8UTS-083 {SERIAL}",
-        data={CONF_TYPE: "tcp", CONF_HOST: meter.host, CONF_PORT: meter.port, CONF_UNIT_ID: 1},
-    )
 
 
 async def _load(hass: HomeAssistant, meter: LocalMeter) -> S8000ConfigEntry:
