@@ -22,10 +22,12 @@ import hashlib
 import json
 import logging
 import math
+import queue
 import secrets
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +36,7 @@ import numpy.typing as npt
 
 from s8000_engine.config import MeterConfig
 from s8000_engine.demand import DemandCalculator, demand_config
+from s8000_engine.live import LiveView, live_view
 from s8000_engine.metering import Meter
 from s8000_engine.pulses import PULSE_INPUTS, PulseInput
 from s8000_engine.recorder import IntervalRecorder
@@ -274,6 +277,10 @@ class LocalMeter:
         self.pulse_scales = [p.config.scale for p in self.pulses]
         self._last_report_check = -math.inf
         self.last_report: SendResult | None = None
+        #: The values of the last metered second, for readers in other threads.
+        self.live: LiveView | None = None
+        self._listeners: list[Callable[[LiveView], None]] = []
+        self._tasks: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -308,6 +315,7 @@ class LocalMeter:
         self.store.set_meta("config_key", self._config_key)
         self._commit()
         self._report("start")
+        self._share()
 
     def _restore(self, checkpoint: Checkpoint, config_changed: bool) -> None:
         state = checkpoint.state
@@ -346,7 +354,49 @@ class LocalMeter:
         self.backend = backend
         self._publish()
 
+    def add_listener(self, listener: Callable[[LiveView], None]) -> Callable[[], None]:
+        """Call ``listener`` (in the meter's thread) with every second's
+        :class:`LiveView`; returns a function that removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def submit[T](self, task: Callable[[], T]) -> Future[T]:
+        """Run ``task`` in the meter's thread before it meters its next second,
+        between two seconds (so nothing sees half of a change); the future
+        has its result or its exception."""
+        future: Future[T] = Future()
+        self._tasks.put((task, future))
+        return future
+
+    def run_tasks(self) -> None:
+        """Run the submitted tasks now (the meter's thread does, every second)."""
+        while True:
+            try:
+                task, future = self._tasks.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = task()
+            except BaseException as error:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+                self._share()
+
+    def _share(self) -> None:
+        """Take the live view and hand it to the listeners."""
+        view = live_view(self)
+        self.live = view
+        for listener in list(self._listeners):
+            try:
+                listener(view)
+            except Exception:
+                _LOGGER.exception("a live-view listener failed")
+
     def _apply_writes(self) -> None:
+        self.run_tasks()
         backend = self.backend
         if backend is None:
             return
@@ -472,6 +522,7 @@ class LocalMeter:
             self.backend.interval_s = self.recorder.length
         self._publish()
         self._report("second")
+        self._share()
         if self.t - self._last_report_check >= self.report_every_s:
             self._last_report_check = self.t
             self.send(scheduled=True)
