@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks import (  # noqa: E402
     bench_backfill,
+    bench_ha_backfill,
     bench_ha_poll,
     bench_metering,
     bench_modbus,
@@ -93,6 +94,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{first.days}, and took {last.seconds / first.seconds:.0f}× the time "
         f"({first.ms_per_day:.0f} and {last.ms_per_day:.0f} ms per day of data)."
     )
+    ha_backfill = bench_ha_backfill.run((1,) if args.quick else (1, 7, 30, 120))
+    ha_backfill_rows = [
+        f"| {r.days} | {r.rows} | {r.call_s:.2f} | {r.read_s:.2f} | {r.recorder_s:.1f} | "
+        f"{r.total_s:.1f} | {r.rows_per_s:.0f} | {r.ms_per_day:.0f} |"
+        for r in ha_backfill.results
+    ]
+    few, many = ha_backfill.results[0], ha_backfill.results[-1]
+    ha_backfill_growth = (
+        f"{many.days} days are {many.days // few.days}× the days of {few.days}, and took "
+        f"{many.total_s / few.total_s:.0f}× the time ({few.ms_per_day:.0f} and "
+        f"{many.ms_per_day:.0f} ms per day of data); the recorder's writing is "
+        f"{many.recorder_s / many.total_s:.0%} of it."
+    )
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     report = "\n".join(
         [
@@ -142,6 +156,21 @@ def main(argv: list[str] | None = None) -> int:
             *backfill_rows,
             "",
             backfill_growth,
+            "",
+            "### Backfill inside Home Assistant: the records into the recorder's statistics",
+            "",
+            f"Home Assistant {ha_backfill.home_assistant} with its recorder on SQLite; the "
+            "`s8000.backfill` action over a hole of the range in each of the "
+            f"{many.statistics} energy statistics of a 24-point meter, until the recorder "
+            "has committed every row. *Call*: the action (holes, the meter's records, the "
+            "rows queued); *read*: its Modbus part; *recorder*: the writing after it.",
+            "",
+            "| days | hourly rows | call (s) | read (s) | recorder (s) | total (s) | rows/s "
+            "| ms per day |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *ha_backfill_rows,
+            "",
+            ha_backfill_growth,
             END,
         ]
     )
