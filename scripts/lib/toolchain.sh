@@ -25,6 +25,10 @@ S8000_SID_MIRROR=${S8000_SID_MIRROR:-http://deb.debian.org/debian}
 # g++: Home Assistant's assist_pipeline pins C++ extensions (pymicro-vad,
 # pyspeex-noise) with no Python 3.14 wheels, and the frontend needs them.
 S8000_SID_PACKAGES="python3.14,python3.14-venv,python3.14-dev,ca-certificates,gcc,g++,libc6-dev"
+# Installed with apt inside the root once it is made (debootstrap cannot
+# configure chromium's desktop dependencies itself): the headless browser of
+# the web interface's tests, and a font for its screenshots.
+S8000_SID_APT="chromium fonts-dejavu-core"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -87,6 +91,28 @@ Install python3.14 (>= 3.14.2) or run this script as root."
     mv "$tmp" "$S8000_SID_ROOT"
 }
 
+# Installs $S8000_SID_APT in the sid root once (about 20 s).
+ensure_sid_apt() {
+    [[ -f "$S8000_SID_ROOT/.s8000-apt" &&
+        "$(cat "$S8000_SID_ROOT/.s8000-apt")" == "$S8000_SID_APT" ]] && return 0
+    log "installing $S8000_SID_APT in the Debian sid root (once)"
+    cp -L /etc/resolv.conf "$S8000_SID_ROOT/etc/resolv.conf"
+    # The mirror's sid Release file may be past its Valid-Until date: the
+    # packages are what debootstrap took, so the date is not checked.
+    # shellcheck disable=SC2016
+    unshare -m --propagation private -- bash -c '
+        set -e
+        root=$1; shift
+        mount -t proc proc "$root/proc"
+        mount --rbind /dev "$root/dev"
+        exec chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+            bash -c "apt-get -o Acquire::Check-Valid-Until=false update -qq &&
+                apt-get install -y -qq --no-install-recommends $*"
+    ' _ "$S8000_SID_ROOT" "$S8000_SID_APT" >"$S8000_CACHE_DIR/apt.log" 2>&1 ||
+        die "installing $S8000_SID_APT in the sid root failed; see $S8000_CACHE_DIR/apt.log"
+    printf '%s' "$S8000_SID_APT" >"$S8000_SID_ROOT/.s8000-apt"
+}
+
 # Environment passed into the chroot: a clean set, so the host's pip
 # settings (local wheel folders, constraint files) do not leak in.
 _chroot_env() {
@@ -100,7 +126,7 @@ _chroot_env() {
     )
     local name
     for name in CI S8000_TEST_ARGS S8000_DEVELOP_PORT S8000_MODBUS_PORT S8000_CONFIG_DIR \
-        S8000_CRASHES PYTEST_ADDOPTS S8000_DEV_PASSWORD; do
+        S8000_CRASHES PYTEST_ADDOPTS S8000_DEV_PASSWORD S8000_CHROMIUM S8000_REQUIRE_BROWSER; do
         [[ -n "${!name:-}" ]] && vars+=("$name=${!name}")
     done
     printf '%s\n' "${vars[@]}"
@@ -168,6 +194,7 @@ ensure_toolchain() {
         log "using $python ($("$python" --version))"
     else
         ensure_sid_root || return 1
+        ensure_sid_apt || return 1
         python=/usr/bin/python3.14
         log "using $python in the Debian sid root $S8000_SID_ROOT"
     fi
