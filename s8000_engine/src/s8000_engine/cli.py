@@ -37,11 +37,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--baud", type=int, default=19200, choices=(9600, 19200))
     run.add_argument("--parity", choices=("N", "E", "O"), default="E")
     run.add_argument("--unit-id", type=int, default=1, help="Modbus unit id (the base address)")
+    run.add_argument(
+        "--web",
+        metavar="[HOST:]PORT",
+        help="serve the web configuration interface, e.g. 8080 (on 127.0.0.1) or "
+        "0.0.0.0:8080 (every interface); it asks for the web admin password",
+    )
+    run.add_argument(
+        "--discover-network",
+        action="append",
+        default=[],
+        metavar="NETWORK",
+        help="IPv4 network the web interface's discovery page scans (repeatable)",
+    )
+    run.add_argument(
+        "--discover-port", type=int, default=502, help="Modbus TCP port the discovery page probes"
+    )
     run.add_argument(
         "--announce",
         action="append",
@@ -448,7 +465,7 @@ def _run(args: argparse.Namespace) -> int:
             on_progress=progress if args.progress else None,
         )
         meter.start()
-        if args.modbus_tcp or args.modbus_rtu:
+        if args.modbus_tcp or args.modbus_rtu or args.web:
             if not 1 <= args.unit_id <= 247:
                 raise ConfigError("--unit-id: must be between 1 and 247")
             asyncio.run(_serve(meter, args))
@@ -620,6 +637,8 @@ async def _serve(meter: Any, args: argparse.Namespace) -> None:
             flush=True,
         )
         closers.append(rtu.close)
+    if args.web:
+        closers.insert(0, await _serve_web(meter, args))
     try:
         with contextlib.suppress(KeyboardInterrupt, EOFError):
             await asyncio.to_thread(meter.run, args.seconds)
@@ -627,6 +646,49 @@ async def _serve(meter: Any, args: argparse.Namespace) -> None:
         for close in closers:
             await close()
         history_store.close()
+
+
+def _web_address(text: str) -> tuple[str, int]:
+    """``--web``: ``PORT`` (on 127.0.0.1) or ``HOST:PORT``."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"--web: expected [HOST:]PORT, not {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def _serve_web(meter: Any, args: argparse.Namespace) -> Callable[[], Awaitable[None]]:
+    """Start the web interface; returns its closer."""
+    from s8000_engine import discovery  # noqa: PLC0415
+    from s8000_engine.web.app import DiscoveryScope, WebMeter, create_app, serving  # noqa: PLC0415
+    from s8000_engine.web.auth import CREDENTIAL_FILE, Credentials  # noqa: PLC0415
+
+    host, port = _web_address(args.web)
+    discovery.addresses(args.discover_network)  # refuses a wrong or too large network now
+    credential = args.data / CREDENTIAL_FILE
+    made, password = Credentials.ensure(credential)
+    if password is not None:
+        print(
+            f"web interface: user {made.username!r}, password {password!r} "
+            "(shown once: change it with s8000-engine web-password)",
+            file=sys.stderr,
+            flush=True,
+        )
+    scope = DiscoveryScope(list(args.discover_network), port=args.discover_port)
+    app = create_app(WebMeter(meter, discovery_scope=scope), credential)
+    context = serving(app, host, port)
+    bound = await context.__aenter__()
+    print(f"web interface on http://{bound[0]}:{bound[1]}/", file=sys.stderr, flush=True)
+    if not ipaddress.ip_address(bound[0]).is_loopback:
+        print(
+            "web interface: reachable from the network (plain HTTP): keep it on a trusted LAN",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    async def close() -> None:
+        await context.__aexit__(None, None, None)
+
+    return close
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -1,0 +1,494 @@
+"""The local meter's web interface: the S8000 configuration tool in a browser.
+
+``s8000-engine run --web HOST:PORT`` serves it beside Modbus, from the same
+process: the meter meters in its own thread, the web server runs on the
+event loop and never touches the meter's state directly.  It reads the
+:class:`~s8000_engine.live.LiveView` the meter shares after every second,
+reads the interval memory through a connection of its own, and hands every
+change to the meter as a task it runs between two seconds
+(:meth:`LocalMeter.submit <s8000_engine.local.LocalMeter.submit>`), so a
+change is applied whole or not at all.
+
+Pages (after login, see :mod:`s8000_engine.web.auth`):
+
+``/``
+    the single-page interface: live readings, interval charts, settings,
+    front panel, discovery and the change log (``static/``).
+``/login``
+    the login page.
+
+JSON API (every state-changing request carries the session's CSRF token):
+
+==============================  ==============================================
+``GET /api/live``               the live view (the display's six values, per
+                                phase watts, vars and amps, voltages)
+``GET /api/live/stream``        the same as server-sent events, every second
+``GET /api/intervals``          interval energy in buckets: ``span`` day
+                                (hours), week or month (days), ``point`` N or
+                                ``all``, ``end`` (ISO 8601, default now)
+``GET /api/intervals.csv``      the records of the same range as CSV
+``GET/POST /api/settings``      the configuration tool's four sections
+``GET /api/changes``            the configuration change log
+``GET/POST /api/discovery``     S8000 units found on the scanned networks
+``GET /api/panel``              the front panel's LCD
+``POST /api/panel/button``      press or release Display, left, right
+``POST /api/send``              the "Send" command
+==============================  ==============================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from aiohttp import web
+
+from s8000_engine import discovery, export
+from s8000_engine.storage import IntervalRecord, Store
+
+if TYPE_CHECKING:
+    from s8000_engine.live import LiveView
+    from s8000_engine.local import LocalMeter
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Buckets per span: (bucket seconds, buckets).
+SPANS: Final = {"day": (3600, 24), "week": (86400, 7), "month": (86400, 30)}
+#: How long a change may wait for the meter's thread.
+APPLY_TIMEOUT_S: Final = 15.0
+#: Server-sent events: a comment this often keeps idle proxies from closing the stream.
+KEEPALIVE_S: Final = 15.0
+STATIC: Final = resources.files("s8000_engine.web") / "static"
+
+
+class ApiError(web.HTTPException):
+    """An error answered as JSON ``{"error": message}`` with a status code."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        self.status_code = status
+        super().__init__(
+            text=json.dumps({"error": message, **extra}), content_type="application/json"
+        )
+
+
+@dataclass(slots=True)
+class DiscoveryScope:
+    """Where the discovery page looks: networks scanned for Modbus TCP meters."""
+
+    networks: list[str] = field(default_factory=list)
+    port: int = 502
+    unit: int = 1
+    wait_s: float = 1.0
+    found: list[discovery.Found] = field(default_factory=list)
+    scanned_at: float | None = None
+    running: bool = False
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The scope and the last scan, for JSON."""
+        return {
+            "networks": self.networks,
+            "port": self.port,
+            "found": [f.as_dict() for f in self.found],
+            "scanned_at": self.scanned_at,
+            "running": self.running,
+            "error": self.error,
+        }
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(text: str, what: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"{what}: not an ISO 8601 time: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+class WebMeter:
+    """What the web interface needs of a running local meter."""
+
+    def __init__(self, meter: LocalMeter, *, discovery_scope: DiscoveryScope | None = None) -> None:
+        self.meter = meter
+        self.path = meter.store.path
+        self.discovery = discovery_scope or DiscoveryScope()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def live(self) -> LiveView:
+        """The last second's values."""
+        view = self.meter.live
+        if view is None:
+            raise ApiError(503, "the meter has not metered a second yet")
+        return view
+
+    @contextlib.contextmanager
+    def _store(self) -> Any:
+        with Store.open(self.path, create=False) as store:
+            yield store
+
+    def records(self, start: float, end: float, points: Sequence[int] | None) -> list[IntervalRecord]:
+        """Interval records starting in [start, end) (a thread of its own may call this)."""
+        with self._store() as store:
+            return store.intervals(start, end, points)
+
+    def stored_meta(self, *keys: str) -> list[Any]:
+        """Meta values of the store, read through a connection of its own."""
+        with self._store() as store:
+            return [store.get_meta(key) for key in keys]
+
+    # -- changing ----------------------------------------------------------------------
+
+    async def in_meter[T](self, task: Callable[[], T]) -> T:
+        """Run ``task`` in the meter's thread between two seconds."""
+        future = self.meter.submit(task)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), APPLY_TIMEOUT_S)
+        except TimeoutError:
+            future.cancel()
+            raise ApiError(503, "the meter is not metering: the change was not applied") from None
+
+
+METER_KEY: Final = web.AppKey("meter", WebMeter)
+
+
+def _meter(request: web.Request) -> WebMeter:
+    return request.app[METER_KEY]
+
+
+def _point_arg(request: web.Request, points: int) -> int | None:
+    """``point`` of the query: a number 1..N, or ``all`` (None)."""
+    text = request.query.get("point", "all")
+    if text == "all":
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        raise ApiError(400, f"point: expected a point number or 'all', not {text!r}") from None
+    if not 1 <= number <= points:
+        raise ApiError(400, f"point: this meter has points 1 to {points}, not {number}")
+    return number
+
+
+def _span_range(request: web.Request, now: float) -> tuple[str, int, float, float]:
+    """``span`` and ``end`` of the query: the span, its bucket length, start and end."""
+    span = request.query.get("span", "day")
+    if span not in SPANS:
+        raise ApiError(400, f"span: expected one of {', '.join(SPANS)}, not {span!r}")
+    step, count = SPANS[span]
+    end_text = request.query.get("end")
+    end = _parse_time(end_text, "end") if end_text else now
+    end = math.ceil(end / step) * step  # the bucket holding ``end`` is the last one
+    return span, step, end - step * count, end
+
+
+# -- handlers -------------------------------------------------------------------------
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(Path(str(STATIC / "index.html")))
+
+
+async def _login_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(Path(str(STATIC / "login.html")))
+
+
+async def _favicon(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(Path(str(STATIC / "favicon.svg")))
+
+
+async def _live(request: web.Request) -> web.Response:
+    return web.json_response(_meter(request).live().as_dict())
+
+
+async def _live_stream(request: web.Request) -> web.StreamResponse:
+    """Every second's live view as server-sent events (newest wins when a client lags)."""
+    meter = _meter(request)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+    )
+    await response.prepare(request)
+    loop = asyncio.get_running_loop()
+    latest: asyncio.Queue[LiveView] = asyncio.Queue(maxsize=1)
+
+    def offer(view: LiveView) -> None:
+        if latest.full():
+            latest.get_nowait()
+        latest.put_nowait(view)
+
+    def listener(view: LiveView) -> None:  # the meter's thread
+        loop.call_soon_threadsafe(offer, view)
+
+    remove = meter.meter.add_listener(listener)
+    try:
+        if meter.meter.live is not None:
+            offer(meter.meter.live)
+        while True:
+            try:
+                view = await asyncio.wait_for(latest.get(), KEEPALIVE_S)
+            except TimeoutError:
+                await response.write(b": keepalive\n\n")
+                continue
+            await response.write(f"data: {json.dumps(view.as_dict())}\n\n".encode())
+    except (ConnectionResetError, ConnectionError):
+        pass
+    finally:
+        remove()
+    return response
+
+
+def _bucketed(
+    records: list[IntervalRecord], start: float, step: int, count: int
+) -> list[dict[str, Any]]:
+    buckets = [
+        {"start": _iso(start + k * step), "delivered": 0.0, "received": 0.0, "flags": 0}
+        for k in range(count)
+    ]
+    for record in records:
+        index = int((record.start - start) // step)
+        if not 0 <= index < count:
+            continue
+        bucket = buckets[index]
+        for point in record.points:
+            bucket["delivered"] += point.deltas[0] / 1e6
+            bucket["received"] += point.deltas[1] / 1e6
+        bucket["flags"] |= int(record.flags)
+    return buckets
+
+
+async def _intervals(request: web.Request) -> web.Response:
+    meter = _meter(request)
+    view = meter.live()
+    point = _point_arg(request, len(view.points))
+    span, step, start, end = _span_range(request, view.time)
+    points = None if point is None else [point - 1]
+    records = await asyncio.to_thread(meter.records, start, end, points)
+    buckets = _bucketed(records, start, step, SPANS[span][1])
+    return web.json_response(
+        {
+            "span": span,
+            "point": point,
+            "name": "All points" if point is None else view.point(point).name,
+            "start": _iso(start),
+            "end": _iso(end),
+            "step": step,
+            "intervals": len(records),
+            "buckets": buckets,
+            "delivered": sum(b["delivered"] for b in buckets),
+            "received": sum(b["received"] for b in buckets),
+        }
+    )
+
+
+async def _intervals_csv(request: web.Request) -> web.Response:
+    meter = _meter(request)
+    view = meter.live()
+    point = _point_arg(request, len(view.points))
+    _, _, start, end = _span_range(request, view.time)
+    points = None if point is None else [point - 1]
+    records = await asyncio.to_thread(meter.records, start, end, points)
+    text = export.to_csv(records, [p.name for p in view.points])
+    stamp = time.strftime("%Y%m%dT%H%MZ", time.gmtime(start))
+    which = "all" if point is None else f"point{point}"
+    name = f"s8000-{view.serial}-{which}-{stamp}.csv"
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def _discovery(request: web.Request) -> web.Response:
+    return web.json_response(_meter(request).discovery.as_dict())
+
+
+async def _discovery_scan(request: web.Request) -> web.Response:
+    scope = _meter(request).discovery
+    if not scope.networks:
+        raise ApiError(
+            409, "no network to scan: start the meter with --discover-network NETWORK"
+        )
+    if scope.running:
+        raise ApiError(409, "a scan is already under way")
+    scope.running = True
+    try:
+        scope.found = await discovery.scan(
+            scope.networks, port=scope.port, unit=scope.unit, wait_s=scope.wait_s
+        )
+        scope.error = None
+    except (OSError, ValueError) as error:
+        scope.error = str(error)
+    finally:
+        scope.running = False
+        scope.scanned_at = time.time()
+    return web.json_response(scope.as_dict())
+
+
+# -- settings ------------------------------------------------------------------------
+
+
+def _settings_payload(meter: WebMeter) -> dict[str, Any]:
+    from s8000_engine.settings import public_settings  # noqa: PLC0415
+
+    raw, minutes = meter.stored_meta("config", "recording_minutes")
+    config = meter.meter.config
+    return public_settings(raw or {}, int(minutes or 15), config.model)
+
+
+async def _settings(request: web.Request) -> web.Response:
+    meter = _meter(request)
+    return web.json_response(await asyncio.to_thread(_settings_payload, meter))
+
+
+async def _settings_change(request: web.Request) -> web.Response:
+    from s8000_engine.settings import SettingsError  # noqa: PLC0415
+
+    meter = _meter(request)
+    try:
+        changes = await request.json()
+    except ValueError:
+        raise ApiError(400, "the request body is not JSON") from None
+    if not isinstance(changes, dict):
+        raise ApiError(400, "the request body must be a JSON object of sections")
+    user = request["session"].user
+    try:
+        result = await meter.in_meter(lambda: meter.meter.reconfigure(changes, user=user))
+    except SettingsError as error:
+        raise ApiError(400, str(error), errors=error.as_list()) from None
+    settings = await asyncio.to_thread(_settings_payload, meter)
+    return web.json_response({"changes": list(result.changes), "settings": settings})
+
+
+async def _changes(request: web.Request) -> web.Response:
+    meter = _meter(request)
+
+    def read() -> list[dict[str, Any]]:
+        with meter._store() as store:  # noqa: SLF001 - this module's own helper
+            return [c.as_dict() for c in store.config_changes(100)]
+
+    return web.json_response({"changes": await asyncio.to_thread(read)})
+
+
+# -- the front panel ---------------------------------------------------------------
+
+
+async def _panel(request: web.Request) -> web.Response:
+    panel = request.app[PANEL_KEY]
+    panel.tick()
+    return web.json_response(panel.render().as_dict())
+
+
+async def _panel_button(request: web.Request) -> web.Response:
+    from s8000_engine.panel import Button  # noqa: PLC0415
+
+    panel = request.app[PANEL_KEY]
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "expected {\"button\": ..., \"action\": ...}")
+    try:
+        button = Button(body.get("button"))
+    except ValueError:
+        raise ApiError(
+            400, f"button: expected one of {', '.join(b.value for b in Button)}"
+        ) from None
+    action = body.get("action")
+    if action == "press":
+        panel.press(button)
+    elif action == "release":
+        panel.release(button)
+    else:
+        raise ApiError(400, "action: expected press or release")
+    panel.tick()
+    return web.json_response(panel.render().as_dict())
+
+
+async def _send(request: web.Request) -> web.Response:
+    meter = _meter(request)
+    started = await meter.in_meter(meter.meter.send)
+    if not started and not meter.meter.config.reporting.configured:
+        raise ApiError(409, "no host server is configured: set one under Settings → Unit")
+    return web.json_response({"started": started})
+
+
+@web.middleware
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Any]
+) -> web.StreamResponse:
+    """Unexpected errors answer a plain message, logged, never a traceback page."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException:
+        raise
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        _LOGGER.exception("web request %s %s failed", request.method, request.path)
+        raise ApiError(500, "internal error: see the meter's log") from None
+    return response
+
+
+def create_app(
+    meter: WebMeter,
+    credentials: Path,
+    *,
+    secure_cookie: bool = False,
+    clock: Callable[[], float] = time.time,
+    extra_routes: Callable[[web.Application], None] | None = None,
+) -> web.Application:
+    """The web application of ``meter``, with its login (credential file ``credentials``)."""
+    from s8000_engine.web.auth import setup_auth  # noqa: PLC0415
+
+    app = web.Application(middlewares=[_errors], client_max_size=256 * 1024)
+    app[METER_KEY] = meter
+    setup_auth(app, credentials, secure_cookie=secure_cookie, clock=clock)
+    app.router.add_get("/", _index)
+    app.router.add_get("/login", _login_page)
+    app.router.add_get("/favicon.ico", _favicon)
+    app.router.add_static("/static/", Path(str(STATIC)), append_version=False)
+    app.router.add_get("/api/live", _live)
+    app.router.add_get("/api/live/stream", _live_stream)
+    app.router.add_get("/api/intervals", _intervals)
+    app.router.add_get("/api/intervals.csv", _intervals_csv)
+    app.router.add_get("/api/discovery", _discovery)
+    app.router.add_post("/api/discovery", _discovery_scan)
+    app.router.add_post("/api/send", _send)
+    if extra_routes is not None:
+        extra_routes(app)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[tuple[str, int]]:
+    """Serve ``app`` on ``host:port`` (0: any free port); yields the bound address."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    try:
+        server = site._server  # noqa: SLF001 - aiohttp exposes the bound port nowhere else
+        sockets = getattr(server, "sockets", None) or []
+        bound = sockets[0].getsockname()[:2] if sockets else (host, port)
+        yield str(bound[0]), int(bound[1])
+    finally:
+        await runner.cleanup()
+
+
+__all__ = ["METER_KEY", "ApiError", "DiscoveryScope", "WebMeter", "create_app", "serving"]

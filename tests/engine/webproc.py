@@ -1,0 +1,133 @@
+"""Shared helpers of the web interface's tests: the local meter with its web
+interface in a process of its own, and a real headless Chromium.
+
+The browser is the system's Chromium (Debian's ``chromium`` package: the
+project's toolchain installs it in its Python 3.14 root), found in
+``S8000_CHROMIUM`` or on PATH and driven by Playwright.  Without one the
+browser tests are skipped, unless ``S8000_REQUIRE_BROWSER=1`` (set by
+``scripts/test``) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.engine.meterproc import engine, free_port
+
+#: Chromium's flags for a sandbox-less root in a closed network (no
+#: background connections to Google's hosts, no first-run pages).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-features=Translate,MediaRouter,OptimizationHints",
+]
+
+
+def chromium() -> str:
+    """The system's Chromium, or skip (fail where a browser is required)."""
+    given = os.environ.get("S8000_CHROMIUM")
+    candidates = [given] if given else []
+    candidates += ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
+    for name in candidates:
+        found = shutil.which(name)
+        if found:
+            return found
+    message = "no Chromium: install Debian's chromium or set S8000_CHROMIUM"
+    if os.environ.get("S8000_REQUIRE_BROWSER") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+class WebMeter:
+    """``s8000-engine run --simulate --web`` in a process of its own."""
+
+    PASSWORD_LINE = re.compile(r"password '([^']+)'")
+    URL_LINE = re.compile(r"web interface on (http://\S+)/")
+
+    def __init__(self, data: Path, *options: str, modbus: bool = True) -> None:
+        self.data = data
+        self.options = list(options)
+        self.modbus_port = free_port() if modbus else None
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.password: str | None = None
+        self.lines: list[str] = []
+        self.process: subprocess.Popen[str] | None = None
+        self._seen = threading.Condition()
+
+    def start(self, wait_s: float = 60.0) -> WebMeter:
+        """Start it and wait until the web interface answers."""
+        command = [engine(), "run", "--simulate", "--data", str(self.data),
+                   "--web", f"127.0.0.1:{self.port}", *self.options]  # fmt: skip
+        if self.modbus_port is not None:
+            command += ["--modbus-tcp", f"127.0.0.1:{self.modbus_port}"]
+        self.lines = []
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        threading.Thread(target=self._drain, daemon=True).start()
+        deadline = time.monotonic() + wait_s
+        with self._seen:
+            while not any(self.URL_LINE.search(line) for line in self.lines):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("the local meter did not start:\n" + "".join(self.lines))
+                self._seen.wait(0.1)
+        for line in self.lines:
+            if found := self.PASSWORD_LINE.search(line):
+                self.password = found.group(1)
+        return self
+
+    def _drain(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._seen:
+                self.lines.append(line)
+                self._seen.notify_all()
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL)."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def log(self) -> str:
+        """Everything it wrote on stderr so far."""
+        with self._seen:
+            return "".join(self.lines)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A headless Chromium driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
