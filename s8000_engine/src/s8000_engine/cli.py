@@ -30,6 +30,9 @@ Commands:
     only once the host acknowledged them.
 ``export``
     Interval data from the store, by time range and point, as CSV or JSON.
+``panel``
+    The front panel (2x16 LCD and its three buttons) of a running local meter
+    in a terminal, through its web interface (``s8000-engine panel --help``).
 """
 
 from __future__ import annotations
@@ -218,6 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--points", help="meter points, e.g. 1,3-5 (default: all)")
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     export.add_argument("--output", type=Path, help="write to this file instead of stdout")
+
+    from s8000_engine import panelterm  # noqa: PLC0415
+
+    panel = commands.add_parser(
+        "panel",
+        help="the front panel of a running local meter, in a terminal",
+        description=panelterm.DESCRIPTION,
+        epilog=panelterm.EPILOG,
+    )
+    panelterm.add_arguments(panel)
     return parser
 
 
@@ -502,6 +515,12 @@ def _read(args: argparse.Namespace) -> int:
     return read_command(args.rest)
 
 
+def _panel(args: argparse.Namespace) -> int:
+    from s8000_engine.panelterm import run_panel  # noqa: PLC0415
+
+    return run_panel(args)
+
+
 def _discover(args: argparse.Namespace) -> int:
     from s8000_engine import discovery  # noqa: PLC0415
 
@@ -725,6 +744,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "read": _read,
         "send": _send,
         "export": _export,
+        "panel": _panel,
     }
     if args.command is None:
         parser.print_help(sys.stderr)
