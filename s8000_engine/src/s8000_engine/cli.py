@@ -43,6 +43,7 @@ import contextlib
 import ipaddress
 import json
 import math
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -667,6 +668,18 @@ async def _serve(meter: Any, args: argparse.Namespace) -> None:
         history_store.close()
 
 
+def _local_ip(args: argparse.Namespace, web_host: str) -> str:
+    """The address the front panel shows as the meter's local IP."""
+    for given in (args.modbus_tcp.rpartition(":")[0] if args.modbus_tcp else "", web_host):
+        host = given.strip("[]")
+        if host and host not in ("0.0.0.0", "::"):
+            return host
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+
+
 def _web_address(text: str) -> tuple[str, int]:
     """``--web``: ``PORT`` (on 127.0.0.1) or ``HOST:PORT``."""
     host, _, port = text.rpartition(":")
@@ -693,7 +706,9 @@ async def _serve_web(meter: Any, args: argparse.Namespace) -> Callable[[], Await
             flush=True,
         )
     scope = DiscoveryScope(list(args.discover_network), port=args.discover_port)
-    app = create_app(WebMeter(meter, discovery_scope=scope), credential)
+    app = create_app(
+        WebMeter(meter, discovery_scope=scope, local_ip=_local_ip(args, host)), credential
+    )
     context = serving(app, host, port)
     bound = await context.__aenter__()
     print(f"web interface on http://{bound[0]}:{bound[1]}/", file=sys.stderr, flush=True)

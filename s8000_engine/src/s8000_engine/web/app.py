@@ -44,7 +44,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from s8000_engine import discovery, export
+from s8000_engine.panel import FrontPanel, PanelInfo
 from s8000_engine.storage import IntervalRecord, Store
 
 if TYPE_CHECKING:
@@ -123,10 +124,58 @@ def _parse_time(text: str, what: str) -> float:
 class WebMeter:
     """What the web interface needs of a running local meter."""
 
-    def __init__(self, meter: LocalMeter, *, discovery_scope: DiscoveryScope | None = None) -> None:
+    def __init__(
+        self,
+        meter: LocalMeter,
+        *,
+        discovery_scope: DiscoveryScope | None = None,
+        local_ip: str = "127.0.0.1",
+        panel_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.meter = meter
         self.path = meter.store.path
         self.discovery = discovery_scope or DiscoveryScope()
+        self.local_ip = local_ip
+        #: The meter's one front panel: the web page and ``s8000-engine panel`` share it.
+        self.panel = FrontPanel(lambda: meter.live, self.panel_info, self, clock=panel_clock)
+
+    # -- the front panel's view of the unit -------------------------------------------
+
+    def panel_info(self) -> PanelInfo:
+        """The diagnostics mode's "Local IP address" list, from the configuration."""
+        from s8000_engine.local import FIRMWARE, FIRMWARE_BUILD  # noqa: PLC0415
+
+        config = self.meter.config
+        unit = getattr(config, "unit", None)
+        reporting = config.reporting
+        return PanelInfo(
+            local_ip=self.local_ip,
+            remote_host=reporting.host or reporting.url,
+            time_server=getattr(unit, "ntp_host", ""),
+            default_ip=getattr(unit, "ip", ""),
+            default_netmask=getattr(unit, "netmask", ""),
+            default_gateway=getattr(unit, "gateway", ""),
+            ppp_user=getattr(unit, "ppp_username", ""),
+            phone_number=getattr(unit, "phone", ""),
+            at_command=getattr(unit, "at_string", ""),
+            alt_phone_number=getattr(unit, "alt_phone", ""),
+            serial_number=self.meter.serial,
+            firmware_build=FIRMWARE_BUILD,
+            mac_address=self.meter.mac,
+            firmware_revision=FIRMWARE,
+            pt_ratio=config.pt_ratio,
+        )
+
+    def send(self) -> bool:
+        """The panel's "Send": True if a report starts (in the meter's thread)."""
+        if not self.meter.config.reporting.configured:
+            return False
+        self.meter.submit(self.meter.send)
+        return True
+
+    def reset_default_ip(self) -> None:
+        """The panel's "Reset default IP": recorded in the change log."""
+        self.meter.submit(lambda: self.meter.reset_default_ip(user="front panel"))
 
     # -- reading ---------------------------------------------------------------------
 
@@ -138,18 +187,21 @@ class WebMeter:
         return view
 
     @contextlib.contextmanager
-    def _store(self) -> Any:
+    def store(self) -> Iterator[Store]:
+        """A connection of its own to the meter's store (for a worker thread)."""
         with Store.open(self.path, create=False) as store:
             yield store
 
-    def records(self, start: float, end: float, points: Sequence[int] | None) -> list[IntervalRecord]:
+    def records(
+        self, start: float, end: float, points: Sequence[int] | None
+    ) -> list[IntervalRecord]:
         """Interval records starting in [start, end) (a thread of its own may call this)."""
-        with self._store() as store:
+        with self.store() as store:
             return store.intervals(start, end, points)
 
     def stored_meta(self, *keys: str) -> list[Any]:
         """Meta values of the store, read through a connection of its own."""
-        with self._store() as store:
+        with self.store() as store:
             return [store.get_meta(key) for key in keys]
 
     # -- changing ----------------------------------------------------------------------
@@ -255,20 +307,27 @@ async def _live_stream(request: web.Request) -> web.StreamResponse:
 def _bucketed(
     records: list[IntervalRecord], start: float, step: int, count: int
 ) -> list[dict[str, Any]]:
-    buckets = [
-        {"start": _iso(start + k * step), "delivered": 0.0, "received": 0.0, "flags": 0}
-        for k in range(count)
-    ]
+    """Delivered and received kWh (and the records' flags) per bucket."""
+    delivered = [0.0] * count
+    received = [0.0] * count
+    flags = [0] * count
     for record in records:
         index = int((record.start - start) // step)
         if not 0 <= index < count:
             continue
-        bucket = buckets[index]
         for point in record.points:
-            bucket["delivered"] += point.deltas[0] / 1e6
-            bucket["received"] += point.deltas[1] / 1e6
-        bucket["flags"] |= int(record.flags)
-    return buckets
+            delivered[index] += point.deltas[0] / 1e6
+            received[index] += point.deltas[1] / 1e6
+        flags[index] |= int(record.flags)
+    return [
+        {
+            "start": _iso(start + k * step),
+            "delivered": delivered[k],
+            "received": received[k],
+            "flags": flags[k],
+        }
+        for k in range(count)
+    ]
 
 
 async def _intervals(request: web.Request) -> web.Response:
@@ -320,9 +379,7 @@ async def _discovery(request: web.Request) -> web.Response:
 async def _discovery_scan(request: web.Request) -> web.Response:
     scope = _meter(request).discovery
     if not scope.networks:
-        raise ApiError(
-            409, "no network to scan: start the meter with --discover-network NETWORK"
-        )
+        raise ApiError(409, "no network to scan: start the meter with --discover-network NETWORK")
     if scope.running:
         raise ApiError(409, "a scan is already under way")
     scope.running = True
@@ -369,7 +426,7 @@ async def _settings_change(request: web.Request) -> web.Response:
     try:
         result = await meter.in_meter(lambda: meter.meter.reconfigure(changes, user=user))
     except SettingsError as error:
-        raise ApiError(400, str(error), errors=error.as_list()) from None
+        raise ApiError(400, str(error), **error.as_dict()) from None
     settings = await asyncio.to_thread(_settings_payload, meter)
     return web.json_response({"changes": list(result.changes), "settings": settings})
 
@@ -378,7 +435,7 @@ async def _changes(request: web.Request) -> web.Response:
     meter = _meter(request)
 
     def read() -> list[dict[str, Any]]:
-        with meter._store() as store:  # noqa: SLF001 - this module's own helper
+        with meter.store() as store:
             return [c.as_dict() for c in store.config_changes(100)]
 
     return web.json_response({"changes": await asyncio.to_thread(read)})
@@ -388,36 +445,33 @@ async def _changes(request: web.Request) -> web.Response:
 
 
 async def _panel(request: web.Request) -> web.Response:
-    panel = request.app[PANEL_KEY]
-    panel.tick()
-    return web.json_response(panel.render().as_dict())
+    return web.json_response(_meter(request).panel.render().as_dict())
 
 
 async def _panel_button(request: web.Request) -> web.Response:
     from s8000_engine.panel import Button  # noqa: PLC0415
 
-    panel = request.app[PANEL_KEY]
+    panel = _meter(request).panel
     try:
         body = await request.json()
     except ValueError:
         raise ApiError(400, "the request body is not JSON") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "expected {\"button\": ..., \"action\": ...}")
+        raise ApiError(400, 'expected {"button": ..., "action": ...}')
     try:
-        button = Button(body.get("button"))
+        button = Button(str(body.get("button")))
     except ValueError:
         raise ApiError(
             400, f"button: expected one of {', '.join(b.value for b in Button)}"
         ) from None
     action = body.get("action")
     if action == "press":
-        panel.press(button)
+        state = panel.press(button)
     elif action == "release":
-        panel.release(button)
+        state = panel.release(button)
     else:
         raise ApiError(400, "action: expected press or release")
-    panel.tick()
-    return web.json_response(panel.render().as_dict())
+    return web.json_response(state.as_dict())
 
 
 async def _send(request: web.Request) -> web.Response:
@@ -451,7 +505,6 @@ def create_app(
     *,
     secure_cookie: bool = False,
     clock: Callable[[], float] = time.time,
-    extra_routes: Callable[[web.Application], None] | None = None,
 ) -> web.Application:
     """The web application of ``meter``, with its login (credential file ``credentials``)."""
     from s8000_engine.web.auth import setup_auth  # noqa: PLC0415
@@ -470,8 +523,11 @@ def create_app(
     app.router.add_get("/api/discovery", _discovery)
     app.router.add_post("/api/discovery", _discovery_scan)
     app.router.add_post("/api/send", _send)
-    if extra_routes is not None:
-        extra_routes(app)
+    app.router.add_get("/api/settings", _settings)
+    app.router.add_post("/api/settings", _settings_change)
+    app.router.add_get("/api/changes", _changes)
+    app.router.add_get("/api/panel", _panel)
+    app.router.add_post("/api/panel/button", _panel_button)
     return app
 
 
@@ -483,7 +539,7 @@ async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[t
     site = web.TCPSite(runner, host, port)
     await site.start()
     try:
-        server = site._server  # noqa: SLF001 - aiohttp exposes the bound port nowhere else
+        server = site._server
         sockets = getattr(server, "sockets", None) or []
         bound = sockets[0].getsockname()[:2] if sockets else (host, port)
         yield str(bound[0]), int(bound[1])
