@@ -30,6 +30,9 @@ Commands:
     only once the host acknowledged them.
 ``export``
     Interval data from the store, by time range and point, as CSV or JSON.
+``web-password``
+    Set the web interface's admin password (from stdin, typed twice, or
+    ``--generate``d and printed once); signed-in browsers must log in again.
 """
 
 from __future__ import annotations
@@ -201,6 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--points", help="meter points, e.g. 1,3-5 (default: all)")
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     export.add_argument("--output", type=Path, help="write to this file instead of stdout")
+
+    web_password = commands.add_parser(
+        "web-password",
+        help="set the web interface's admin password (read from stdin or typed twice)",
+    )
+    web_password.add_argument(
+        "--data", type=Path, default=Path("s8000-data"), help="data directory"
+    )
+    web_password.add_argument("--user", help="admin user name (default: keep it, or admin)")
+    web_password.add_argument(
+        "--generate", action="store_true", help="generate a password and print it once"
+    )
     return parser
 
 
@@ -648,6 +663,22 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _web_password(args: argparse.Namespace) -> int:
+    from s8000_engine.web import auth  # noqa: PLC0415
+
+    password = auth.generate_password() if args.generate else auth.read_new_password()
+    path = args.data / auth.CREDENTIAL_NAME
+    credentials = auth.Credentials.set_password(path, password, username=args.user)
+    if args.generate:
+        print(password)
+    print(
+        f"web password of {credentials.username!r} set in {path}; "
+        "signed-in browsers must log in again",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     parser = build_parser()
@@ -663,6 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "read": _read,
         "send": _send,
         "export": _export,
+        "web-password": _web_password,
     }
     if args.command is None:
         parser.print_help(sys.stderr)
