@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientResponse, web
+from aiohttp import ClientResponse, ClientSession, DummyCookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
 
+import s8000_engine
 from s8000_engine.web.auth import (
     AUTH_KEY,
     CONTENT_SECURITY_POLICY,
@@ -101,6 +102,10 @@ def make_app(
     app.router.add_get("/api/thing", thing)
     app.router.add_post("/api/thing", change)
     app.router.add_get("/health", health)
+    static = path.parent / "static"
+    static.mkdir(exist_ok=True)
+    (static / "app.js").write_text("// the page's script\n")
+    app.router.add_static("/static/", static)
     setup_auth(app, path, clock=clock, **options)  # type: ignore[arg-type]
     return app
 
@@ -131,6 +136,18 @@ async def logged_in(site: Site) -> str:
     body = await response.json()
     assert isinstance(body["csrf"], str)
     return body["csrf"]
+
+
+async def with_cookie(site: Site, token: str, path: str = "/api/thing") -> ClientResponse:
+    """GET ``path`` from another browser that holds a copy of the session cookie ``token``."""
+    async with ClientSession(cookie_jar=DummyCookieJar()) as browser:
+        response = await browser.get(
+            site.client.make_url(path),
+            headers={"Cookie": f"s8000_session={token}"},
+            allow_redirects=False,
+        )
+        await response.read()
+        return response
 
 
 def cookie_of(site: Site) -> str:
@@ -346,6 +363,12 @@ async def test_a_wrong_password_is_refused_and_the_right_one_logs_in(site: Site)
     session = await (await site.client.get("/api/session")).json()
     assert session == {"user": "admin", "csrf": body["csrf"], "expires": START + 1800.0}
     assert (await site.client.get("/api/thing")).status == 200
+    # Logging in again replaces the session: the earlier cookie stops working.
+    first = cookie_of(site)
+    assert (await login(site.client, site.password)).status == 200
+    assert cookie_of(site) != first
+    assert (await with_cookie(site, first)).status == 401
+    assert (await with_cookie(site, cookie_of(site))).status == 200
 
 
 async def test_the_login_form_fields_work_too(site: Site) -> None:
@@ -393,8 +416,9 @@ async def test_a_brute_force_burst_is_slowed_down(site: Site) -> None:
     assert (await login(site.client, site.password)).status == 429
     site.clock.advance(8.0)
     assert (await login(site.client, site.password)).status == 200
-    # The success wiped the slate: the next mistake is not delayed.
-    assert (await login(site.client, "a typo, sorry")).status == 401
+    # The success wiped the slate: the next few mistakes are not delayed.
+    typos = [(await login(site.client, f"a typo, sorry {n}")).status for n in range(5)]
+    assert typos == [401] * 5
 
 
 async def test_parallel_guesses_cannot_outrun_the_limit(site: Site) -> None:
@@ -461,12 +485,15 @@ async def test_login_and_websockets_check_the_origin(site: Site) -> None:
 
 async def test_logout_needs_the_token_and_ends_the_session(site: Site) -> None:
     csrf = await logged_in(site)
+    token = cookie_of(site)
     assert (await site.client.post("/api/logout")).status == 403
     assert (await site.client.get("/api/thing")).status == 200
     out = await site.client.post("/api/logout", headers={"X-CSRF-Token": csrf})
     assert out.status == 200
     assert "s8000_session=" in out.headers["Set-Cookie"]
     assert (await site.client.get("/api/thing")).status == 401
+    # The server forgot it too: a copy of the cookie kept elsewhere is worthless.
+    assert (await with_cookie(site, token)).status == 401
 
 
 async def test_a_new_password_ends_every_session(site: Site) -> None:
@@ -480,17 +507,21 @@ async def test_a_new_password_ends_every_session(site: Site) -> None:
     assert (await site.client.get("/api/thing")).status == 200
 
 
-def web_password(
-    *args: str, stdin: str | None = None, stdin_fd: int | None = None
-) -> subprocess.CompletedProcess[str]:
+COMMAND = [sys.executable, "-m", "s8000_engine", "web-password"]
+# The command runs the code under test even when the shared environment's
+# editable install points at another checkout meanwhile.
+COMMAND_ENV = {**os.environ, "PYTHONPATH": str(Path(s8000_engine.__file__).parents[1])}
+
+
+def web_password(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "s8000_engine", "web-password", *args],
+        [*COMMAND, *args],
         input=stdin,
-        stdin=stdin_fd,
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
+        env=COMMAND_ENV,
     )
 
 
@@ -506,7 +537,7 @@ async def test_the_command_line_sets_the_password_while_the_server_runs(site: Si
     assert (await login(site.client, site.password)).status == 401
     assert (await login(site.client, NEW_PASSWORD)).status == 200
 
-    generated = await asyncio.to_thread(web_password, "--data", data, "--generate")
+    generated = await asyncio.to_thread(web_password, "--data", data, "--generate", stdin="")
     assert generated.returncode == 0, generated.stderr
     password = generated.stdout.strip()
     assert len(password) >= 16
@@ -518,7 +549,7 @@ async def test_the_command_line_sets_the_password_while_the_server_runs(site: Si
 
 def test_the_command_line_refuses_bad_passwords_and_argv_passwords(tmp_path: Path) -> None:
     data = str(tmp_path)
-    as_argument = web_password("--data", data, "a password on the command line")
+    as_argument = web_password("--data", data, "a password on the command line", stdin="")
     assert as_argument.returncode == 2
     assert "unrecognized arguments" in as_argument.stderr
     short = web_password("--data", data, stdin="short\n")
@@ -541,7 +572,8 @@ def run_on_terminal(data: Path, lines: list[str]) -> tuple[int, str]:
     """
     master, slave = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "s8000_engine", "web-password", "--data", str(data)],
+        [*COMMAND, "--data", str(data)],
+        env=COMMAND_ENV,
         stdin=slave,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -638,9 +670,34 @@ async def test_without_a_session_pages_redirect_and_the_api_refuses(site: Site) 
     assert (await site.client.get("/login")).status == 200
     assert (await site.client.head("/login")).status == 200
     assert (await site.client.get("/health", allow_redirects=False)).status == 303
-    forged = await site.client.get("/api/thing", headers={"Cookie": "s8000_session=forged"})
+    forged = await with_cookie(site, "forged")
     assert forged.status == 401
     assert "s8000_session=" in forged.headers["Set-Cookie"]
+    script = await site.client.get("/static/app.js")
+    assert script.status == 200
+    assert await script.text() == "// the page's script\n"
+
+
+async def raw_get(port: int, target: str) -> bytes:
+    """Send a request line exactly as written (clients would normalise the dots away)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return answer
+
+
+@pytest.mark.parametrize(
+    "target", ["/static/../api/thing", "/static/%2e%2e/api/thing", "/static/..%2Fapi/thing"]
+)
+async def test_dot_segments_do_not_ride_on_a_public_prefix(site: Site, target: str) -> None:
+    port = site.client.port
+    assert port is not None
+    answer = await raw_get(port, target)
+    assert answer.startswith(b"HTTP/1.1 303 ")  # treated as a protected page, not as public
+    assert b"count" not in answer
 
 
 async def test_the_public_set_is_a_parameter(tmp_path: Path) -> None:
@@ -691,7 +748,7 @@ async def test_the_log_names_failures_but_never_a_secret(
     await site.client.post("/api/thing", headers={"X-CSRF-Token": "a forged token value"})
     await site.client.post("/api/logout", headers={"X-CSRF-Token": csrf})
     Credentials.set_password(site.path, NEW_PASSWORD, n=TEST_N)
-    await site.client.get("/api/thing", headers={"Cookie": f"s8000_session={token}"})
+    await with_cookie(site, token)
     text = caplog.text
     assert "failed web login of 'admin' from 127.0.0.1" in text
     assert "web login of 'admin' from 127.0.0.1" in text
