@@ -95,7 +95,8 @@ class WebMeter:
         return self
 
     def _drain(self) -> None:
-        assert self.process is not None and self.process.stderr is not None
+        assert self.process is not None
+        assert self.process.stderr is not None
         for line in self.process.stderr:
             with self._seen:
                 self.lines.append(line)

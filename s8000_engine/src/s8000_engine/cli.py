@@ -33,6 +33,9 @@ Commands:
 ``panel``
     The front panel (2x16 LCD and its three buttons) of a running local meter
     in a terminal, through its web interface (``s8000-engine panel --help``).
+``web-password``
+    Set the web interface's admin password (from stdin, typed twice, or
+    ``--generate``d and printed once); signed-in browsers must log in again.
 """
 
 from __future__ import annotations
@@ -232,6 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=panelterm.EPILOG,
     )
     panelterm.add_arguments(panel)
+    web_password = commands.add_parser(
+        "web-password",
+        help="set the web interface's admin password (read from stdin or typed twice)",
+    )
+    web_password.add_argument(
+        "--data", type=Path, default=Path("s8000-data"), help="data directory"
+    )
+    web_password.add_argument("--user", help="admin user name (default: keep it, or admin)")
+    web_password.add_argument(
+        "--generate", action="store_true", help="generate a password and print it once"
+    )
     return parser
 
 
@@ -692,11 +706,11 @@ async def _serve_web(meter: Any, args: argparse.Namespace) -> Callable[[], Await
     """Start the web interface; returns its closer."""
     from s8000_engine import discovery  # noqa: PLC0415
     from s8000_engine.web.app import DiscoveryScope, WebMeter, create_app, serving  # noqa: PLC0415
-    from s8000_engine.web.auth import CREDENTIAL_FILE, Credentials  # noqa: PLC0415
+    from s8000_engine.web.auth import CREDENTIAL_NAME, Credentials  # noqa: PLC0415
 
     host, port = _web_address(args.web)
     discovery.addresses(args.discover_network)  # refuses a wrong or too large network now
-    credential = args.data / CREDENTIAL_FILE
+    credential = args.data / CREDENTIAL_NAME
     made, password = Credentials.ensure(credential)
     if password is not None:
         print(
@@ -744,6 +758,22 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _web_password(args: argparse.Namespace) -> int:
+    from s8000_engine.web import auth  # noqa: PLC0415
+
+    password = auth.generate_password() if args.generate else auth.read_new_password()
+    path = args.data / auth.CREDENTIAL_NAME
+    credentials = auth.Credentials.set_password(path, password, username=args.user)
+    if args.generate:
+        print(password)
+    print(
+        f"web password of {credentials.username!r} set in {path}; "
+        "signed-in browsers must log in again",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     parser = build_parser()
@@ -760,6 +790,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "send": _send,
         "export": _export,
         "panel": _panel,
+        "web-password": _web_password,
     }
     if args.command is None:
         parser.print_help(sys.stderr)

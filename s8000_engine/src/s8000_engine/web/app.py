@@ -56,6 +56,7 @@ from aiohttp import web
 from s8000_engine import discovery, export
 from s8000_engine.panel import FrontPanel, PanelInfo
 from s8000_engine.storage import IntervalRecord, Store
+from s8000_engine.web.auth import current_session, setup_auth
 
 if TYPE_CHECKING:
     from s8000_engine.live import LiveView
@@ -422,7 +423,8 @@ async def _settings_change(request: web.Request) -> web.Response:
         raise ApiError(400, "the request body is not JSON") from None
     if not isinstance(changes, dict):
         raise ApiError(400, "the request body must be a JSON object of sections")
-    user = request["session"].user
+    session = current_session(request)
+    user = session.user if session is not None else "?"
     try:
         result = await meter.in_meter(lambda: meter.meter.reconfigure(changes, user=user))
     except SettingsError as error:
@@ -507,8 +509,6 @@ def create_app(
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The web application of ``meter``, with its login (credential file ``credentials``)."""
-    from s8000_engine.web.auth import setup_auth  # noqa: PLC0415
-
     app = web.Application(middlewares=[_errors], client_max_size=256 * 1024)
     app[METER_KEY] = meter
     setup_auth(app, credentials, secure_cookie=secure_cookie, clock=clock)

@@ -1,0 +1,1 @@
+"""The local meter's web configuration interface (aiohttp)."""
