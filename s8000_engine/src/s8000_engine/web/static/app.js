@@ -291,7 +291,11 @@ function wirePanelButton(id, name) {
     if (down) return;
     down = true;
     node.classList.add("held");
-    node.setPointerCapture?.(event.pointerId);
+    try {
+      node.setPointerCapture(event.pointerId); // the release comes here even off the button
+    } catch {
+      // a pointer the browser does not track (a second finger, a synthetic event)
+    }
     button(name, "press");
   };
   const release = () => {
