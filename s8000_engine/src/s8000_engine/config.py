@@ -205,9 +205,10 @@ def _flag(value: Any) -> bool:
 
 
 def _ipv4(value: Any) -> ipaddress.IPv4Address:
-    text = _string(value).strip()
     try:
-        return ipaddress.IPv4Address(text)
+        if not isinstance(value, str):
+            raise ValueError(value)  # not the integer or bytes forms ipaddress takes
+        return ipaddress.IPv4Address(value.strip())
     except ValueError:
         raise vol.Invalid(
             "must be an IPv4 address: four numbers from 0 to 255 separated by dots, "
