@@ -13,6 +13,12 @@ origin is kept in the store, so simulated time goes on across restarts (the
 time the process was dead is an outage, as for a real meter).  A clock step
 — :meth:`SimulatedClock.step`, a manual set, an NTP correction larger than
 2 s — is told apart from an outage and flagged CLOCK_SET.
+
+The configuration tool's settings (:mod:`s8000_engine.settings`) change the
+running meter through :meth:`LocalMeter.reconfigure`, called in the meter's
+thread (``meter.submit(lambda: meter.reconfigure(changes, user=...))``): the
+new configuration is stored with its change-log entry in one transaction, then
+applied between two seconds, every register kept.
 """
 
 from __future__ import annotations
@@ -34,16 +40,24 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from s8000_engine.config import MeterConfig
-from s8000_engine.demand import DemandCalculator, demand_config
+from s8000_engine.config import FACTORY_DEFAULT_IP, MeterConfig, meter_config
+from s8000_engine.demand import DemandCalculator, DemandConfig, demand_config
 from s8000_engine.live import LiveView, live_view
 from s8000_engine.metering import Meter
 from s8000_engine.pulses import PULSE_INPUTS, PulseInput
 from s8000_engine.recorder import IntervalRecorder
-from s8000_engine.registers import Command, MeterSnapshot, build_map, render
+from s8000_engine.registers import Command, MeterSnapshot, RegisterMap, build_map, render
 from s8000_engine.reporting import Reporter, SendResult
 from s8000_engine.server import MeterBackend
-from s8000_engine.storage import Checkpoint, Flag, IntervalRecord, StorageError, Store
+from s8000_engine.settings import apply_changes, differences, public_settings, raw_config
+from s8000_engine.storage import (
+    Checkpoint,
+    ConfigChange,
+    Flag,
+    IntervalRecord,
+    StorageError,
+    Store,
+)
 from s8000_engine.waveform import WaveformReader
 
 #: The firmware version and build the local meter reports.
@@ -221,6 +235,29 @@ class SimulatedPulses:
 
 
 @dataclass(frozen=True, slots=True)
+class ReconfigureResult:
+    """What :meth:`LocalMeter.reconfigure` changed."""
+
+    changes: tuple[str, ...] = ()
+    """One human-readable line per change, as in the change log (no secret)."""
+    fields: tuple[str, ...] = ()
+    """The web-form paths of the changed fields (``points.8``: a point added
+    or removed)."""
+    registers_changed: bool = False
+    """What the registers mean changed (service, PT ratio, CT primaries or
+    phases, points): the interval in progress is flagged CONFIG_CHANGED."""
+    map_changed: bool = False
+    """The register map was rebuilt (other points or meter models)."""
+    entry: ConfigChange | None = None
+    """The change-log entry written (None when nothing changed)."""
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything changed."""
+        return bool(self.fields)
+
+
+@dataclass(frozen=True, slots=True)
 class Progress:
     """What the local meter reports after each committed second."""
 
@@ -267,6 +304,7 @@ class LocalMeter:
         self.restored = False
         self.intervals_written = 0
         self._config_key = _config_key(config)
+        self._config_key_stored = False
         self._pending: list[IntervalRecord] = []
         self.serial = ""
         self.mac = ""
@@ -313,6 +351,7 @@ class LocalMeter:
         if config_changed:
             self.recorder.flag(Flag.CONFIG_CHANGED)
         self.store.set_meta("config_key", self._config_key)
+        self._config_key_stored = True
         self._commit()
         self._report("start")
         self._share()
@@ -466,6 +505,171 @@ class LocalMeter:
         self.store.set_meta("config_key", self._config_key)
         self.recorder.flag(Flag.CONFIG_CHANGED)
 
+    # -- the configuration tool ---------------------------------------------------------------
+
+    @property
+    def recording_minutes(self) -> int:
+        """The recording interval (the one taking effect at the next shared end)."""
+        return (self.recorder.pending_length or self.recorder.length) // 60
+
+    def raw_config(self) -> dict[str, Any]:
+        """The stored raw configuration (made from the running one when none is stored)."""
+        raw = self.store.get_meta("config")
+        if isinstance(raw, dict):
+            return raw
+        return raw_config(self.config)
+
+    def settings(self) -> dict[str, Any]:
+        """The configuration tool's settings for the web page (no secret: see
+        :func:`s8000_engine.settings.public_settings`)."""
+        return public_settings(self.raw_config(), self.recording_minutes, self.config.model)
+
+    def reset_default_ip(self, *, user: str) -> ReconfigureResult:
+        """The front panel's "Reset factory default IP": DHCP on, 192.168.0.9
+        and the rest of the factory default IP settings; recorded in the change log."""
+        return self.reconfigure({"unit": dict(FACTORY_DEFAULT_IP)}, user=user)
+
+    def reconfigure(self, changes: dict[str, Any], *, user: str) -> ReconfigureResult:
+        """Apply the configuration tool's ``changes`` (see :mod:`s8000_engine.settings`)
+        to the running meter; call it in the meter's thread (:meth:`submit`).
+
+        Wrong values raise SettingsError and change nothing.  Otherwise the new
+        configuration, the recording interval and the change-log entry are stored
+        in one transaction (StorageError, and nothing applied, if that fails),
+        then applied at once: names, pulse inputs, reporting, unit settings,
+        demand (restarted, as :meth:`set_demand`), the recording interval, CT
+        primaries and, for a new service, PT ratio, CT phases or points, new
+        metering with every register, fraction and demand peak of the points
+        kept, a new register map for the Modbus server, and the interval in
+        progress flagged CONFIG_CHANGED.  Nothing changed: nothing written.
+        """
+        old_raw = self.raw_config()
+        old_minutes = self.recording_minutes
+        new_raw, new_minutes = apply_changes(old_raw, old_minutes, changes)
+        found = differences(old_raw, new_raw, old_minutes, new_minutes)
+        if not found:
+            return ReconfigureResult()
+        old = self.config
+        new = meter_config(new_raw)
+        descriptions = [text for _, text in found]
+        fields = tuple(field for field, _ in found)
+        key = _config_key(new)
+        registers_changed = key != self._config_key
+        structural = _structural(old, new)
+        # Everything that can fail is built before anything is stored or applied.
+        meter = self._rebuilt_meter(new) if structural else None
+        recorder = self._rebuilt_recorder(meter) if meter is not None else None
+        regmap = build_map(new) if structural else self.regmap
+        map_changed = _layout(regmap) != _layout(self.regmap)
+        pulses = [
+            pulse if pulse.config == config else PulseInput.from_dict(config, pulse.to_dict())
+            for pulse, config in zip(self.pulses, new.pulse_inputs, strict=False)
+        ]
+        entry = self.store.save_config(
+            new_raw, new_minutes, ConfigChange(self.clock.now(), user, descriptions)
+        )
+        # Applied between two seconds: nothing fails from here on.
+        if meter is not None and recorder is not None:
+            self.meter = meter
+            self.recorder = recorder
+        else:
+            for index, (before, after) in enumerate(zip(old.points, new.points, strict=True)):
+                if before.ct_primary_a != after.ct_primary_a:
+                    self.meter.set_ct_primary(index, after.ct_primary_a)
+            if old.demand != new.demand:
+                self.meter.demand = DemandCalculator(new.demand, self.meter.points)
+        self.meter.config = new
+        self.config = new
+        for index, (before_pulse, after_pulse) in enumerate(
+            zip(old.pulse_inputs, new.pulse_inputs, strict=True)
+        ):
+            if before_pulse.scale != after_pulse.scale and index < len(self.pulse_scales):
+                self.pulse_scales[index] = after_pulse.scale
+        self.pulses = pulses
+        if new_minutes != old_minutes:
+            self.recorder.set_minutes(new_minutes)
+        if registers_changed or structural or old.demand != new.demand:
+            self.recorder.flag(Flag.CONFIG_CHANGED)
+        self.regmap = regmap
+        if registers_changed:
+            self._config_key = key
+            self._config_key_stored = False
+        if self.recorder.start is not None:  # started: the checkpoint follows the change
+            try:
+                self._commit()
+            except StorageError as error:
+                _LOGGER.warning("the checkpoint after the change waits: %s", error)
+        if self.backend is not None:
+            image = render(regmap, self.snapshot())
+            if map_changed:
+                self.backend.set_map(regmap, image)
+            else:
+                self.backend.update(image)
+        _LOGGER.info("configuration changed by %s: %s", user, "; ".join(descriptions))
+        return ReconfigureResult(
+            changes=tuple(descriptions),
+            fields=fields,
+            registers_changed=registers_changed,
+            map_changed=map_changed,
+            entry=entry,
+        )
+
+    def _rebuilt_meter(self, config: MeterConfig) -> Meter:
+        """New metering for ``config`` that goes on with the sample stream, the
+        registers (whole and fraction) and the demand of the points kept."""
+        old = self.meter
+        meter = Meter(config, self.sample_rate, old.start_time)
+        # The samples not metered yet, in the new scales (they are kept scaled).
+        meter._buffer_v = old._buffer_v * (meter._v_scale / old._v_scale)[:, None]
+        meter._buffer_i = old._buffer_i * (meter._i_scale / old._i_scale)[:, None]
+        meter._buffer_start = old._buffer_start
+        meter._received = old._received
+        meter._window_start = old._window_start
+        meter._crossings = list(old._crossings)
+        meter._at_crossing = old._at_crossing
+        meter._schmitt = old._schmitt
+        meter._last_crossing_scan = old._last_crossing_scan
+        meter.windows = old.windows
+        same_layout = np.array_equal(old.element_ct, meter.element_ct) and np.array_equal(
+            old.element_point, meter.element_point
+        )
+        meter.readings = old.readings if same_layout else None
+        points = meter.points
+        kept = min(points, old.points)
+        whole = np.zeros((points, 8), dtype=np.int64)
+        fraction = np.zeros((points, 8))
+        whole[:kept] = old.energy.whole[:kept]
+        fraction[:kept] = old.energy.fraction[:kept]
+        if points > old.points:
+            # A point added back has the registers it had (they never go back).
+            checkpoint = self.store.load_checkpoint()
+            stored = [] if checkpoint is None else checkpoint.registers
+            for index in range(old.points, min(points, len(stored))):
+                whole[index] = stored[index]
+        meter.energy.restore(whole, fraction)
+        meter.demand = _resized_demand(old.demand, config.demand, points)
+        return meter
+
+    def _rebuilt_recorder(self, meter: Meter) -> IntervalRecorder:
+        """A recorder for ``meter`` that goes on with the interval in progress."""
+        old = self.recorder
+        data = old.to_dict()
+        points = meter.points
+        whole = meter.energy.whole[:, :4].tolist()
+
+        def fit(rows: list[Any], missing: Callable[[int], Any]) -> list[Any]:
+            return [rows[k] if k < len(rows) else missing(k) for k in range(points)]
+
+        data["p"] = fit(data["p"], lambda _: [0.0, 0.0, 0.0])
+        data["i"] = fit(data["i"], lambda _: [0.0, 0.0, 0.0])
+        data["peak"] = fit(data["peak"], lambda _: None)
+        data["peak_time"] = fit(data["peak_time"], lambda _: None)
+        data["start_registers"] = fit(data["start_registers"], lambda k: whole[k])
+        data["registers"] = fit(data["registers"], lambda k: whole[k])
+        recorder = IntervalRecorder(meter, old.length // 60, max_fill=old.max_fill)
+        recorder.restore(data)
+        return recorder
+
     def snapshot(self) -> MeterSnapshot:
         """What the registers show now."""
         demand = self.meter.demand
@@ -607,6 +811,10 @@ class LocalMeter:
         )
         pending = self._pending
         self.store.commit(checkpoint, pending)  # raises StorageError; pending kept
+        if not self._config_key_stored:
+            # Only now does the checkpoint match the configuration (reconfigure).
+            self.store.set_meta("config_key", self._config_key)
+            self._config_key_stored = True
         self.intervals_written += len(pending)
         self._pending = []
         if pending:
@@ -644,6 +852,55 @@ def _config_key(config: MeterConfig) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _structural(old: MeterConfig, new: MeterConfig) -> bool:
+    """Whether metering must be rebuilt (more than CT primaries, names, demand...)."""
+    return (
+        old.service != new.service
+        or old.frequency_hz != new.frequency_hz
+        or old.nominal_voltage != new.nominal_voltage
+        or old.pt_ratio != new.pt_ratio
+        or old.calibration != new.calibration
+        or [(p.phases, p.enabled) for p in old.points]
+        != [(p.phases, p.enabled) for p in new.points]
+    )
+
+
+def _layout(regmap: RegisterMap) -> tuple[Any, ...]:
+    """What a register map's addresses mean."""
+    return (
+        regmap.profile,
+        regmap.base,
+        regmap.end,
+        tuple((p.label, p.address, p.model.model_id, p.model.length) for p in regmap.chain),
+    )
+
+
+def _resized_demand(
+    calculator: DemandCalculator, config: DemandConfig, points: int
+) -> DemandCalculator:
+    """The demand of the points kept (new points start empty); new demand
+    settings start demand again, as :meth:`LocalMeter.set_demand` does."""
+    if calculator.config != config:
+        return DemandCalculator(config, points)
+    if calculator.channels == points:
+        return calculator
+    data = calculator.to_dict()
+
+    def fit(values: list[Any], missing: Any) -> list[Any]:
+        return [values[k] if k < len(values) else missing for k in range(points)]
+
+    for name, missing in (
+        ("bucket_energy_wh", 0.0),
+        ("demand_w", None),
+        ("peak_w", None),
+        ("peak_time", None),
+    ):
+        data[name] = fit(data[name], missing)
+    data["ring_energy_wh"] = [fit(row, 0.0) for row in data["ring_energy_wh"]]
+    data["channels"] = points
+    return DemandCalculator.from_dict(config, points, data)
+
+
 def simulated_clock(store: Store, speed: float, start: float | None = None) -> SimulatedClock:
     """The store's simulated clock (made on first use, starting at ``start``)."""
     stored: dict[str, Any] | None = store.get_meta("simulated_clock")
@@ -662,6 +919,7 @@ __all__ = [
     "Clock",
     "LocalMeter",
     "Progress",
+    "ReconfigureResult",
     "SampleSource",
     "SimulatedClock",
     "SimulatedPulses",

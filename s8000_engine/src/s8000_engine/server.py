@@ -40,6 +40,16 @@ APPLIED = frozenset(
 MINUTES = frozenset({"s8000.RecInt", "s8000.DmdInt"})
 
 
+def _writable(regmap: RegisterMap) -> dict[int, Field]:
+    """Each writable register's field."""
+    writable: dict[int, Field] = {}
+    for f in regmap.fields:
+        if f.access == "RW":
+            for offset in range(f.size):
+                writable[f.address + offset] = f
+    return writable
+
+
 @dataclass(frozen=True, slots=True)
 class Write:
     """A validated write, for the meter to apply: a field and its new value."""
@@ -71,22 +81,32 @@ class MeterBackend(Backend):
         self.serial = serial
         self.firmware = firmware
         self.writes: queue.SimpleQueue[Write] = queue.SimpleQueue()
-        self._writable: dict[int, Field] = {}
-        for f in regmap.fields:
-            if f.access == "RW":
-                for offset in range(f.size):
-                    self._writable[f.address + offset] = f
+        self._writable = _writable(regmap)
 
     def update(self, image: list[int]) -> None:
         """Serve a new image (one assignment: readers see all of it or none)."""
         self.image = image
 
+    def set_map(self, regmap: RegisterMap, image: list[int]) -> None:
+        """Serve another register map (the meter was reconfigured: other points or
+        services) with its first image; writes are checked against the new map."""
+        if len(image) != regmap.end - regmap.base:
+            raise ValueError(
+                f"the image has {len(image)} registers, the map {regmap.end - regmap.base}"
+            )
+        writable = _writable(regmap)
+        points = sum(1 for p in regmap.chain if p.point is not None)
+        self.image = image
+        self._writable = writable
+        self.points = points
+        self.regmap = regmap
+
     async def read(self, address: int, count: int) -> list[int]:
         """Registers of the current image."""
         base = self.regmap.base
-        if address < base or address + count > self.regmap.end:
+        image = self.image  # bounds from the image itself: the map may be swapped
+        if address < base or address + count > base + len(image):
             raise ModbusError(Exc.ILLEGAL_ADDRESS)
-        image = self.image
         return image[address - base : address - base + count]
 
     async def write(self, address: int, values: Sequence[int]) -> None:

@@ -18,6 +18,12 @@ energy registers.  The engine does the same with one SQLite file
 
 Registers and interval energies are integers in mWh (mvarh).  Interval keys
 are the UTC epoch second of the interval's start, a multiple of its length.
+The configuration lives in the meta table (``config``: the raw configuration,
+``recording_minutes``); :meth:`Store.save_config` writes both together with an
+entry of the change log (table ``config_change``: UTC time, user and the list
+of changes as JSON) in one transaction.  The change-log table is created when
+missing, so stores made before it existed open and work unchanged.
+
 The layout of the tables is documented in ``docs/storage.md``.
 """
 
@@ -118,7 +124,32 @@ class Checkpoint:
     sequence: int = 0
 
 
-_SCHEMA: Final = """
+@dataclass(slots=True)
+class ConfigChange:
+    """One entry of the configuration change log."""
+
+    time: float
+    """UTC epoch seconds (the meter's clock)."""
+    user: str
+    """Who made the change (a login name, ``panel``, ...)."""
+    changes: list[str]
+    """What changed, one human-readable line each (never a secret's value)."""
+    id: int | None = None
+    """The entry's number in the log (None until stored)."""
+
+
+#: The change log; ``IF NOT EXISTS`` so that older stores get it on first use.
+_CHANGE_LOG: Final = """
+CREATE TABLE IF NOT EXISTS config_change (
+    id INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    user TEXT NOT NULL,
+    changes TEXT NOT NULL
+) STRICT;
+"""
+
+_SCHEMA: Final = (
+    """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 CREATE TABLE registers (
     point INTEGER PRIMARY KEY,
@@ -163,6 +194,8 @@ CREATE TABLE interval_point (
     PRIMARY KEY (start, point)
 ) STRICT, WITHOUT ROWID;
 """
+    + _CHANGE_LOG
+)
 
 
 def _describe(error: sqlite3.Error, path: Path | None = None) -> str:
@@ -313,6 +346,45 @@ class Store:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, json.dumps(value)),
             )
+
+    # -- configuration and its change log ------------------------------------------------
+
+    def save_config(
+        self, raw: Any, recording_minutes: int, entry: ConfigChange | None = None
+    ) -> ConfigChange | None:
+        """Store the raw configuration (meta ``config``), the recording interval
+        (meta ``recording_minutes``) and the change-log entry in one transaction:
+        after a power cut the store holds the old configuration or the new one,
+        never half of it.  Returns the entry with its id."""
+        changes = None if entry is None else json.dumps(list(entry.changes))
+        with self._transaction() as db:
+            upsert = (
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            )
+            db.execute(upsert, ("config", json.dumps(raw)))
+            db.execute(upsert, ("recording_minutes", json.dumps(int(recording_minutes))))
+            if entry is None or changes is None:
+                return None
+            db.execute(_CHANGE_LOG)
+            cursor = db.execute(
+                "INSERT INTO config_change (time, user, changes) VALUES (?, ?, ?)",
+                (float(entry.time), str(entry.user), changes),
+            )
+            return ConfigChange(entry.time, entry.user, list(entry.changes), cursor.lastrowid)
+
+    def config_changes(self, limit: int = 100) -> list[ConfigChange]:
+        """The newest ``limit`` entries of the change log, newest first."""
+        found = self._db.execute(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'config_change'"
+        ).fetchone()
+        if found is None:
+            return []  # a store older than the change log, never changed since
+        rows = self._db.execute(
+            "SELECT id, time, user, changes FROM config_change ORDER BY id DESC LIMIT ?",
+            (max(0, int(limit)),),
+        ).fetchall()
+        return [ConfigChange(r[1], r[2], list(json.loads(r[3])), r[0]) for r in rows]
 
     # -- checkpoint and intervals --------------------------------------------------------
 
