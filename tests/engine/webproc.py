@@ -16,9 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -118,17 +116,3 @@ class WebMeter:
         """Everything it wrote on stderr so far."""
         with self._seen:
             return "".join(self.lines)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """A headless Chromium driven by Playwright."""
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()

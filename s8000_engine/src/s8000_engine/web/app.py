@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -438,7 +439,7 @@ async def _changes(request: web.Request) -> web.Response:
 
     def read() -> list[dict[str, Any]]:
         with meter.store() as store:
-            return [c.as_dict() for c in store.config_changes(100)]
+            return [dataclasses.asdict(c) for c in store.config_changes(100)]
 
     return web.json_response({"changes": await asyncio.to_thread(read)})
 
