@@ -10,6 +10,8 @@ if [[ "${1:-}" == --lint-only ]]; then
     shift
 fi
 latest="$venv-latest"
+# The web interface's browser tests fail, not skip, where no Chromium is found.
+export S8000_REQUIRE_BROWSER=1
 reports=$(mktemp -d)
 failed=()
 
@@ -71,11 +73,12 @@ step "benchmarks smoke run (python -m benchmarks.run --quick)" \
 # The README's main-job command, started and stopped on a free port with a
 # throw-away configuration.
 smoke_develop() {
-    local config port
+    local config port modbus web
     config=$(mktemp -d)
     port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     modbus=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    S8000_CONFIG_DIR=$config S8000_DEVELOP_PORT=$port S8000_MODBUS_PORT=$modbus \
+    web=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    S8000_CONFIG_DIR=$config S8000_DEVELOP_PORT=$port S8000_MODBUS_PORT=$modbus S8000_WEB_PORT=$web \
         bash scripts/lib/develop.sh "$venv" --check ||
         { tail -n 40 "$config/develop-check.log"; rm -rf "$config"; return 1; }
     rm -rf "$config"
