@@ -139,3 +139,39 @@ def test_run_replays_a_file_into_the_store_and_export_reads_it(tmp_path: Path) -
     missing = run("export", "--data", str(tmp_path / "nothing"))
     assert missing.returncode == 2
     assert "no such database" in missing.stderr
+
+
+def test_run_keeps_the_stored_configuration_unless_told_to_replace_it(tmp_path: Path) -> None:
+    """--config sets up a new data directory; what the web interface changed
+    afterwards survives a restart with the same --config."""
+    import json as json_module
+
+    from s8000_engine.storage import Store
+
+    first = {"model": "S8UTS-083", "service": "3p4w",
+             "points": [{"name": "Pump", "ct_primary": 50, "phases": ["A", "B", "C"]}]}  # fmt: skip
+    second = {**first, "points": [{**first["points"][0], "name": "Heat pump"}]}
+    config = tmp_path / "meter.json"
+    data = tmp_path / "data"
+
+    def start(*extra: str) -> subprocess.CompletedProcess[str]:
+        return run("run", "--simulate", "--data", str(data), "--config", str(config),
+                   "--seconds", "1", "--speed", "100", "--sample-rate", "4000", *extra)  # fmt: skip
+
+    def stored() -> str:
+        with Store.open(data) as store:
+            return str(store.get_meta("config")["points"][0]["name"])
+
+    config.write_text(json_module.dumps(first))
+    assert start().returncode == 0
+    assert stored() == "Pump"
+    config.write_text(json_module.dumps(second))
+    kept = start()
+    assert kept.returncode == 0, kept.stderr
+    assert stored() == "Pump"
+    assert "keeping the stored configuration" in kept.stderr
+    assert start("--replace-config").returncode == 0
+    assert stored() == "Heat pump"
+    alone = run("run", "--simulate", "--data", str(data), "--replace-config", "--seconds", "1")
+    assert alone.returncode == 2
+    assert "--replace-config" in alone.stderr

@@ -116,7 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the local meter (simulated panel or replay)")
     run.add_argument("--data", type=Path, default=Path("s8000-data"), help="data directory")
     run.add_argument(
-        "--config", type=Path, help="meter configuration (JSON); default: the stored one, or a demo"
+        "--config",
+        type=Path,
+        help="meter configuration (JSON) for a data directory that has none yet; "
+        "afterwards the stored one (changed in the web interface) is kept",
+    )
+    run.add_argument(
+        "--replace-config",
+        action="store_true",
+        help="replace the stored configuration with --config's",
     )
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("--simulate", action="store_true", help="meter a simulated panel")
@@ -440,11 +448,20 @@ def _run(args: argparse.Namespace) -> int:
     args.data.mkdir(parents=True, exist_ok=True)
     with Store.open(args.data) as store:
         raw: dict[str, Any] | None
+        raw = store.get_meta("config")
+        if args.replace_config and args.config is None:
+            raise ConfigError("--replace-config: name the configuration with --config")
         if args.config is not None:
-            raw = json.loads(args.config.read_text())
-            _load_config(args.config)
-        else:
-            raw = store.get_meta("config")
+            _load_config(args.config)  # a wrong file is refused even when it is not used
+            given = json.loads(args.config.read_text())
+            if raw is None or args.replace_config:
+                raw = given
+            elif raw != given:
+                print(
+                    f"keeping the stored configuration (changed since {args.config}); "
+                    "--replace-config replaces it",
+                    file=sys.stderr,
+                )
         source: local.SampleSource
         clock: local.Clock
         if args.replay is not None:
