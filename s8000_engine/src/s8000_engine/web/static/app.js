@@ -28,6 +28,8 @@ export function el(tag, attrs = {}, ...children) {
 
 function number(value, digits = 0) {
   if (value === null || value === undefined || Number.isNaN(value)) return "—";
+  // Rounded to nothing is 0, not "-0".
+  if (Number(value.toFixed(digits)) === 0) value = 0;
   return value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
@@ -97,7 +99,7 @@ function renderLive(view) {
   state.live = view;
   $("meter-model").textContent = view.model;
   $("meter-serial").textContent = `serial ${view.serial}`;
-  $("meter-time").textContent = new Date(view.time * 1000).toISOString().replace(".000", "").replace("T", " ").replace("Z", " UTC");
+  $("meter-time").textContent = `${new Date(view.time * 1000).toISOString().slice(0, 19).replace("T", " ")} UTC`;
   $("meter-status").textContent = view.voltage_valid ? "metering" : "no voltage";
   $("live-voltages").textContent = Object.entries(view.voltages).map(([p, v]) => `${p} ${number(v, 1)} V`).join(" · ");
   $("live-frequency").textContent = `${number(view.frequency, 2)} Hz`;
@@ -181,7 +183,7 @@ function svg(tag, attrs = {}, text = null) {
 }
 
 function drawChart(container, data) {
-  const width = 1000, height = 340, left = 56, right = 10, top = 12, bottom = 36;
+  const width = 1000, height = 340, left = 56, right = 10, top = 24, bottom = 36;
   const buckets = data.buckets;
   const high = Math.max(0.001, ...buckets.map((b) => b.delivered));
   const low = Math.max(0, ...buckets.map((b) => b.received));
@@ -197,7 +199,7 @@ function drawChart(container, data) {
   if (low > 0) {
     chart.append(svg("text", { x: left - 6, y: zero + low * scale, "text-anchor": "end" }, `−${number(low, 2)}`));
   }
-  chart.append(svg("text", { x: 4, y: top + 10 }, "kWh"));
+  chart.append(svg("text", { x: left, y: 12 }, "kWh"));
   buckets.forEach((bucket, index) => {
     const x = left + index * slot + slot * 0.12;
     const w = slot * 0.76;
