@@ -42,26 +42,22 @@ from homeassistant.components.recorder.statistics import (
     async_import_statistics,
     statistics_during_period,
 )
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TYPE, UnitOfEnergy
+from homeassistant.const import UnitOfEnergy
 from homeassistant.const import __version__ as ha_version
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import recorder as recorder_helper
 from homeassistant.helpers.recorder import get_instance
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
-    MockConfigEntry,
-)
 from pytest_homeassistant_custom_component.components.recorder.common import (  # type: ignore[import-untyped]
     async_wait_recording_done,
 )
 
 from benchmarks.bench_backfill import DAY, HOUR, _fill, _meter
-from benchmarks.bench_ha_poll import MAC, SERIAL, _home_assistant
+from benchmarks.bench_ha_poll import MAC, SERIAL, _home_assistant, loaded_entry
 from benchmarks.bench_modbus import CONFIG
 from benchmarks.bench_storage import SCRATCH
 from custom_components.s8000.backfill import REGISTER_INDEX, _targets
-from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN
+from custom_components.s8000.const import DOMAIN
 from custom_components.s8000.services import SERVICE_BACKFILL
 from s8000_engine.client import IntervalRow, S8000Client
 from s8000_engine.storage import DATABASE_NAME, IntervalRecord, Store
@@ -133,17 +129,7 @@ async def _one(
 ) -> HaBackfillResult:
     first = end - days * DAY
     async with _with_recorder(config_dir) as hass:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            unique_id=SERIAL,
-            title=f"S8UTS-241 {SERIAL}",
-            data={CONF_TYPE: "tcp", CONF_HOST: "127.0.0.1", CONF_PORT: port, CONF_UNIT_ID: 1},
-        )
-        entry.add_to_hass(hass)
-        await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
-        if entry.state is not ConfigEntryState.LOADED:
-            raise RuntimeError(f"the config entry did not set up: {entry.state} ({entry.reason})")
+        entry = await loaded_entry(hass, port)
         runtime = entry.runtime_data
         # The backfill at setup finds nothing to anchor to; wait until it is over.
         idle = asyncio.Event()

@@ -122,19 +122,25 @@ def _meter(scratch: Path) -> Iterator[int]:
         yield port
 
 
+async def loaded_entry(hass: HomeAssistant, port: int) -> MockConfigEntry:
+    """The meter on ``port`` added to ``hass`` as a user adds it, set up."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SERIAL,
+        title=f"S8UTS-241 {SERIAL}",
+        data={CONF_TYPE: "tcp", CONF_HOST: "127.0.0.1", CONF_PORT: port, CONF_UNIT_ID: 1},
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    if entry.state is not ConfigEntryState.LOADED:
+        raise RuntimeError(f"the config entry did not set up: {entry.state} ({entry.reason})")
+    return entry
+
+
 async def _run(polls: int, port: int, config_dir: Path) -> HaPollResult:
     async with _home_assistant(config_dir) as hass:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            unique_id=SERIAL,
-            title=f"S8UTS-241 {SERIAL}",
-            data={CONF_TYPE: "tcp", CONF_HOST: "127.0.0.1", CONF_PORT: port, CONF_UNIT_ID: 1},
-        )
-        entry.add_to_hass(hass)
-        await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
-        if entry.state is not ConfigEntryState.LOADED:
-            raise RuntimeError(f"the config entry did not set up: {entry.state} ({entry.reason})")
+        entry = await loaded_entry(hass, port)
         try:
             return await _polls(hass, entry, polls)
         finally:

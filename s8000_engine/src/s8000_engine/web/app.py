@@ -332,23 +332,43 @@ def _bucketed(
     ]
 
 
-async def _intervals(request: web.Request) -> web.Response:
+@dataclass(frozen=True, slots=True)
+class _Range:
+    """The interval records a chart or CSV request asks for."""
+
+    view: LiveView
+    point: int | None  # None: every point
+    span: str
+    step: int
+    start: float
+    end: float
+    records: list[IntervalRecord]
+
+
+async def _range(request: web.Request) -> _Range:
+    """``point``, ``span`` and ``end`` of the query, and the records they cover."""
     meter = _meter(request)
     view = meter.live()
     point = _point_arg(request, len(view.points))
     span, step, start, end = _span_range(request, view.time)
     points = None if point is None else [point - 1]
     records = await asyncio.to_thread(meter.records, start, end, points)
-    buckets = _bucketed(records, start, step, SPANS[span][1])
+    return _Range(view, point, span, step, start, end, records)
+
+
+async def _intervals(request: web.Request) -> web.Response:
+    found = await _range(request)
+    point = found.point
+    buckets = _bucketed(found.records, found.start, found.step, SPANS[found.span][1])
     return web.json_response(
         {
-            "span": span,
+            "span": found.span,
             "point": point,
-            "name": "All points" if point is None else view.point(point).name,
-            "start": _iso(start),
-            "end": _iso(end),
-            "step": step,
-            "intervals": len(records),
+            "name": "All points" if point is None else found.view.point(point).name,
+            "start": _iso(found.start),
+            "end": _iso(found.end),
+            "step": found.step,
+            "intervals": len(found.records),
             "buckets": buckets,
             "delivered": sum(b["delivered"] for b in buckets),
             "received": sum(b["received"] for b in buckets),
@@ -357,12 +377,8 @@ async def _intervals(request: web.Request) -> web.Response:
 
 
 async def _intervals_csv(request: web.Request) -> web.Response:
-    meter = _meter(request)
-    view = meter.live()
-    point = _point_arg(request, len(view.points))
-    _, _, start, end = _span_range(request, view.time)
-    points = None if point is None else [point - 1]
-    records = await asyncio.to_thread(meter.records, start, end, points)
+    found = await _range(request)
+    view, point, start, records = found.view, found.point, found.start, found.records
     text = export.to_csv(records, [p.name for p in view.points])
     stamp = time.strftime("%Y%m%dT%H%MZ", time.gmtime(start))
     which = "all" if point is None else f"point{point}"

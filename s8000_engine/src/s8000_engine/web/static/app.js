@@ -2,28 +2,15 @@
 // settings, the front panel, discovery and the change log.  Plain modules,
 // no framework and nothing fetched from elsewhere (the page's CSP allows
 // this site only).
+import { el } from "/static/dom.js";
 import { renderSettings } from "/static/settings.js";
 
 const state = { csrf: null, live: null, tab: "live", panelTimer: null };
 
 // -- helpers --------------------------------------------------------------------------
 
-export function $(id) {
+function $(id) {
   return document.getElementById(id);
-}
-
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "text") node.textContent = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children) {
-    if (child !== null && child !== undefined) node.append(child);
-  }
-  return node;
 }
 
 function number(value, digits = 0) {
@@ -33,7 +20,7 @@ function number(value, digits = 0) {
   return value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
-export function toast(message, isError = false) {
+function toast(message, isError = false) {
   const node = $("toast");
   node.textContent = message;
   node.className = isError ? "error" : "";
@@ -42,7 +29,7 @@ export function toast(message, isError = false) {
   toast.timer = setTimeout(() => { node.hidden = true; }, 5000);
 }
 
-export async function api(path, options = {}) {
+async function api(path, options = {}) {
   const method = options.method || "GET";
   const headers = { Accept: "application/json" };
   let body;

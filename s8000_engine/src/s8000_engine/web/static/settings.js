@@ -5,6 +5,8 @@
 // passwords, the report token) are never sent to the page: a password field
 // stays empty and only a typed value (or "clear") is sent.
 
+import { el as node } from "/static/dom.js";
+
 const UNIT = [
   ["dhcp", "DHCP enabled", "checkbox"],
   ["ip", "Default IP address"], ["netmask", "Network mask"], ["gateway", "Gateway"],
@@ -27,18 +29,6 @@ const REPORT = [
 ];
 const PULSE = [["name", "Name"], ["unit", "Unit"], ["scale", "Scale (units per pulse)", "number"]];
 const LABELS = { dhcp: "DHCP", demand_type: { block: "Block", sliding: "Sliding window" } };
-
-function node(tag, attrs = {}, ...children) {
-  const element = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "text") element.textContent = value;
-    else if (key.startsWith("on")) element.addEventListener(key.slice(2), value);
-    else element.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children) if (child !== null && child !== undefined) element.append(child);
-  return element;
-}
 
 function field(path, label, kind, value, options = {}) {
   let input;
