@@ -138,6 +138,19 @@ def test_a_session_does_not_survive_a_new_credential_or_a_restart(meter: WebMete
     assert client.call("GET", "/api/live")[0] == 401
 
 
+def test_the_live_stream_ends_with_its_session(meter: WebMeter) -> None:
+    client = Client(meter.url)
+    assert client.login(PASSWORD) == 200
+    with client.opener.open(meter.url + "/api/live/stream", timeout=15) as stream:
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        first = stream.readline().decode()
+        assert first.startswith("data: {")
+        _set_password(meter.data, "another good password")
+        stream.read()  # returns only once the server ends the stream
+    status, _, _ = client.call("GET", "/api/live/stream")
+    assert status == 401
+
+
 def test_wrong_requests_get_clear_errors_and_change_nothing(meter: WebMeter) -> None:
     client = Client(meter.url)
     assert client.call("GET", "/api/live")[0] == 401

@@ -57,7 +57,7 @@ from aiohttp import web
 from s8000_engine import discovery, export
 from s8000_engine.panel import FrontPanel, PanelInfo
 from s8000_engine.storage import IntervalRecord, Store
-from s8000_engine.web.auth import current_session, setup_auth
+from s8000_engine.web.auth import current_session, setup_auth, still_signed_in
 
 if TYPE_CHECKING:
     from s8000_engine.live import LiveView
@@ -292,7 +292,8 @@ async def _live_stream(request: web.Request) -> web.StreamResponse:
     try:
         if meter.meter.live is not None:
             offer(meter.meter.live)
-        while True:
+        # The stream ends with its session (logout, expiry, a new password).
+        while still_signed_in(request):
             try:
                 view = await asyncio.wait_for(latest.get(), KEEPALIVE_S)
             except TimeoutError:

@@ -807,6 +807,19 @@ def _unauthenticated(request: web.Request, had_cookie: bool) -> web.Response:
     return response
 
 
+def still_signed_in(request: web.Request) -> bool:
+    """Whether the request's session is still valid now: for a long-lived
+    response (an event stream), which must end with its session (logout,
+    expiry, a new password)."""
+    auth = request.app[AUTH_KEY]
+    token = request.cookies.get(COOKIE_NAME)
+    try:
+        generation = auth.credentials.generation
+    except CredentialError:
+        return False
+    return bool(token) and auth.sessions.get(token or "", generation) is not None
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

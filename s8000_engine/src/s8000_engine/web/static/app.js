@@ -349,6 +349,14 @@ async function start() {
   $("history-prev").addEventListener("click", () => shiftHistory(-1));
   $("history-next").addEventListener("click", () => shiftHistory(1));
   $("discovery-scan").addEventListener("click", scan);
+  $("send-now").addEventListener("click", async () => {
+    try {
+      await api("/api/send", { method: "POST" });
+      toast("Sending the unreported intervals to the host server.");
+    } catch (error) {
+      toast(error.message, true);
+    }
+  });
   wirePanelButton("btn-display", "display");
   wirePanelButton("btn-left", "left");
   wirePanelButton("btn-right", "right");
