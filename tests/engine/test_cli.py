@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import s8000_engine
 
 
@@ -175,3 +177,14 @@ def test_run_keeps_the_stored_configuration_unless_told_to_replace_it(tmp_path: 
     alone = run("run", "--simulate", "--data", str(data), "--replace-config", "--seconds", "1")
     assert alone.returncode == 2
     assert "--replace-config" in alone.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "lan"),
+    [("192.168.1.20", True), ("10.0.0.5", True), ("127.0.0.1", False), ("0.0.0.0", False),
+     ("::1", False), ("fe80::1", False), ("meter.local", False)],
+)  # fmt: skip
+def test_the_discovery_page_scans_the_subnet_of_a_lan_address_only(host: str, lan: bool) -> None:
+    from s8000_engine.cli import _is_lan_address
+
+    assert _is_lan_address(host) is lan

@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NETWORK",
-        help="IPv4 network the web interface's discovery page scans (repeatable)",
+        help="IPv4 network the web interface's discovery page scans (repeatable; "
+        "default: the /24 of the --web address when it is one interface's)",
     )
     run.add_argument(
         "--discover-port", type=int, default=502, help="Modbus TCP port the discovery page probes"
@@ -711,6 +712,15 @@ def _local_ip(args: argparse.Namespace, web_host: str) -> str:
         return "127.0.0.1"
 
 
+def _is_lan_address(host: str) -> bool:
+    """Whether ``host`` is one interface's IPv4 address (not loopback, not every interface)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.version == 4 and not address.is_loopback and not address.is_unspecified
+
+
 def _web_address(text: str) -> tuple[str, int]:
     """``--web``: ``PORT`` (on 127.0.0.1) or ``HOST:PORT``."""
     host, _, port = text.rpartition(":")
@@ -736,7 +746,11 @@ async def _serve_web(meter: Any, args: argparse.Namespace) -> Callable[[], Await
             file=sys.stderr,
             flush=True,
         )
-    scope = DiscoveryScope(list(args.discover_network), port=args.discover_port)
+    networks = list(args.discover_network)
+    if not networks and _is_lan_address(host):
+        # As the configuration tool: the local subnet (a /24) of the interface it serves on.
+        networks = [str(ipaddress.ip_network(f"{host}/24", strict=False))]
+    scope = DiscoveryScope(networks, port=args.discover_port)
     app = create_app(
         WebMeter(meter, discovery_scope=scope, local_ip=_local_ip(args, host)), credential
     )
