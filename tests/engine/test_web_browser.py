@@ -134,6 +134,8 @@ def test_changing_a_ct_primary_scales_the_readings(browser: Any, meter: WebMeter
     assert before > 1.0, "the office circuit draws its business-hours load"
     field = page.locator('[data-path="points.7.ct_primary"]')
     assert field.input_value() == "50"
+    page.locator("#settings-points").scroll_into_view_if_needed()
+    _shot(page, "web-settings.png")
     field.fill("100")
     page.click("#save-points")
     page.wait_for_selector("#toast:not([hidden])")
