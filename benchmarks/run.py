@@ -28,6 +28,7 @@ from benchmarks import (  # noqa: E402
     bench_metering,
     bench_modbus,
     bench_storage,
+    bench_web,
 )
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -107,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{many.ms_per_day:.0f} ms per day of data); the recorder's writing is "
         f"{many.recorder_s / many.total_s:.0%} of it."
     )
+    web = bench_web.run(10 if args.quick else 100, 2 if args.quick else 5)
+    web_rows = [
+        f"| {t.name} | {t.requests} | {t.p50_ms:.1f} | {t.p95_ms:.1f} | {t.bytes:,} |"
+        for t in web.timings
+    ]
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     report = "\n".join(
         [
@@ -171,6 +177,15 @@ def main(argv: list[str] | None = None) -> int:
             *ha_backfill_rows,
             "",
             ha_backfill_growth,
+            "",
+            "### The local meter's web interface: a 24-point meter with 120 days of intervals",
+            "",
+            "| request | requests | p50 (ms) | p95 (ms) | response (bytes) |",
+            "|---|---:|---:|---:|---:|",
+            *web_rows,
+            "",
+            f"The live view the meter takes after every metered second for the web page and "
+            f"the front panel: {web.live_view_ms:.2f} ms of CPU.",
             END,
         ]
     )

@@ -94,6 +94,36 @@ def test_query_by_range_and_points_and_prune(tmp_path: Path) -> None:
         assert store.count_intervals() == 5
 
 
+@pytest.mark.parametrize(
+    ("points", "step", "start"), [(None, 300, 0), ([1], 300, 0), (None, 600, 130)]
+)
+def test_energy_by_bucket_is_the_sum_of_the_records(
+    tmp_path: Path, points: list[int] | None, step: int, start: int
+) -> None:
+    """The chart's SQL sums equal the records' deltas summed in Python."""
+    records = []
+    for k in range(30):
+        record = _interval(60 * k, 0, 0, Flag.POWER_OFF if k == 7 else NO_FLAGS)
+        for p in record.points:
+            p.deltas = [k * 10 + p.point, k + 3 * p.point, 0, 0]
+            p.registers = [sum(j * 10 + p.point for j in range(k + 1)), 0, 0, 0]
+        records.append(record)
+    with Store.open(tmp_path) as store:
+        store.commit(_checkpoint(10**6, 1800.0), records)
+        sums = store.energy_by_bucket(start, 1800, step, points)
+        expected: dict[int, list[int]] = {}
+        for record in store.intervals(start, 1800, points):
+            bucket = start + (record.start - start) // step * step
+            row = expected.setdefault(bucket, [0, 0, 0, 0])
+            for p in record.points:
+                row[0] += p.deltas[0]
+                row[1] += p.deltas[1]
+            row[2] += 1
+            row[3] |= int(record.flags)
+    assert sums == [(b, *row) for b, row in sorted(expected.items())]
+    assert any(flags == Flag.POWER_OFF for *_, flags in sums)
+
+
 def test_a_re_entered_interval_is_merged_not_duplicated(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
         store.commit(_checkpoint(100), [_interval(0, 100, 100)])

@@ -15,6 +15,7 @@ import os
 import re
 import statistics
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -74,6 +75,14 @@ def _login(browser: Any, meter: WebMeter, tab: str = "") -> Any:
     if tab:
         page.click(f'#tabs button[data-tab="{tab}"]')
     return page
+
+
+def _until(page: Any, script: str, timeout_s: float = 60.0) -> None:
+    """Evaluate ``script`` (a function returning a promise) until it gives true."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(script):
+        assert time.monotonic() < deadline, f"never true: {script}"
+        page.wait_for_timeout(250)
 
 
 def _live(page: Any) -> dict[str, Any]:
@@ -140,8 +149,9 @@ def test_changing_a_ct_primary_scales_the_readings(browser: Any, meter: WebMeter
     page.click("#save-points")
     page.wait_for_selector("#toast:not([hidden])")
     assert "100" in page.locator("#toast").inner_text()
-    page.wait_for_function(
-        "() => fetch('/api/live').then(r => r.json()).then(v => v.points[7].ct_primary_a === 100)"
+    _until(
+        page,
+        "() => fetch('/api/live').then(r => r.json()).then(v => v.points[7].ct_primary_a === 100)",
     )
     after = amps()
     # The same secondary current through a CT of twice the rating: twice the amps.
@@ -311,7 +321,10 @@ def test_the_front_panel_walks_through_both_modes(browser: Any, meter: WebMeter)
 
 def test_the_history_chart_and_its_csv(browser: Any, meter: WebMeter, tmp_path: Path) -> None:
     page = _login(browser, meter, "history")
-    # One-minute intervals at 30 times real time: a few within seconds.
+    # One-minute intervals at 30 times real time: one every two seconds.
+    _until(
+        page, "() => fetch('/api/intervals?point=8').then(r => r.json()).then(d => d.intervals > 1)"
+    )
     page.wait_for_selector('#history-point option[value="8"]', state="attached")
     page.select_option("#history-point", "8")
     page.wait_for_function(
