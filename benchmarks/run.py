@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{many.total_s / few.total_s:.0f}× the time ({few.ms_per_day:.0f} and "
         f"{many.ms_per_day:.0f} ms per day of data); the recorder's writing is "
         f"{many.recorder_s / many.total_s:.0%} of it."
+        if many is not few
+        else f"The recorder's writing is {many.recorder_s / many.total_s:.0%} of the time."
     )
     web = bench_web.run(10 if args.quick else 100, 2 if args.quick else 5)
     web_rows = [
