@@ -52,6 +52,7 @@ class Timing:
     p50_ms: float
     p95_ms: float
     bytes: int
+    """The response's size (0: not measured)."""
 
 
 @dataclass(frozen=True, slots=True)

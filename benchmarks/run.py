@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     web = bench_web.run(10 if args.quick else 100, 2 if args.quick else 5)
     web_rows = [
-        f"| {t.name} | {t.requests} | {t.p50_ms:.1f} | {t.p95_ms:.1f} | {t.bytes:,} |"
+        f"| {t.name} | {t.requests} | {t.p50_ms:.1f} | {t.p95_ms:.1f} | "
+        + (f"{t.bytes:,} |" if t.bytes else "— |")
         for t in web.timings
     ]
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
