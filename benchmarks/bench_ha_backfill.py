@@ -24,8 +24,6 @@ range, and its sum grew by exactly the meter's register growth.
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import math
 import tempfile
 import time
@@ -53,14 +51,13 @@ from pytest_homeassistant_custom_component.components.recorder.common import (  
 )
 
 from benchmarks.bench_backfill import DAY, HOUR, _fill, _meter
-from benchmarks.bench_ha_poll import MAC, SERIAL, _home_assistant, loaded_entry
-from benchmarks.bench_modbus import CONFIG
+from benchmarks.bench_ha_poll import _home_assistant, loaded_entry, meter_files, quiet_logs
 from benchmarks.bench_storage import SCRATCH
 from custom_components.s8000.backfill import REGISTER_INDEX, _targets
 from custom_components.s8000.const import DOMAIN
 from custom_components.s8000.services import SERVICE_BACKFILL
 from s8000_engine.client import IntervalRow, S8000Client
-from s8000_engine.storage import DATABASE_NAME, IntervalRecord, Store
+from s8000_engine.storage import DATABASE_NAME, IntervalRecord
 
 #: A 15-minute interval, s: the record before an hour ends at its start.
 LENGTH_15 = 900
@@ -239,31 +236,17 @@ async def _check(
 def run(days: tuple[int, ...] = (1, 7, 30, 120)) -> HaBackfillRun:
     """Fill ``max(days)`` days (plus the anchor's), serve them, backfill each range
     into a fresh recorder."""
-    quiet: dict[str, int] = {}
-    for name in ("homeassistant", "custom_components", "s8000_engine", "aiohttp_fast_zlib"):
-        quiet[name] = logging.getLogger(name).level
-        logging.getLogger(name).setLevel(logging.ERROR)
     end = math.floor(time.time() / HOUR) * HOUR  # the last full hour
     filled = max(days) + 1  # and a day before, for the anchor's register
     SCRATCH.mkdir(exist_ok=True)
-    try:
-        with tempfile.TemporaryDirectory(dir=SCRATCH, prefix="ha-backfill-") as name:
-            scratch = Path(name)
-            data = scratch / "meter"
-            data.mkdir()
-            with Store.open(data / DATABASE_NAME) as store:
-                store.set_meta("serial", SERIAL)
-                store.set_meta("mac", MAC)
-            config = scratch / "meter.json"
-            config.write_text(json.dumps(CONFIG))
-            records = {r.start: r for r in _fill(data / DATABASE_NAME, filled, end)}
-            results = []
-            with _meter(data, config, filled + 7) as port:
-                for d in days:
-                    home = scratch / f"ha-{d}"
-                    home.mkdir()
-                    results.append(asyncio.run(_one(port, d, end, records, home)))
-        return HaBackfillRun(ha_version, results)
-    finally:
-        for name, level in quiet.items():
-            logging.getLogger(name).setLevel(level)
+    with quiet_logs(), tempfile.TemporaryDirectory(dir=SCRATCH, prefix="ha-backfill-") as name:
+        scratch = Path(name)
+        data, config = meter_files(scratch)
+        records = {r.start: r for r in _fill(data / DATABASE_NAME, filled, end)}
+        results = []
+        with _meter(data, config, filled + 7) as port:
+            for d in days:
+                home = scratch / f"ha-{d}"
+                home.mkdir()
+                results.append(asyncio.run(_one(port, d, end, records, home)))
+    return HaBackfillRun(ha_version, results)

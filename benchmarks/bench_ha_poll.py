@@ -108,9 +108,9 @@ def _spread(values: list[float]) -> Spread:
     )
 
 
-@contextmanager
-def _meter(scratch: Path) -> Iterator[int]:
-    """The local meter, a 24-point S8UTS-241, serving Modbus TCP; yields its port."""
+def meter_files(scratch: Path) -> tuple[Path, Path]:
+    """A data directory with the meter's identity (the entry's serial) and
+    the S8UTS-241's configuration file, under ``scratch``."""
     data = scratch / "meter"
     data.mkdir()
     with Store.open(data / DATABASE_NAME) as store:
@@ -118,6 +118,27 @@ def _meter(scratch: Path) -> Iterator[int]:
         store.set_meta("mac", MAC)
     config = scratch / "meter.json"
     config.write_text(json.dumps(CONFIG))
+    return data, config
+
+
+@contextmanager
+def quiet_logs() -> Iterator[None]:
+    """Home Assistant's and the integration's logs at ERROR while a benchmark runs."""
+    quiet: dict[str, int] = {}
+    for name in ("homeassistant", "custom_components", "s8000_engine", "aiohttp_fast_zlib"):
+        quiet[name] = logging.getLogger(name).level
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@contextmanager
+def _meter(scratch: Path) -> Iterator[int]:
+    """The local meter, a 24-point S8UTS-241, serving Modbus TCP; yields its port."""
+    data, config = meter_files(scratch)
     with serving(data, "--config", str(config), "--speed", str(SPEED), wait_s=30) as port:
         yield port
 
@@ -233,17 +254,10 @@ async def _home_assistant(config_dir: Path) -> AsyncIterator[HomeAssistant]:
 
 def run(polls: int = 80) -> HaPollResult:
     """Set up the meter in Home Assistant and time ``polls`` polls."""
-    quiet: dict[str, int] = {}
-    for name in ("homeassistant", "custom_components", "s8000_engine", "aiohttp_fast_zlib"):
-        quiet[name] = logging.getLogger(name).level
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="s8000-bench-ha-") as name,
-            _meter(Path(name)) as port,
-        ):
-            (Path(name) / "ha").mkdir()
-            return asyncio.run(_run(polls, port, Path(name) / "ha"))
-    finally:
-        for name, level in quiet.items():
-            logging.getLogger(name).setLevel(level)
+    with (
+        quiet_logs(),
+        tempfile.TemporaryDirectory(prefix="s8000-bench-ha-") as name,
+        _meter(Path(name)) as port,
+    ):
+        (Path(name) / "ha").mkdir()
+        return asyncio.run(_run(polls, port, Path(name) / "ha"))

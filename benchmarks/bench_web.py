@@ -3,8 +3,8 @@
 A fresh store holds ``bench_backfill``'s 120 days of 15-minute intervals of
 a 24-point S8UTS-241 (the map of ``bench_modbus``), ending at the last full
 hour.  The engine's local meter (``s8000-engine run --simulate --web``, at
-the wall clock's speed, in a process of its own) serves it on loopback, with
-a password set from the command line.  A client logs in and times, one
+the wall clock's speed, in a process of its own, with its Modbus TCP unused)
+serves it on loopback, with a password set from the command line.  A client logs in and times, one
 request after another: ``GET /api/live`` (the live view of every point), the
 month chart of every point (``/api/intervals?span=month&point=all``: 30 days
 of records summed into daily buckets), the same month's CSV, and the login
@@ -33,7 +33,7 @@ from pathlib import Path
 from benchmarks.bench_backfill import HOUR, _fill
 from benchmarks.bench_modbus import CONFIG
 from benchmarks.bench_storage import SCRATCH
-from benchmarks.localmeter import engine, free_port
+from benchmarks.localmeter import engine, free_port, serving
 from s8000_engine.config import meter_config
 from s8000_engine.live import live_view
 from s8000_engine.local import LocalMeter, SimulatedClock
@@ -88,28 +88,6 @@ def _live_view_cost(seconds: int) -> float:
     return spent / seconds * 1000
 
 
-def _serve(data: Path, config: Path) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [engine(), "run", "--simulate", "--data", str(data), "--config", str(config),
-         "--retention-days", "130", "--web", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/login", timeout=1).close()
-            return process, url
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(
-                    f"the local meter did not start: {process.communicate()[1]}"
-                ) from None
-            time.sleep(0.1)
-
-
 def run(requests: int = 100, logins: int = 5) -> WebRun:
     """Fill 120 days, serve them with --web, time ``requests`` of each kind."""
     end = math.floor(time.time() / HOUR) * HOUR
@@ -124,12 +102,12 @@ def run(requests: int = 100, logins: int = 5) -> WebRun:
             [engine(), "web-password", "--data", str(data)],
             input=PASSWORD + "\n", text=True, check=True, capture_output=True,
         )  # fmt: skip
-        process, url = _serve(data, config)
-        try:
-            timings = _requests(url, requests, logins)
-        finally:
-            process.terminate()
-            process.wait(10)
+        port = free_port()
+        with serving(
+            data, "--config", str(config), "--retention-days", "130",
+            "--web", f"127.0.0.1:{port}", also=[port],
+        ):  # fmt: skip
+            timings = _requests(f"http://127.0.0.1:{port}", requests, logins)
     return WebRun(timings, _live_view_cost(200 if requests >= 100 else 20))
 
 

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,9 +29,12 @@ def engine() -> str:
 
 
 @contextmanager
-def serving(data: Path, *options: str, wait_s: float = 60.0) -> Iterator[int]:
+def serving(
+    data: Path, *options: str, wait_s: float = 60.0, also: Sequence[int] = ()
+) -> Iterator[int]:
     """``s8000-engine run --simulate --data DATA OPTIONS`` serving Modbus TCP on
-    127.0.0.1, once it accepts connections; yields its port, stops it on exit."""
+    127.0.0.1, once it accepts connections (and on the ports ``also``, e.g. its
+    web interface's); yields its Modbus port, stops it on exit."""
     port = free_port()
     process = subprocess.Popen(
         [engine(), "run", "--simulate", "--data", str(data), *options,
@@ -40,10 +43,11 @@ def serving(data: Path, *options: str, wait_s: float = 60.0) -> Iterator[int]:
     )  # fmt: skip
     try:
         deadline = time.monotonic() + wait_s
-        while True:
+        waiting = [port, *also]
+        while waiting:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
+                socket.create_connection(("127.0.0.1", waiting[0]), timeout=0.2).close()
+                waiting.pop(0)
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     process.kill()

@@ -355,6 +355,16 @@ def _exponent(value: float, width: int) -> str | None:
     return None
 
 
+def _fixed(number: float, width: int, decimals: int) -> str | None:
+    """``number`` with ``decimals`` decimals, or fewer down to none, in at most
+    ``width`` characters; None if it is wider even without decimals."""
+    for digits in range(decimals, -1, -1):
+        text = _unsigned_zero(f"{number:.{digits}f}")
+        if len(text) <= width:
+            return text
+    return None
+
+
 def fit_number(value: float | None, width: int, decimals: int) -> str:
     """``value`` in at most ``width`` characters: ``decimals`` decimals, fewer
     (down to none) if it is too wide, then an exponent (``1.2e12``), then
@@ -362,11 +372,7 @@ def fit_number(value: float | None, width: int, decimals: int) -> str:
     number = _finite(value)
     if number is None:
         return DASHES[:width]
-    for digits in range(decimals, -1, -1):
-        text = _unsigned_zero(f"{number:.{digits}f}")
-        if len(text) <= width:
-            return text
-    return _exponent(number, width) or "#" * width
+    return _fixed(number, width, decimals) or _exponent(number, width) or "#" * width
 
 
 def compact_number(value: float | None, width: int, decimals: int) -> str:
@@ -375,10 +381,9 @@ def compact_number(value: float | None, width: int, decimals: int) -> str:
     number = _finite(value)
     if number is None:
         return DASHES[:width]
-    for digits in range(decimals, -1, -1):
-        text = _unsigned_zero(f"{number:.{digits}f}")
-        if len(text) <= width:
-            return text
+    fixed = _fixed(number, width, decimals)
+    if fixed is not None:
+        return fixed
     for scale, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G"), (1e12, "T")):
         for digits in (1, 0):
             text = _unsigned_zero(f"{number / scale:.{digits}f}") + suffix

@@ -411,6 +411,17 @@ async def _discovery_scan(request: web.Request) -> web.Response:
     return web.json_response(scope.as_dict())
 
 
+async def _json_object(request: web.Request, shape: str) -> dict[str, Any]:
+    """The request's JSON object; a 400 saying ``shape`` for anything else."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, shape)
+    return body
+
+
 # -- settings ------------------------------------------------------------------------
 
 
@@ -431,12 +442,7 @@ async def _settings_change(request: web.Request) -> web.Response:
     from s8000_engine.settings import SettingsError  # noqa: PLC0415
 
     meter = _meter(request)
-    try:
-        changes = await request.json()
-    except ValueError:
-        raise ApiError(400, "the request body is not JSON") from None
-    if not isinstance(changes, dict):
-        raise ApiError(400, "the request body must be a JSON object of sections")
+    changes = await _json_object(request, "the request body must be a JSON object of sections")
     session = current_session(request)
     user = session.user if session is not None else "?"
     try:
@@ -468,12 +474,7 @@ async def _panel_button(request: web.Request) -> web.Response:
     from s8000_engine.panel import Button  # noqa: PLC0415
 
     panel = _meter(request).panel
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ApiError(400, "the request body is not JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, 'expected {"button": ..., "action": ...}')
+    body = await _json_object(request, 'expected {"button": ..., "action": ...}')
     try:
         button = Button(str(body.get("button")))
     except ValueError:
