@@ -5,7 +5,7 @@
 import { el } from "/static/dom.js";
 import { renderSettings } from "/static/settings.js";
 
-const state = { csrf: null, live: null, tab: "live", panelTimer: null };
+const state = { csrf: null, panelTimer: null };
 
 // -- helpers --------------------------------------------------------------------------
 
@@ -61,7 +61,6 @@ async function api(path, options = {}) {
 // -- tabs -----------------------------------------------------------------------------
 
 function showTab(name) {
-  state.tab = name;
   for (const button of document.querySelectorAll("#tabs button")) {
     button.classList.toggle("active", button.dataset.tab === name);
   }
@@ -83,7 +82,6 @@ function showTab(name) {
 // -- live -----------------------------------------------------------------------------
 
 function renderLive(view) {
-  state.live = view;
   $("meter-model").textContent = view.model;
   $("meter-serial").textContent = `serial ${view.serial}`;
   $("meter-time").textContent = `${new Date(view.time * 1000).toISOString().slice(0, 19).replace("T", " ")} UTC`;
