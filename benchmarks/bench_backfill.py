@@ -36,9 +36,10 @@ from modbus_connection.tmodbus import ModbusConnection
 from benchmarks.bench_modbus import CONFIG
 from benchmarks.bench_storage import LENGTH, POINTS, SCRATCH, START, _records
 from benchmarks.localmeter import serving
-from s8000_engine.client import IntervalRow, S8000Client
-from s8000_engine.modbus import frame_gap
-from s8000_engine.storage import Checkpoint, IntervalRecord, Store
+from s8000_engine.client.client import S8000Client
+from s8000_engine.modbus.server import frame_gap
+from s8000_engine.protocol.intervals import IntervalRow
+from s8000_engine.storage.store import Checkpoint, IntervalRecord, Store
 
 HOUR = 3600
 DAY = 86400

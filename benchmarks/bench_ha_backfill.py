@@ -56,8 +56,9 @@ from benchmarks.bench_storage import SCRATCH
 from custom_components.s8000.backfill import REGISTER_INDEX, _targets
 from custom_components.s8000.const import DOMAIN
 from custom_components.s8000.services import SERVICE_BACKFILL
-from s8000_engine.client import IntervalRow, S8000Client
-from s8000_engine.storage import DATABASE_NAME, IntervalRecord
+from s8000_engine.client.client import S8000Client
+from s8000_engine.protocol.intervals import IntervalRow
+from s8000_engine.storage.store import DATABASE_NAME, IntervalRecord
 
 #: A 15-minute interval, s: the record before an hour ends at its start.
 LENGTH_15 = 900

@@ -50,8 +50,8 @@ from benchmarks.bench_modbus import CONFIG
 from benchmarks.localmeter import serving
 from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN
 from custom_components.s8000.coordinator import S8000ReadingsCoordinator
-from s8000_engine.client import MeterData
-from s8000_engine.storage import DATABASE_NAME, Store
+from s8000_engine.client.data import MeterData
+from s8000_engine.storage.store import DATABASE_NAME, Store
 
 SERIAL = "4200012345"
 MAC = "00:21:B6:12:34:56"

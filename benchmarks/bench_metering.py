@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from s8000_engine.config import meter_config
-from s8000_engine.metering import Meter
-from s8000_engine.synth import (
+from s8000_engine.config.meter import meter_config
+from s8000_engine.metering.meter import Meter
+from s8000_engine.metering.synth import (
     CURRENT_FULL_SCALE,
     CURRENT_HARMONICS,
     VOLTAGE_FULL_SCALE,

@@ -24,10 +24,10 @@ import time
 import tty
 from dataclasses import dataclass
 
-from s8000_engine.config import meter_config
-from s8000_engine.modbus import Handler, RtuServer, TcpServer, crc16, frame_gap, rtu_frame
-from s8000_engine.registers import MeterSnapshot, build_map, render
-from s8000_engine.server import MeterBackend
+from s8000_engine.config.meter import meter_config
+from s8000_engine.local.image import MeterSnapshot, build_map, render
+from s8000_engine.modbus.backend import MeterBackend
+from s8000_engine.modbus.server import Handler, RtuServer, TcpServer, crc16, frame_gap, rtu_frame
 
 CONFIG = {
     "model": "S8UTS-241",

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from s8000_engine.export import CSV_COLUMNS, to_rows
-from s8000_engine.storage import Checkpoint, Flag, IntervalRecord, PointRecord, Store
+from s8000_engine.storage.export import CSV_COLUMNS, to_rows
+from s8000_engine.storage.store import Checkpoint, Flag, IntervalRecord, PointRecord, Store
 
 POINTS = 24
 LENGTH = 900

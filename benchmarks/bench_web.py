@@ -34,11 +34,11 @@ from benchmarks.bench_backfill import HOUR, _fill
 from benchmarks.bench_modbus import CONFIG
 from benchmarks.bench_storage import SCRATCH
 from benchmarks.localmeter import engine, free_port, serving
-from s8000_engine.config import meter_config
-from s8000_engine.live import live_view
-from s8000_engine.local import LocalMeter, SimulatedClock
-from s8000_engine.simulate import PanelSimulator
-from s8000_engine.storage import DATABASE_NAME, Store
+from s8000_engine.config.meter import meter_config
+from s8000_engine.local.live import live_view
+from s8000_engine.local.meter import LocalMeter, SimulatedClock
+from s8000_engine.local.simulate import PanelSimulator
+from s8000_engine.storage.store import DATABASE_NAME, Store
 
 PASSWORD = "benchmark password"
 

@@ -17,12 +17,8 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from s8000_engine.client import (
-    S8000Client,
-    S8000ConnectionError,
-    S8000Error,
-    S8000NotAnS8000,
-)
+from s8000_engine.client.client import S8000Client
+from s8000_engine.exceptions import S8000ConnectionError, S8000Error, S8000NotAnS8000
 
 from .backfill import Backfill, async_backfill
 from .const import (

@@ -44,7 +44,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.recorder import get_instance
 from homeassistant.util import dt as dt_util
 
-from s8000_engine.client import S8000Error
+from s8000_engine.exceptions import S8000Error
 
 from .const import DOMAIN, LOGGER, OPT_REVERSED
 from .coordinator import ENERGY_COUNTERS, counter_key
@@ -53,7 +53,7 @@ from .direction import option_points
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
 
-    from s8000_engine.client import IntervalRow
+    from s8000_engine.protocol.intervals import IntervalRow
 
     from .coordinator import S8000ConfigEntry
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
-from s8000_engine.client import MeterData, PointData
+from s8000_engine.client.data import MeterData, PointData
 
 from .const import DOMAIN, OPT_GENERATION, OPT_NAMES, OPT_POINTS, OPT_REVERSED
 

@@ -26,7 +26,7 @@ from .coordinator import S8000ReadingsCoordinator
 if TYPE_CHECKING:
     from homeassistant.helpers.entity import EntityDescription
 
-    from s8000_engine.client import Identity
+    from s8000_engine.client.data import Identity
 
     from .coordinator import S8000ConfigEntry
 

@@ -23,7 +23,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
-from s8000_engine.client import S8000Error
+from s8000_engine.exceptions import S8000Error
 
 from .const import DOMAIN, LOGGER, OPT_GENERATION, OPT_REVERSED
 from .direction import CT_REVERSED_ISSUE

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-    from s8000_engine.client import PointData
+    from s8000_engine.client.data import PointData
 
     from .coordinator import S8000ConfigEntry
 

@@ -26,7 +26,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 
-from s8000_engine.client import S8000ConnectionError, S8000Error
+from s8000_engine.exceptions import S8000ConnectionError, S8000Error
 
 from . import backfill
 from .const import DOMAIN

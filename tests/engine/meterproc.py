@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from s8000_engine.modbus import Backend, Exc, ModbusError
+from s8000_engine.modbus.server import Backend, Exc, ModbusError
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ import dataclasses
 
 import pytest
 
-from s8000_engine import accuracy
+from s8000_engine.metering import accuracy
 
 
 def test_every_service_meets_class_0_2s_active_and_0_5s_reactive(

@@ -148,7 +148,7 @@ def test_run_keeps_the_stored_configuration_unless_told_to_replace_it(tmp_path: 
     afterwards survives a restart with the same --config."""
     import json as json_module
 
-    from s8000_engine.storage import Store
+    from s8000_engine.storage.store import Store
 
     first = {"model": "S8UTS-083", "service": "3p4w",
              "points": [{"name": "Pump", "ct_primary": 50, "phases": ["A", "B", "C"]}]}  # fmt: skip

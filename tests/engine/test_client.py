@@ -28,42 +28,26 @@ pytest.importorskip(
     "(and [pymodbus] for the pymodbus link)",
 )
 
-from s8000_engine.client import (
-    BACKENDS,
-    BackendName,
+from s8000_engine.cli.read import read_command
+from s8000_engine.client.client import BACKENDS, BackendName, S8000Client, connect_tcp
+from s8000_engine.config.meter import MeterConfig, meter_config
+from s8000_engine.const import FIRMWARE, FIRMWARE_BUILD
+from s8000_engine.exceptions import (
     S8000BadData,
-    S8000Client,
     S8000ConnectionError,
     S8000Error,
     S8000MapChanged,
     S8000NotAnS8000,
     S8000WrongMeter,
-    Status,
-    connect_tcp,
-    read_command,
-    sunspec_map,
 )
-from s8000_engine.config import MeterConfig, meter_config
-from s8000_engine.local import (
-    DEMO_CONFIG,
-    FIRMWARE,
-    FIRMWARE_BUILD,
-    LocalMeter,
-    SimulatedPulses,
-)
-from s8000_engine.modbus import Backend, Handler, TcpServer
-from s8000_engine.registers import (
-    DataType,
-    MeterSnapshot,
-    RegisterMap,
-    Service,
-    build_map,
-    encode,
-    render,
-)
-from s8000_engine.server import MeterBackend
-from s8000_engine.simulate import PanelSimulator
-from s8000_engine.storage import Store
+from s8000_engine.local.image import MeterSnapshot, build_map, render
+from s8000_engine.local.meter import DEMO_CONFIG, LocalMeter, SimulatedPulses
+from s8000_engine.local.simulate import PanelSimulator
+from s8000_engine.modbus.backend import MeterBackend
+from s8000_engine.modbus.server import Backend, Handler, TcpServer
+from s8000_engine.protocol.regmap import RegisterMap, sunspec_map
+from s8000_engine.protocol.sunspec import DataType, Service, Status, encode
+from s8000_engine.storage.store import Store
 
 from .meterproc import Image, ManualClock, free_port, serving_meter
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from s8000_engine.config import ConfigError, Phase, ServiceType, meter_config
+from s8000_engine.config.meter import Phase, ServiceType, meter_config
+from s8000_engine.exceptions import ConfigError
 
 
 def _base(**changes: Any) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from s8000_engine.storage import Flag, IntervalRecord, Store
+from s8000_engine.storage.store import Flag, IntervalRecord, Store
 
 CRASHES = int(os.environ.get("S8000_CRASHES", "40"))
 

@@ -11,13 +11,8 @@ import numpy as np
 import pytest
 from numpy.typing import ArrayLike, NDArray
 
-from s8000_engine.demand import (
-    DEMAND_SCHEMA,
-    DemandCalculator,
-    DemandConfig,
-    DemandType,
-    demand_config,
-)
+from s8000_engine.config.demand import DEMAND_SCHEMA, DemandConfig, DemandType, demand_config
+from s8000_engine.metering.demand import DemandCalculator
 
 BLOCK_15 = DemandConfig(DemandType.BLOCK, 15)
 SLIDING_15_5 = DemandConfig(DemandType.SLIDING, 15, 5)

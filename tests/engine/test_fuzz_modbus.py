@@ -37,11 +37,13 @@ from typing import Any
 
 import pytest
 
-from s8000_engine.config import meter_config
-from s8000_engine.local import DEMO_CONFIG
-from s8000_engine.modbus import Handler, RtuProtocol, RtuServer, TcpServer
-from s8000_engine.registers import DataType, Field, MeterSnapshot, RegisterMap, build_map, render
-from s8000_engine.server import MeterBackend, Write
+from s8000_engine.config.meter import meter_config
+from s8000_engine.local.image import MeterSnapshot, build_map, render
+from s8000_engine.local.meter import DEMO_CONFIG
+from s8000_engine.modbus.backend import MeterBackend, Write
+from s8000_engine.modbus.server import Handler, RtuProtocol, RtuServer, TcpServer
+from s8000_engine.protocol.regmap import Field, RegisterMap
+from s8000_engine.protocol.sunspec import DataType
 
 SEED = 8000
 MODEL = "S8UTS-083"

@@ -30,29 +30,21 @@ pytest.importorskip(
 
 from modbus_connection import ModbusTcpParams, ModbusUnit
 
-from s8000_engine.client import (
-    BACKENDS,
-    BackendName,
+from s8000_engine.client.client import BACKENDS, BackendName, S8000Client, connect_tcp
+from s8000_engine.config.meter import MeterConfig, meter_config
+from s8000_engine.exceptions import S8000ConnectionError, S8000Error
+from s8000_engine.local.image import MeterSnapshot, build_map, render
+from s8000_engine.modbus.backend import MeterBackend
+from s8000_engine.modbus.server import Exc, Handler, TcpServer
+from s8000_engine.protocol.intervals import (
     IntervalRow,
-    S8000Client,
-    S8000ConnectionError,
-    S8000Error,
-    connect_tcp,
-)
-from s8000_engine.config import MeterConfig, meter_config
-from s8000_engine.modbus import Exc, Handler, TcpServer
-from s8000_engine.registers import (
-    MeterSnapshot,
-    build_map,
     decode_row,
     encode_row,
     file_position,
-    render,
     row_words,
     rows_per_file,
 )
-from s8000_engine.server import MeterBackend
-from s8000_engine.storage import Checkpoint, Flag, IntervalRecord, PointRecord, Store
+from s8000_engine.storage.store import Checkpoint, Flag, IntervalRecord, PointRecord, Store
 
 from .meterproc import free_port, serving_meter
 

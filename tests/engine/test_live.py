@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from s8000_engine.config import meter_config
-from s8000_engine.live import LiveView
-from s8000_engine.local import DEMO_CONFIG, LocalMeter, SimulatedClock
-from s8000_engine.simulate import PanelSimulator
-from s8000_engine.storage import Store
+from s8000_engine.config.meter import meter_config
+from s8000_engine.local.live import LiveView
+from s8000_engine.local.meter import DEMO_CONFIG, LocalMeter, SimulatedClock
+from s8000_engine.local.simulate import PanelSimulator
+from s8000_engine.storage.store import Store
 
 
 def _meter(tmp_path: Path) -> LocalMeter:

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s8000_engine.config import MeterConfig, meter_config
-from s8000_engine.local import LocalMeter, SimulatedPulses
-from s8000_engine.storage import Flag, IntervalRecord, StorageError, Store
-from s8000_engine.synth import ZERO, Signal, sample_meter
+from s8000_engine.config.meter import MeterConfig, meter_config
+from s8000_engine.exceptions import StorageError
+from s8000_engine.local.meter import LocalMeter, SimulatedPulses
+from s8000_engine.metering.synth import ZERO, Signal, sample_meter
+from s8000_engine.storage.store import Flag, IntervalRecord, Store
 
 from .meterproc import ManualClock
 

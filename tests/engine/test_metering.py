@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from s8000_engine.config import meter_config
-from s8000_engine.metering import (
+from s8000_engine.config.meter import meter_config
+from s8000_engine.metering.meter import (
     KVARH_DELIVERED,
     KVARH_Q1,
     KVARH_Q2,
@@ -21,7 +21,7 @@ from s8000_engine.metering import (
     EnergyRegisters,
     Meter,
 )
-from s8000_engine.synth import (
+from s8000_engine.metering.synth import (
     CURRENT_HARMONICS,
     VOLTAGE_HARMONICS,
     ZERO,

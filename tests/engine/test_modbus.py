@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from s8000_engine.config import meter_config
-from s8000_engine.local import DEMO_CONFIG
-from s8000_engine.modbus import Handler, crc16, rtu_frame
-from s8000_engine.registers import MeterSnapshot, build_map, render
-from s8000_engine.server import MeterBackend
+from s8000_engine.config.meter import meter_config
+from s8000_engine.local.image import MeterSnapshot, build_map, render
+from s8000_engine.local.meter import DEMO_CONFIG
+from s8000_engine.modbus.backend import MeterBackend
+from s8000_engine.modbus.server import Handler, crc16, rtu_frame
 
 from .meterproc import engine, free_port, serving_meter
 
@@ -244,7 +244,7 @@ def test_discover_finds_the_meter_and_nothing_else(running_meter: int) -> None:
 def test_the_scan_limit_is_checked_before_listing_addresses() -> None:
     """A /20 is the most one scan covers; a /8 is refused before its sixteen
     million addresses are listed (which took seconds)."""
-    from s8000_engine.discovery import addresses
+    from s8000_engine.client.discovery import addresses
 
     assert len(addresses(["192.0.2.0/20"])) == 4094
     assert addresses(["127.0.0.1/32"]) == ["127.0.0.1"]
@@ -265,7 +265,7 @@ def test_read_command_through_the_main_cli(running_meter: int) -> None:
 
 def test_interval_memory_is_readable_with_function_20(tmp_path: Path) -> None:
     """Rows of the interval memory over Read File Record, from a running meter."""
-    from s8000_engine.registers import file_position, row_words
+    from s8000_engine.protocol.intervals import file_position, row_words
 
     port = free_port()
     process = subprocess.Popen(

@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 
-from s8000_engine.config import meter_config
-from s8000_engine.live import LiveView, PhaseLive, PointLive
-from s8000_engine.local import DEMO_CONFIG, LocalMeter, SimulatedClock
-from s8000_engine.panel import (
+from s8000_engine.config.meter import meter_config
+from s8000_engine.exceptions import PanelUsageError
+from s8000_engine.local.live import LiveView, PhaseLive, PointLive
+from s8000_engine.local.meter import DEMO_CONFIG, LocalMeter, SimulatedClock
+from s8000_engine.local.simulate import PanelSimulator
+from s8000_engine.panel.state import (
     CONTRAST_DEFAULT,
     DIAGNOSTICS_ITEMS,
     IDLE_SECONDS,
@@ -34,9 +36,8 @@ from s8000_engine.panel import (
     fit_number,
     lcd_text,
 )
-from s8000_engine.panelterm import (
+from s8000_engine.panel.terminal import (
     PanelLink,
-    PanelUsageError,
     Step,
     decode_keys,
     lcd_box,
@@ -45,8 +46,7 @@ from s8000_engine.panelterm import (
     parse_keys,
     perform,
 )
-from s8000_engine.simulate import PanelSimulator
-from s8000_engine.storage import Store
+from s8000_engine.storage.store import Store
 
 # -- helpers -------------------------------------------------------------------------------
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from s8000_engine.pulses import (
+from s8000_engine.config.pulses import (
     PULSE_INPUT_SCHEMA,
     PULSE_INPUTS,
-    PulseInput,
     PulseInputConfig,
     pulse_input_config,
 )
+from s8000_engine.metering.pulses import PulseInput
 
 RATE = 1000.0
 

@@ -8,25 +8,22 @@ import math
 
 import pytest
 
-from s8000_engine.config import meter_config
-from s8000_engine.local import DEMO_CONFIG
-from s8000_engine.metering import Meter
-from s8000_engine.registers import (
+from s8000_engine.config.meter import meter_config
+from s8000_engine.local.image import MeterSnapshot, build_map, render
+from s8000_engine.local.meter import DEMO_CONFIG
+from s8000_engine.local.simulate import PanelSimulator
+from s8000_engine.metering.meter import Meter
+from s8000_engine.protocol.publish import as_csv, as_json
+from s8000_engine.protocol.sunspec import (
     BASE_ADDRESS,
     COMMON,
     METER_MODELS,
     VENDOR_MODEL_ID,
     DataType,
-    MeterSnapshot,
-    as_csv,
-    as_json,
-    build_map,
     decode,
     encode,
     energy_scale_factor,
-    render,
 )
-from s8000_engine.simulate import PanelSimulator
 
 T0 = 1_795_600_000
 
@@ -184,7 +181,7 @@ def test_published_forms_carry_the_required_columns() -> None:
 
 
 def test_profiles_are_replaceable() -> None:
-    from s8000_engine.registers import PROFILES
+    from s8000_engine.local.image import PROFILES
 
     config = meter_config(DEMO_CONFIG)
     assert build_map(config, profile="sunspec") == build_map(config)

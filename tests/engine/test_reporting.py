@@ -20,21 +20,19 @@ from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
 
-from s8000_engine.export import to_csv
-from s8000_engine.reporting import (
+from s8000_engine.config.reporting import ReportingConfig, ReportingProtocol, reporting_config
+from s8000_engine.exceptions import ReportError
+from s8000_engine.storage.export import to_csv
+from s8000_engine.storage.reporting import (
     META_LAST_ATTEMPT,
     META_STATUS,
     NOT_CONFIGURED,
     FtpUploader,
     HttpUploader,
     Reporter,
-    ReportError,
-    ReportingConfig,
-    ReportingProtocol,
     report_filename,
-    reporting_config,
 )
-from s8000_engine.storage import Checkpoint, Flag, IntervalRecord, PointRecord, Store
+from s8000_engine.storage.store import Checkpoint, Flag, IntervalRecord, PointRecord, Store
 
 T0 = 1_795_564_800  # 2026-11-25T00:00:00Z
 LENGTH = 900

@@ -22,19 +22,8 @@ import numpy as np
 import pytest
 
 import s8000_engine
-from s8000_engine.config import (
-    FACTORY_DEFAULT_IP,
-    ConfigError,
-    MeterConfig,
-    UnitConfig,
-    factory_default_ip,
-    meter_config,
-)
-from s8000_engine.local import DEMO_CONFIG, FIRMWARE, LocalMeter
-from s8000_engine.metering import KWH_DELIVERED
-from s8000_engine.registers import DataType, decode
-from s8000_engine.server import MeterBackend
-from s8000_engine.settings import (
+from s8000_engine.config.meter import MeterConfig, meter_config
+from s8000_engine.config.settings import (
     SECRETS,
     SettingsError,
     apply_changes,
@@ -42,9 +31,16 @@ from s8000_engine.settings import (
     public_settings,
     raw_config,
 )
-from s8000_engine.simulate import PanelSimulator
-from s8000_engine.storage import ConfigChange, Flag, StorageError, Store
-from s8000_engine.synth import Signal, sample_meter
+from s8000_engine.config.unit import FACTORY_DEFAULT_IP, UnitConfig, factory_default_ip
+from s8000_engine.const import FIRMWARE
+from s8000_engine.exceptions import ConfigError, StorageError
+from s8000_engine.local.meter import DEMO_CONFIG, LocalMeter
+from s8000_engine.local.simulate import PanelSimulator
+from s8000_engine.metering.meter import KWH_DELIVERED
+from s8000_engine.metering.synth import Signal, sample_meter
+from s8000_engine.modbus.backend import MeterBackend
+from s8000_engine.protocol.sunspec import DataType, decode
+from s8000_engine.storage.store import ConfigChange, Flag, Store
 
 from .meterproc import ManualClock
 
@@ -612,7 +608,7 @@ def test_a_failing_write_inside_the_save_leaves_the_old_configuration(tmp_path: 
 
 _SAVER = """
 import sys
-from s8000_engine.storage import ConfigChange, Store
+from s8000_engine.storage.store import ConfigChange, Store
 
 store = Store.open(sys.argv[1])
 done = len(store.config_changes(limit=1_000_000))

@@ -11,8 +11,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from s8000_engine.config import MeterConfig, meter_config
-from s8000_engine.metering import (
+from s8000_engine.config.meter import MeterConfig, meter_config
+from s8000_engine.local.simulate import (
+    FIRST_LOADS,
+    FREQUENCY_DRIFT,
+    LoadKind,
+    PanelSimulator,
+    assign_load,
+)
+from s8000_engine.metering.meter import (
     KVARH_Q2,
     KWH_DELIVERED,
     KWH_RECEIVED,
@@ -20,14 +27,7 @@ from s8000_engine.metering import (
     Meter,
     Readings,
 )
-from s8000_engine.simulate import (
-    FIRST_LOADS,
-    FREQUENCY_DRIFT,
-    LoadKind,
-    PanelSimulator,
-    assign_load,
-)
-from s8000_engine.synth import CURRENT_FULL_SCALE, VOLTAGE_FULL_SCALE
+from s8000_engine.metering.synth import CURRENT_FULL_SCALE, VOLTAGE_FULL_SCALE
 
 FS = 8000
 

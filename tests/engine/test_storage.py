@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from s8000_engine.storage import (
+from s8000_engine.exceptions import StorageError
+from s8000_engine.storage.store import (
     APPLICATION_ID,
     Checkpoint,
     Flag,
     IntervalRecord,
     PointRecord,
-    StorageError,
     Store,
 )
 

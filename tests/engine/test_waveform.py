@@ -9,16 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from s8000_engine.config import meter_config
-from s8000_engine.metering import Meter
-from s8000_engine.synth import ZERO, Signal, sample_meter
-from s8000_engine.waveform import (
-    FLOAT32,
-    WaveformError,
-    WaveformReader,
-    WaveformWriter,
-    write_waveform,
-)
+from s8000_engine.config.meter import meter_config
+from s8000_engine.exceptions import WaveformError
+from s8000_engine.metering.meter import Meter
+from s8000_engine.metering.synth import ZERO, Signal, sample_meter
+from s8000_engine.metering.waveform import FLOAT32, WaveformReader, WaveformWriter, write_waveform
 
 CONFIG = {
     "model": "S8120-032",

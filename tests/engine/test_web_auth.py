@@ -27,13 +27,13 @@ from aiohttp import ClientResponse, ClientSession, DummyCookieJar, web
 from aiohttp.test_utils import TestClient, TestServer
 
 import s8000_engine
+from s8000_engine.exceptions import CredentialError
 from s8000_engine.web.auth import (
     AUTH_KEY,
     CONTENT_SECURITY_POLICY,
     CREDENTIAL_NAME,
     DEFAULT_PUBLIC,
     SCRYPT_N,
-    CredentialError,
     Credentials,
     LoginLimiter,
     SessionStore,

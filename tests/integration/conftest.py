@@ -24,7 +24,7 @@ from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TYPE
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN
-from s8000_engine.storage import DATABASE_NAME, Store
+from s8000_engine.storage.store import DATABASE_NAME, Store
 from tests.engine.meterproc import engine, free_port
 
 __all__ = ["free_port"]  # the tests import it from here

@@ -29,8 +29,8 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 
 from custom_components.s8000.backfill import async_backfill
 from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN
-from s8000_engine.client import connect_tcp
-from s8000_engine.storage import DATABASE_NAME, Store
+from s8000_engine.client.client import connect_tcp
+from s8000_engine.storage.store import DATABASE_NAME, Store
 
 from .conftest import SERIAL, LocalMeter, free_port, seed_store
 

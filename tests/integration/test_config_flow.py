@@ -44,12 +44,12 @@ from custom_components.s8000.const import (
     OPT_PULSES,
     OPT_REVERSED,
 )
-from s8000_engine.client import Identity
-from s8000_engine.config import meter_config
-from s8000_engine.discovery import MAX_ADDRESSES, Found, addresses
-from s8000_engine.local import DEMO_CONFIG
-from s8000_engine.modbus import Backend, Handler, TcpServer
-from s8000_engine.registers import MeterSnapshot, build_map, render
+from s8000_engine.client.data import Identity
+from s8000_engine.client.discovery import MAX_ADDRESSES, Found, addresses
+from s8000_engine.config.meter import meter_config
+from s8000_engine.local.image import MeterSnapshot, build_map, render
+from s8000_engine.local.meter import DEMO_CONFIG
+from s8000_engine.modbus.server import Backend, Handler, TcpServer
 from tests.engine.meterproc import Image
 
 from .conftest import MAC, SERIAL, LocalMeter, free_port

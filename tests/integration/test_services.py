@@ -23,8 +23,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.s8000.const import DOMAIN
 from custom_components.s8000.coordinator import S8000ConfigEntry
-from s8000_engine.client import S8000ConnectionError
-from s8000_engine.local import DEMO_CONFIG
+from s8000_engine.exceptions import S8000ConnectionError
+from s8000_engine.local.meter import DEMO_CONFIG
 
 from .conftest import SERIAL, LocalMeter, free_port, seed_store, tcp_entry
 

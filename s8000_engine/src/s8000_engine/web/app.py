@@ -54,14 +54,16 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from s8000_engine import discovery, export
-from s8000_engine.panel import FrontPanel, PanelInfo
-from s8000_engine.storage import IntervalRecord, Store
+from s8000_engine.client import discovery
+from s8000_engine.const import FIRMWARE, FIRMWARE_BUILD
+from s8000_engine.panel.state import FrontPanel, PanelInfo
+from s8000_engine.storage import export
+from s8000_engine.storage.store import IntervalRecord, Store
 from s8000_engine.web.auth import current_session, setup_auth, still_signed_in
 
 if TYPE_CHECKING:
-    from s8000_engine.live import LiveView
-    from s8000_engine.local import LocalMeter
+    from s8000_engine.local.live import LiveView
+    from s8000_engine.local.meter import LocalMeter
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -145,7 +147,6 @@ class WebMeter:
 
     def panel_info(self) -> PanelInfo:
         """The diagnostics mode's "Local IP address" list, from the configuration."""
-        from s8000_engine.local import FIRMWARE, FIRMWARE_BUILD  # noqa: PLC0415
 
         config = self.meter.config
         unit = getattr(config, "unit", None)
@@ -426,7 +427,7 @@ async def _json_object(request: web.Request, shape: str) -> dict[str, Any]:
 
 
 def _settings_payload(meter: WebMeter) -> dict[str, Any]:
-    from s8000_engine.settings import public_settings  # noqa: PLC0415
+    from s8000_engine.config.settings import public_settings  # noqa: PLC0415
 
     raw, minutes = meter.stored_meta("config", "recording_minutes")
     config = meter.meter.config
@@ -439,7 +440,7 @@ async def _settings(request: web.Request) -> web.Response:
 
 
 async def _settings_change(request: web.Request) -> web.Response:
-    from s8000_engine.settings import SettingsError  # noqa: PLC0415
+    from s8000_engine.config.settings import SettingsError  # noqa: PLC0415
 
     meter = _meter(request)
     changes = await _json_object(request, "the request body must be a JSON object of sections")
@@ -471,7 +472,7 @@ async def _panel(request: web.Request) -> web.Response:
 
 
 async def _panel_button(request: web.Request) -> web.Response:
-    from s8000_engine.panel import Button  # noqa: PLC0415
+    from s8000_engine.panel.state import Button  # noqa: PLC0415
 
     panel = _meter(request).panel
     body = await _json_object(request, 'expected {"button": ..., "action": ...}')
@@ -562,4 +563,11 @@ async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[t
         await runner.cleanup()
 
 
-__all__ = ["METER_KEY", "ApiError", "DiscoveryScope", "WebMeter", "create_app", "serving"]
+__all__ = [
+    "METER_KEY",
+    "ApiError",
+    "DiscoveryScope",
+    "WebMeter",
+    "create_app",
+    "serving",
+]

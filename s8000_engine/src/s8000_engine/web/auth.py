@@ -52,6 +52,8 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from s8000_engine.exceptions import CredentialError
+
 _LOGGER = logging.getLogger(__name__)
 
 CREDENTIAL_NAME: Final = "web-credential.json"
@@ -98,10 +100,6 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 Clock = Callable[[], float]
 """Seconds, e.g. :func:`time.time`; tests inject a manual clock."""
-
-
-class CredentialError(ValueError):
-    """The web credential cannot be created, read or set; the message says why."""
 
 
 # ---------------------------------------------------------------------------

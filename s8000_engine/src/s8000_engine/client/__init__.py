@@ -1,0 +1,43 @@
+"""The client layer: talk to an S8000 over Modbus, and find S8000s.
+
+This is all that Home Assistant installs (``pip install s8000-engine``): it
+needs modbus-connection and nothing of the software meter.  The layer rule,
+checked by import-linter in ``scripts/test``: nothing here imports
+``s8000_engine.config``, ``metering``, ``storage``, ``local``, ``modbus``,
+``panel``, ``web`` or ``cli``.
+"""
+
+from __future__ import annotations
+
+from s8000_engine.client.client import BACKENDS, BackendName, S8000Client, connect_tcp
+from s8000_engine.client.data import Identity, IntervalMemory, MeterData, PointData, PulseData
+from s8000_engine.exceptions import (
+    S8000BadData,
+    S8000ConnectionError,
+    S8000Error,
+    S8000MapChanged,
+    S8000NotAnS8000,
+    S8000WrongMeter,
+)
+from s8000_engine.protocol.intervals import IntervalRow
+from s8000_engine.protocol.sunspec import Status
+
+__all__ = [
+    "BACKENDS",
+    "BackendName",
+    "Identity",
+    "IntervalMemory",
+    "IntervalRow",
+    "MeterData",
+    "PointData",
+    "PulseData",
+    "S8000BadData",
+    "S8000Client",
+    "S8000ConnectionError",
+    "S8000Error",
+    "S8000MapChanged",
+    "S8000NotAnS8000",
+    "S8000WrongMeter",
+    "Status",
+    "connect_tcp",
+]

@@ -1,0 +1,885 @@
+"""The configuration tool's settings, as the web page shows and changes them.
+
+The S8000 configuration tool (user guide, section 10) has four tabs; so does
+this model of the local meter's configuration:
+
+``unit``
+    The default IP configuration (DHCP, IP address, netmask, gateway, DNS
+    primary and secondary), the NTP host, the PPP login and the modem.
+``report``
+    The recording interval, the demand type, interval and subinterval, and
+    the host server the intervals are reported to (protocol, host, port,
+    upload directory, FTP login, reporting schedule).
+``points``
+    The service type, the PT ratio and every meter point: name, CT primary,
+    the phase of each CT, enabled.
+``pulses``
+    The two pulse inputs: name, unit and scale.
+
+The settings live in the store as the raw configuration (the JSON-able dict
+kept in meta ``config``, validated by :func:`~s8000_engine.config.meter_config`)
+plus the recording interval (meta ``recording_minutes``).
+
+* :func:`public_settings` gives the four sections as the web page needs them.
+  Secrets (:data:`SECRETS`) are never in it: only whether each one is set,
+  as ``<field>_set``.
+* :func:`apply_changes` merges a partial update from the web page into a new
+  raw configuration, validating the whole result.  A wrong value raises
+  :class:`SettingsError`, whose ``field`` is the dotted path the web form uses
+  (``unit.gateway``, ``report.recording_minutes``, ``points.3.ct_primary``,
+  ``points.3.phases.1``, ``pulses.0.scale``) and whose ``message`` says what is
+  wrong; several wrong values are reported together (``errors``).  Nothing is
+  changed on error.
+* :func:`describe_changes` lists what changed, one line each, for the change
+  log; a secret shows only as "changed" or "cleared".
+
+The changes accepted
+--------------------
+A dict with any subset of the sections, each with any subset of its fields::
+
+    {
+      "unit": {"dhcp": false, "ip": "10.0.0.20", "netmask": "255.255.255.0",
+               "gateway": "10.0.0.1", "dns_primary": "10.0.0.1",
+               "dns_secondary": "10.0.0.1", "ntp_host": "pool.ntp.org",
+               "ppp_username": "meter", "ppp_password": "...", "phone": "555 0100",
+               "alt_phone": "", "at_string": "AT X3 -STE=7"},
+      "report": {"recording_minutes": 15, "demand_type": "sliding",
+                 "demand_interval_minutes": 15, "demand_subinterval_minutes": 5,
+                 "protocol": "ftp", "host": "10.0.0.5", "port": 21,
+                 "upload_directory": "in", "username": "meter", "password": "...",
+                 "url": "", "token": "...", "every_minutes": 60},
+      "points": {"service": "3p4w", "pt_ratio": 1.0,
+                 "3": {"name": "HVAC", "ct_primary": 200, "phases": ["A", "B", "C"],
+                       "enabled": true},
+                 "8": {"ct_primary": 50, "phases": ["A"]},
+                 "7": null},
+      "pulses": {"0": {"name": "Water", "unit": "L", "scale": 10}}
+    }
+
+Points and pulse inputs are keyed by their 0-based index (a string or an
+integer; ``pulses`` may also be a list, position = index, ``null`` = no
+change).  A point at the index one past the last is a new point (it needs
+``ct_primary`` and ``phases``); ``null`` removes a point, only the last ones
+(disable a point in the middle instead).  For a secret (``unit.ppp_password``,
+``report.password``, ``report.token``) an absent field or ``null`` keeps the
+stored value and ``""`` clears it.  With ``demand_type`` ``block`` the
+subinterval is ignored; switching to ``sliding`` without a subinterval takes
+the default one (a third of the interval, or 1 minute).  An unknown section or
+field, or a read-only one of :func:`public_settings` (``ppp_password_set``,
+``cts``, ``number`` ...), is refused.  A field sent with its current value
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from s8000_engine.config.demand import (
+    ALLOWED_INTERVALS,
+    RECORDING_INTERVALS,
+    DemandType,
+    demand_config,
+)
+from s8000_engine.config.meter import (
+    CT_PHASES,
+    MAX_CT_PRIMARY_A,
+    MeterConfig,
+    ServiceType,
+    meter_config,
+    point_config,
+)
+from s8000_engine.config.pulses import PULSE_INPUTS, pulse_input_config
+from s8000_engine.config.reporting import SCHEDULE_MINUTES, ReportingProtocol, reporting_config
+from s8000_engine.config.unit import UNIT_FIELDS, unit_config
+from s8000_engine.exceptions import ConfigError
+from s8000_engine.models import MeterModel
+
+__all__ = [
+    "SECRETS",
+    "SECTIONS",
+    "SettingsError",
+    "apply_changes",
+    "describe_changes",
+    "differences",
+    "public_settings",
+    "raw_config",
+]
+
+#: The secret fields, as paths in the raw configuration.
+SECRETS: Final = frozenset({"reporting.password", "reporting.token", "unit.ppp_password"})
+#: The secret fields, as paths of the web form.
+SECRET_FIELDS: Final = frozenset({"report.password", "report.token", "unit.ppp_password"})
+#: The sections, in the configuration tool's order.
+SECTIONS: Final = ("unit", "report", "points", "pulses")
+MIN_CT_PRIMARY_A: Final = 0.1
+
+_SERVICE_LABELS: Final = {
+    ServiceType.SINGLE_PHASE_2W: "Single-phase 2-wire",
+    ServiceType.SINGLE_PHASE_3W: "Single-phase 3-wire",
+    ServiceType.WYE_4W: "Three-phase wye 4-wire",
+    ServiceType.DELTA_3W: "Three-phase delta 3-wire (two PTs)",
+}
+
+_UNIT_LABELS: Final = {
+    "dhcp": "DHCP enabled",
+    "ip": "Default IP address",
+    "netmask": "Network mask",
+    "gateway": "Gateway",
+    "dns_primary": "DNS primary",
+    "dns_secondary": "DNS secondary",
+    "ntp_host": "NTP host",
+    "ppp_username": "PPP user name",
+    "ppp_password": "PPP password",
+    "phone": "Modem phone #",
+    "alt_phone": "Modem alternate phone #",
+    "at_string": "Modem AT string",
+}
+
+#: report field -> (raw section, raw key, label)
+_REPORT: Final[dict[str, tuple[str, str, str]]] = {
+    "demand_type": ("demand", "type", "Demand type"),
+    "demand_interval_minutes": ("demand", "interval_minutes", "Demand interval (minutes)"),
+    "demand_subinterval_minutes": (
+        "demand",
+        "subinterval_minutes",
+        "Demand subinterval (minutes)",
+    ),
+    "protocol": ("reporting", "protocol", "Reporting protocol"),
+    "host": ("reporting", "host", "Host server"),
+    "port": ("reporting", "port", "Host server port"),
+    "upload_directory": ("reporting", "upload_directory", "Upload directory"),
+    "username": ("reporting", "username", "FTP user name"),
+    "password": ("reporting", "password", "FTP password"),
+    "url": ("reporting", "url", "Report URL"),
+    "token": ("reporting", "token", "Report token"),
+    "every_minutes": ("reporting", "every_minutes", "Reporting schedule (minutes)"),
+}
+_DEMAND_FIELDS: Final = {
+    key: name for name, (section, key, _) in _REPORT.items() if section == "demand"
+}
+_RECORDING_LABEL: Final = "Recording interval (minutes)"
+_POINTS_TOP: Final = {"service": "Service type", "pt_ratio": "PT ratio"}
+_POINT_FIELDS: Final = {
+    "name": "name",
+    "ct_primary": "CT primary (A)",
+    "phases": "CT phases",
+    "enabled": "enabled",
+}
+_PULSE_FIELDS: Final = {"name": "name", "unit": "unit", "scale": "scale (units per pulse)"}
+
+#: Keys public_settings shows that cannot be changed.
+_READ_ONLY: Final = {
+    "unit": {"ppp_password_set"},
+    "report": {"password_set", "token_set", "choices"},
+    "points": {
+        "items",
+        "unused",
+        "model",
+        "max_points",
+        "elements",
+        "services",
+        "nominal_voltage",
+        "frequency",
+        "min_ct_primary",
+        "max_ct_primary",
+    },
+    "point": {"index", "number", "cts"},
+    "pulse": {"index", "number"},
+}
+
+
+class SettingsError(ValueError):
+    """A setting is wrong: ``field`` is the web form's dotted path of it,
+    ``message`` says what is wrong (never a secret's value).  ``errors`` holds
+    every wrong setting found (this one alone, or several)."""
+
+    def __init__(self, field: str, message: str, errors: Sequence[SettingsError] = ()) -> None:
+        self.field = field
+        self.message = message
+        self.errors: tuple[SettingsError, ...] = tuple(errors) or (self,)
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in self.errors))
+
+    @classmethod
+    def of(cls, errors: Sequence[SettingsError]) -> SettingsError:
+        """One error carrying all of ``errors`` (the first one's field and message)."""
+        if len(errors) == 1:
+            return errors[0]
+        return cls(errors[0].field, errors[0].message, errors)
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"errors": [{"field": ..., "message": ...}, ...]}`` for the web page."""
+        return {"errors": [{"field": e.field, "message": e.message} for e in self.errors]}
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def raw_config(config: MeterConfig) -> dict[str, Any]:
+    """The raw (JSON-able) configuration of a validated one, secrets included
+    (for the store: ``meter_config(raw_config(c)) == c``)."""
+    reporting = dataclasses.asdict(config.reporting)
+    reporting["protocol"] = config.reporting.protocol.value
+    return {
+        "model": config.model.code,
+        "service": config.service.value,
+        "frequency": config.frequency_hz,
+        "nominal_voltage": config.nominal_voltage,
+        "pt_ratio": config.pt_ratio,
+        "points": [
+            {
+                "name": p.name,
+                "ct_primary": p.ct_primary_a,
+                "phases": [x.value for x in p.phases],
+                "enabled": p.enabled,
+            }
+            for p in config.points
+        ],
+        "calibration": {
+            channel: {"gain": c.gain, "phase_deg": c.phase_deg}
+            for channel, c in config.calibration.items()
+        },
+        "demand": config.demand.to_dict(),
+        "pulse_inputs": [dataclasses.asdict(p) for p in config.pulse_inputs],
+        "reporting": reporting,
+        "unit": config.unit.to_dict(),
+    }
+
+
+def _config(raw: Mapping[str, Any]) -> MeterConfig:
+    try:
+        return meter_config(raw)
+    except ConfigError as error:
+        raise SettingsError.of(_parse(str(error))) from None
+
+
+def _cts(model: MeterModel, number: int, phases: Sequence[str]) -> list[dict[str, Any]]:
+    """The CT inputs of point ``number`` (1-based): channel, wire colours, phase."""
+    return [
+        {
+            "element": element,
+            "channel": channel.name,
+            "x1": channel.x1,
+            "x2": channel.x2,
+            "phase": phases[element - 1] if element <= len(phases) else None,
+        }
+        for element in range(1, model.elements + 1)
+        for channel in (model.channel(number, element),)
+    ]
+
+
+def public_settings(
+    raw: Mapping[str, Any], recording_minutes: int, model: MeterModel | None = None
+) -> dict[str, Any]:
+    """The four sections as the web page shows them, plus ``model`` (code,
+    points, elements, voltage).  Secrets are never included: ``<field>_set``
+    says whether each is set.  ``model`` defaults to the configuration's."""
+    config = _config(raw)
+    model = model or config.model
+    unit = {name: getattr(config.unit, name) for name in UNIT_FIELDS if name != "ppp_password"}
+    unit["ppp_password_set"] = bool(config.unit.ppp_password)
+    report: dict[str, Any] = {
+        "recording_minutes": recording_minutes,
+        **{name: _report_value(config, name) for name in _REPORT},
+    }
+    del report["password"], report["token"]
+    report["password_set"] = bool(config.reporting.password)
+    report["token_set"] = bool(config.reporting.token)
+    report["choices"] = {
+        "recording_minutes": list(RECORDING_INTERVALS),
+        "demand_type": [t.value for t in DemandType],
+        "demand_interval_minutes": list(ALLOWED_INTERVALS),
+        "protocol": [p.value for p in ReportingProtocol],
+        "every_minutes": list(SCHEDULE_MINUTES),
+    }
+    items = []
+    for index, point in enumerate(config.points):
+        phases = [p.value for p in point.phases]
+        items.append(
+            {
+                "index": index,
+                "number": index + 1,
+                "name": point.name,
+                "ct_primary": point.ct_primary_a,
+                "phases": phases,
+                "enabled": point.enabled,
+                "cts": _cts(model, index + 1, phases),
+            }
+        )
+    unused = [
+        {"index": n - 1, "number": n, "cts": _cts(model, n, [])}
+        for n in range(len(config.points) + 1, model.points + 1)
+    ]
+    points = {
+        "service": config.service.value,
+        "pt_ratio": config.pt_ratio,
+        "nominal_voltage": config.nominal_voltage,
+        "frequency": config.frequency_hz,
+        "max_points": model.points,
+        "elements": model.elements,
+        "min_ct_primary": MIN_CT_PRIMARY_A,
+        "max_ct_primary": MAX_CT_PRIMARY_A,
+        "services": [
+            {
+                "value": s.value,
+                "label": _SERVICE_LABELS[s],
+                "phases": [p.value for p in CT_PHASES[s]],
+            }
+            for s in ServiceType
+        ],
+        "items": items,
+        "unused": unused,
+    }
+    pulses = [
+        {"index": n, "number": n + 1, "name": p.name, "unit": p.unit, "scale": p.scale}
+        for n, p in enumerate(config.pulse_inputs)
+    ]
+    return {
+        "model": {
+            "code": model.code,
+            "points": model.points,
+            "elements": model.elements,
+            "voltage": model.voltage,
+            "connection": model.connection.value,
+        },
+        "unit": unit,
+        "report": report,
+        "points": points,
+        "pulses": pulses,
+    }
+
+
+def _report_value(config: MeterConfig, name: str) -> Any:
+    section, key, _ = _REPORT[name]
+    if section == "demand":
+        value = getattr(config.demand, key)
+        return value.value if key == "type" else value
+    value = getattr(config.reporting, key)
+    if key == "protocol":
+        return value.value
+    if key == "token":
+        return value or ""
+    return value
+
+
+# -- the effective value of every field ------------------------------------------------------
+
+
+def _effective(config: MeterConfig, minutes: int) -> dict[str, Any]:
+    """Every editable field's effective value, by web-form path."""
+    values: dict[str, Any] = {f"unit.{n}": getattr(config.unit, n) for n in UNIT_FIELDS}
+    values["report.recording_minutes"] = minutes
+    values.update({f"report.{n}": _report_value(config, n) for n in _REPORT})
+    values["points.service"] = config.service.value
+    values["points.pt_ratio"] = config.pt_ratio
+    for index, point in enumerate(config.points):
+        values[f"points.{index}.name"] = point.name
+        values[f"points.{index}.ct_primary"] = point.ct_primary_a
+        values[f"points.{index}.phases"] = [p.value for p in point.phases]
+        values[f"points.{index}.enabled"] = point.enabled
+    for index, pulse in enumerate(config.pulse_inputs):
+        for key in _PULSE_FIELDS:
+            values[f"pulses.{index}.{key}"] = getattr(pulse, key)
+    return values
+
+
+def _location(path: str) -> tuple[str | int, ...]:
+    """Where a web-form field lives in the raw configuration."""
+    parts = path.split(".")
+    section = parts[0]
+    if section == "unit":
+        return ("unit", parts[1])
+    if section == "report":
+        raw_section, key, _ = _REPORT[parts[1]]
+        return (raw_section, key)
+    if section == "points":
+        if len(parts) == 2:
+            return (parts[1],)
+        return ("points", int(parts[1]), parts[2])
+    return ("pulse_inputs", int(parts[1]), parts[2])
+
+
+_MISSING: Final = object()
+
+
+def _get(raw: Mapping[str, Any], where: tuple[str | int, ...]) -> Any:
+    node: Any = raw
+    for key in where:
+        if isinstance(key, int):
+            if not isinstance(node, list) or key >= len(node):
+                return _MISSING
+            node = node[key]
+        else:
+            if not isinstance(node, Mapping) or key not in node:
+                return _MISSING
+            node = node[key]
+    return node
+
+
+def _set(raw: dict[str, Any], where: tuple[str | int, ...], value: Any) -> None:
+    node: Any = raw
+    for number, key in enumerate(where[:-1]):
+        following = where[number + 1]
+        if isinstance(key, int):
+            while len(node) <= key:
+                node.append({})
+            node = node[key]
+        else:
+            if not isinstance(node.get(key), (dict, list)):
+                node[key] = [] if isinstance(following, int) else {}
+            node = node[key]
+    last = where[-1]
+    if value is _MISSING:
+        if isinstance(node, dict):
+            node.pop(last, None)
+    else:
+        node[last] = value
+
+
+# -- changing ------------------------------------------------------------------------------
+
+
+def _index(key: Any) -> int | None:
+    """A 0-based index given as an integer or its decimal text."""
+    if isinstance(key, bool):
+        return None
+    if isinstance(key, int):
+        return key
+    if isinstance(key, str) and re.fullmatch(r"\d{1,3}", key):
+        return int(key)
+    return None
+
+
+def _mapping(value: Any, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SettingsError(field, "expected an object of fields")
+    return value
+
+
+def _unknown(field: str, key: str, read_only: Iterable[str]) -> SettingsError:
+    if key in read_only:
+        return SettingsError(field, "read-only: this value cannot be changed")
+    return SettingsError(field, "unknown field")
+
+
+class _Plan:
+    """A change, field by field."""
+
+    def __init__(self) -> None:
+        self.edits: list[tuple[str, Any]] = []
+        self.add: dict[int, Mapping[str, Any]] = {}
+        self.remove: set[int] = set()
+        self.errors: list[SettingsError] = []
+
+
+def _plan(changes: Mapping[str, Any], config: MeterConfig) -> _Plan:
+    plan = _Plan()
+    if not isinstance(changes, Mapping):
+        raise SettingsError("changes", "expected an object with the sections to change")
+    for section, given in changes.items():
+        if section not in SECTIONS:
+            plan.errors.append(
+                SettingsError(str(section), "unknown section (unit, report, points or pulses)")
+            )
+            continue
+        try:
+            if section == "unit":
+                _plan_fields(plan, "unit", _mapping(given, "unit"), UNIT_FIELDS)
+            elif section == "report":
+                names = ("recording_minutes", *_REPORT)
+                _plan_fields(plan, "report", _mapping(given, "report"), names)
+            elif section == "points":
+                _plan_points(plan, _mapping(given, "points"), config)
+            else:
+                _plan_pulses(plan, given)
+        except SettingsError as error:
+            plan.errors.extend(error.errors)
+    return plan
+
+
+def _plan_fields(
+    plan: _Plan,
+    prefix: str,
+    given: Mapping[str, Any],
+    names: Iterable[str],
+    read_only: str | None = None,
+) -> None:
+    allowed = set(names)
+    for key, value in given.items():
+        field = f"{prefix}.{key}"
+        if key not in allowed:
+            plan.errors.append(_unknown(field, str(key), _READ_ONLY[read_only or prefix]))
+        elif field in SECRET_FIELDS and value is None:
+            continue  # kept
+        else:
+            plan.edits.append((field, value))
+
+
+def _plan_points(plan: _Plan, given: Mapping[str, Any], config: MeterConfig) -> None:
+    model = config.model
+    count = len(config.points)
+    for key, value in given.items():
+        if key in _POINTS_TOP:
+            plan.edits.append((f"points.{key}", value))
+            continue
+        index = _index(key)
+        field = f"points.{key}"
+        if index is None:
+            plan.errors.append(_unknown(field, str(key), _READ_ONLY["points"]))
+            continue
+        if index >= model.points:
+            plan.errors.append(
+                SettingsError(
+                    field,
+                    f"{model.code} has {model.points} meter points; there is no point {index + 1}",
+                )
+            )
+            continue
+        if value is None:
+            if index >= count:
+                plan.errors.append(SettingsError(field, f"there is no point {index + 1} to remove"))
+            else:
+                plan.remove.add(index)
+            continue
+        if not isinstance(value, Mapping):
+            plan.errors.append(
+                SettingsError(field, "expected an object of fields, or null to remove the point")
+            )
+            continue
+        if index >= count:
+            plan.add[index] = value
+        _plan_fields(plan, f"points.{index}", value, _POINT_FIELDS, "point")
+    if plan.remove:
+        first = min(plan.remove)
+        if plan.remove != set(range(first, count)):
+            plan.errors.append(
+                SettingsError(
+                    f"points.{first}",
+                    "only the last points can be removed; disable this point instead, or "
+                    f"remove points {first + 1} to {count} together",
+                )
+            )
+        elif first == 0:
+            plan.errors.append(SettingsError("points.0", "the meter needs at least one point"))
+        if plan.add:
+            plan.errors.append(
+                SettingsError(f"points.{min(plan.add)}", "add and remove points in two changes")
+            )
+    if plan.add:
+        expected = count
+        for index in sorted(plan.add):
+            if index != expected:
+                plan.errors.append(
+                    SettingsError(
+                        f"points.{index}",
+                        f"points are added one after the other: the next one is "
+                        f"points.{expected} (point {expected + 1})",
+                    )
+                )
+                break
+            for required in ("ct_primary", "phases"):
+                if plan.add[index].get(required) is None:
+                    plan.errors.append(
+                        SettingsError(f"points.{index}.{required}", "required for a new point")
+                    )
+            expected += 1
+
+
+def _plan_pulses(plan: _Plan, given: Any) -> None:
+    if isinstance(given, list):
+        entries: Iterable[tuple[Any, Any]] = enumerate(given)
+    else:
+        entries = _mapping(given, "pulses").items()
+    for key, value in entries:
+        index = _index(key)
+        field = f"pulses.{key}"
+        if index is None:
+            plan.errors.append(SettingsError(field, "unknown field"))
+            continue
+        if index >= PULSE_INPUTS:
+            plan.errors.append(
+                SettingsError(
+                    field,
+                    f"the meter has {PULSE_INPUTS} pulse inputs; there is no pulse input "
+                    f"{index + 1}",
+                )
+            )
+            continue
+        if value is None:
+            continue
+        _plan_fields(plan, f"pulses.{index}", _mapping(value, field), _PULSE_FIELDS, "pulse")
+
+
+def apply_changes(
+    raw: Mapping[str, Any], recording_minutes: int, changes: Mapping[str, Any]
+) -> tuple[dict[str, Any], int]:
+    """The raw configuration and recording interval after ``changes`` (see the
+    module documentation); ``raw`` is not modified.  Raises SettingsError
+    naming every wrong field; nothing is changed then."""
+    old = _config(raw)
+    plan = _plan(changes, old)
+    if plan.errors:
+        raise SettingsError.of(plan.errors)
+    new_raw: dict[str, Any] = copy.deepcopy(dict(raw))
+    minutes: Any = recording_minutes
+    if plan.remove:
+        new_raw["points"] = list(new_raw["points"])[: min(plan.remove)]
+    for _ in plan.add:
+        new_raw.setdefault("points", []).append({})
+    given = dict(plan.edits)
+    # Demand: block has no subinterval; turning sliding takes the default one.
+    kind = given.get("report.demand_type", _report_value(old, "demand_type"))
+    turning_sliding = (
+        old.demand.type is DemandType.BLOCK
+        and "report.demand_subinterval_minutes" not in given
+        and kind == DemandType.SLIDING.value
+    )
+    if kind == DemandType.BLOCK.value or turning_sliding:
+        given["report.demand_subinterval_minutes"] = None
+    for field, value in given.items():
+        if field == "report.recording_minutes":
+            minutes = value
+        elif field in SECRET_FIELDS and value == "":
+            _set(new_raw, _location(field), None if field == "report.token" else "")
+        else:
+            _set(new_raw, _location(field), value)
+    new = _validate(new_raw, minutes, old.model)
+    # Fields sent with their effective value leave the raw configuration as it was;
+    # the others are stored as validated.
+    before = _effective(old, recording_minutes)
+    after = _effective(new, minutes)
+    for field in given:
+        if field == "report.recording_minutes" or field.startswith("report.demand_"):
+            continue
+        where = _location(field)
+        if field in before and before[field] == after.get(field):
+            _set(new_raw, where, _get(raw, where))
+        elif field in after:
+            value = after[field]
+            _set(new_raw, where, None if field == "report.token" and not value else value)
+    if old.demand == new.demand:
+        _set(new_raw, ("demand",), _get(raw, ("demand",)))
+    else:
+        new_raw["demand"] = new.demand.to_dict()
+    return new_raw, int(minutes)
+
+
+# -- validation ----------------------------------------------------------------------------
+
+
+#: Where a message joined with "; " starts its next field's message.
+_NEXT: Final = re.compile(
+    r"; (?=(?:unit|points|pulse_inputs|pulse input|demand|reporting|service|pt_ratio"
+    r"|frequency|nominal_voltage|model|calibration)\b)"
+)
+_DEMAND_ERROR: Final = re.compile(r"demand '(\w+)': (.*)", re.DOTALL)
+_REPORTING_ERROR: Final = re.compile(r"reporting '(\w+)': (.*)", re.DOTALL)
+_PULSE_ERROR: Final = re.compile(r"pulse input '(\w+)': (.*)", re.DOTALL)
+_PATTERNS: Final[tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...]] = (
+    (re.compile(r"unit\.(\w+): (.*)", re.DOTALL), lambda m: f"unit.{m[1]}"),
+    (re.compile(r"unit: (.*)", re.DOTALL), lambda m: "unit"),
+    (
+        re.compile(r"points\[(\d+)\]\.(\w+)\[(\d+)\]: (.*)", re.DOTALL),
+        lambda m: f"points.{m[1]}.{m[2]}.{m[3]}",
+    ),
+    (re.compile(r"points\[(\d+)\]\.(\w+): (.*)", re.DOTALL), lambda m: f"points.{m[1]}.{m[2]}"),
+    (re.compile(r"points\[(\d+)\]: (.*)", re.DOTALL), lambda m: f"points.{m[1]}"),
+    (re.compile(r"points: (.*)", re.DOTALL), lambda m: "points"),
+    (
+        re.compile(r"(service|pt_ratio|frequency|nominal_voltage|model): (.*)", re.DOTALL),
+        lambda m: f"points.{m[1]}",
+    ),
+    (re.compile(r"pulse_inputs\[(\d+)\]: (.*)", re.DOTALL), lambda m: f"pulses.{m[1]}"),
+    (re.compile(r"(\w+)[.\[]?.*?: (.*)", re.DOTALL), lambda m: m[1]),
+)
+
+
+def _clear(field: str, message: str) -> str:
+    """Voluptuous's wording made plainer, with units where they help."""
+    message = message.strip()
+    if match := re.fullmatch(r"length of value must be at most (\d+)", message):
+        return f"must be at most {match[1]} characters"
+    if message == "length of value must be at least 1":
+        return "must not be empty"
+    if message in ("expected bool", "expected boolean"):
+        return "must be true or false"
+    if message == "expected str":
+        return "expected a string"
+    if message.startswith("expected float") or message == "not a valid value":
+        return "must be a number"
+    message = re.sub(r"^value must be", "must be", message)
+    if field.endswith(".ct_primary") and re.fullmatch(r"must be at (least|most) [\d.]+", message):
+        return (
+            f"must be from {MIN_CT_PRIMARY_A:g} to {MAX_CT_PRIMARY_A:g} A "
+            "(the CT's rated primary current)"
+        )
+    return message
+
+
+def _error(field: str, message: str) -> SettingsError:
+    return SettingsError(field, _clear(field, message))
+
+
+def _parse(message: str) -> list[SettingsError]:
+    """A ConfigError's message as web-form fields."""
+    errors = []
+    for part in _NEXT.split(message):
+        for pattern, field in _PATTERNS:
+            if match := pattern.fullmatch(part):
+                errors.append(_error(field(match), match.groups()[-1]))
+                break
+    return errors or [SettingsError("configuration", message)]
+
+
+def _parse_section(
+    message: str, pattern: re.Pattern[str], field: Callable[[str], str]
+) -> list[SettingsError]:
+    errors = []
+    for part in _NEXT.split(message):
+        if match := pattern.fullmatch(part):
+            errors.append(_error(field(match[1]), match[2]))
+        else:
+            errors.extend(_parse(part))
+    return errors
+
+
+def _minutes_error(minutes: Any) -> SettingsError | None:
+    choices = ", ".join(str(m) for m in RECORDING_INTERVALS)
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float):
+        return SettingsError("report.recording_minutes", f"must be one of {choices} minutes")
+    if not (math.isfinite(minutes) and minutes in RECORDING_INTERVALS):
+        return SettingsError("report.recording_minutes", f"must be one of {choices} minutes")
+    return None
+
+
+def _validate(raw: dict[str, Any], minutes: Any, model: MeterModel) -> MeterConfig:
+    """The configuration ``raw`` describes; SettingsError with every wrong field."""
+    errors: list[SettingsError] = []
+    if (error := _minutes_error(minutes)) is not None:
+        errors.append(error)
+    try:
+        unit_config(raw.get("unit", {}))
+    except ConfigError as failed:
+        errors += _parse(str(failed))
+    try:
+        demand_config(raw.get("demand", {}))
+    except ValueError as failed:
+        errors += _parse_section(
+            str(failed), _DEMAND_ERROR, lambda key: f"report.{_DEMAND_FIELDS.get(key, key)}"
+        )
+    try:
+        reporting_config(raw.get("reporting", {}))
+    except ValueError as failed:
+        errors += _parse_section(str(failed), _REPORTING_ERROR, lambda key: f"report.{key}")
+    pulses = raw.get("pulse_inputs", [])
+    for number in range(PULSE_INPUTS):
+        given = pulses[number] if isinstance(pulses, list) and number < len(pulses) else {}
+        if not isinstance(given, Mapping):
+            continue  # meter_config says so
+        try:
+            pulse_input_config({"name": f"Pulse {number + 1}", **given})
+        except ValueError as failed:
+            prefix = f"pulses.{number}."
+            errors += _parse_section(str(failed), _PULSE_ERROR, prefix.__add__)
+    service = raw.get("service")
+    if service in {s.value for s in ServiceType} and isinstance(raw.get("points"), list):
+        for index, point in enumerate(raw["points"]):
+            try:
+                point_config(point, index, model, ServiceType(service))
+            except ConfigError as failed:
+                errors += _parse(str(failed))
+    if not errors:
+        try:
+            return meter_config(raw)
+        except ConfigError as failed:
+            errors += _parse(str(failed))
+    raise SettingsError.of(errors)
+
+
+# -- describing ------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None or value == "":
+        return "(none)"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "(none)"
+    return str(value)
+
+
+def _label(path: str, names: Mapping[int, str]) -> str:
+    parts = path.split(".")
+    if parts[0] == "unit":
+        return _UNIT_LABELS[parts[1]]
+    if parts[0] == "report":
+        return _RECORDING_LABEL if parts[1] == "recording_minutes" else _REPORT[parts[1]][2]
+    if parts[0] == "points" and len(parts) == 2:
+        return _POINTS_TOP[parts[1]]
+    index = int(parts[1])
+    if parts[0] == "points":
+        return f"Point {index + 1} ({names.get(index, '?')}) {_POINT_FIELDS[parts[2]]}"
+    return f"Pulse input {index + 1} {_PULSE_FIELDS[parts[2]]}"
+
+
+def _differences(
+    old: MeterConfig, new: MeterConfig, old_minutes: int, new_minutes: int
+) -> list[tuple[str, str]]:
+    """(field, description) of every effective change."""
+    before = _effective(old, old_minutes)
+    after = _effective(new, new_minutes)
+    names = {i: p.name for i, p in enumerate(old.points)}
+    names.update({i: p.name for i, p in enumerate(new.points)})
+    found = [
+        (f"points.{index}", f"Point {index + 1} ({names[index]}) removed")
+        for index in range(len(new.points), len(old.points))
+    ]
+    for index in range(len(old.points), len(new.points)):
+        point = new.points[index]
+        found.append(
+            (
+                f"points.{index}",
+                f"Point {index + 1} ({point.name}) added: CT primary {point.ct_primary_a:g} A, "
+                f"phases {', '.join(p.value for p in point.phases)}"
+                + ("" if point.enabled else ", disabled"),
+            )
+        )
+    for field, value in after.items():
+        if field not in before:
+            continue  # a new point, described above
+        if before[field] == value:
+            continue
+        if field == "report.demand_subinterval_minutes" and new.demand.type is DemandType.BLOCK:
+            continue  # block demand has no subinterval: the type's change says it all
+        label = _label(field, names)
+        if field in SECRET_FIELDS:
+            found.append((field, f"{label}: {'changed' if value else 'cleared'}"))
+        else:
+            found.append((field, f"{label}: {_text(before[field])} → {_text(value)}"))
+    return found
+
+
+def describe_changes(
+    old_raw: Mapping[str, Any], new_raw: Mapping[str, Any], old_minutes: int, new_minutes: int
+) -> list[str]:
+    """What changed from the old settings to the new, one human-readable line
+    each, e.g. ``Point 4 (HVAC) CT primary (A): 100 → 200``; a secret shows
+    only as ``changed`` or ``cleared``.  Empty when nothing changed."""
+    old = _config(old_raw)
+    new = _config(new_raw)
+    return [text for _, text in _differences(old, new, old_minutes, new_minutes)]
+
+
+def differences(
+    old_raw: Mapping[str, Any], new_raw: Mapping[str, Any], old_minutes: int, new_minutes: int
+) -> list[tuple[str, str]]:
+    """``(field, description)`` of every change: the web-form path of the field
+    (``points.8`` for a point added or removed) and :func:`describe_changes`'s line."""
+    return _differences(_config(old_raw), _config(new_raw), old_minutes, new_minutes)

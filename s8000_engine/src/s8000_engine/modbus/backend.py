@@ -1,0 +1,213 @@
+"""Serving a local meter's registers over Modbus.
+
+:class:`MeterBackend` answers the protocol handler of
+:mod:`s8000_engine.modbus` from the register image the local meter renders
+after every metered second (a consistent snapshot: a 32-bit value and its
+scale factor always come from the same second).  Writes go through the
+register map's declared access and range, then to the meter as commands
+that it applies between two seconds.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from s8000_engine import __version__
+from s8000_engine.config.demand import ALLOWED_INTERVALS, demand_config
+from s8000_engine.modbus.server import Backend, Exc, ModbusError
+from s8000_engine.protocol.intervals import encode_row, row_words, rows_per_file
+from s8000_engine.protocol.regmap import Field, RegisterMap
+from s8000_engine.protocol.sunspec import Command, DataType, decode
+from s8000_engine.storage.store import IntervalRecord
+
+#: Writable registers the running local meter applies.
+APPLIED = frozenset(
+    {"s8000.UTC", "s8000.Cmd", "s8000.P1Scale", "s8000.P2Scale", "s8000.RecInt"}
+    | {"s8000.DmdType", "s8000.DmdInt", "s8000.DmdSub"}
+    | {f"s8000.Pt{n}CT" for n in range(1, 25)}
+)
+#: Registers whose value must be one of these (recording and demand minutes).
+MINUTES = frozenset({"s8000.RecInt", "s8000.DmdInt"})
+
+
+def _writable(regmap: RegisterMap) -> dict[int, Field]:
+    """Each writable register's field."""
+    writable: dict[int, Field] = {}
+    for f in regmap.fields:
+        if f.access == "RW":
+            for offset in range(f.size):
+                writable[f.address + offset] = f
+    return writable
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A validated write, for the meter to apply: a field and its new value."""
+
+    name: str
+    value: Any
+
+
+class MeterBackend(Backend):
+    """The register image of one meter, and its writable registers."""
+
+    def __init__(
+        self,
+        regmap: RegisterMap,
+        *,
+        model: str,
+        serial: str,
+        firmware: str,
+        history: Callable[[float, float], list[IntervalRecord]] | None = None,
+        interval_s: int = 900,
+    ) -> None:
+        self.regmap = regmap
+        self.history = history
+        """Intervals starting in [start, end): the interval memory, for function 20."""
+        self.interval_s = interval_s
+        self.points = sum(1 for p in regmap.chain if p.point is not None)
+        self.image: list[int] = [0] * (regmap.end - regmap.base)
+        self.model = model
+        self.serial = serial
+        self.firmware = firmware
+        self.writes: queue.SimpleQueue[Write] = queue.SimpleQueue()
+        self._writable = _writable(regmap)
+
+    def update(self, image: list[int]) -> None:
+        """Serve a new image (one assignment: readers see all of it or none)."""
+        self.image = image
+
+    def set_map(self, regmap: RegisterMap, image: list[int]) -> None:
+        """Serve another register map (the meter was reconfigured: other points or
+        services) with its first image; writes are checked against the new map."""
+        if len(image) != regmap.end - regmap.base:
+            raise ValueError(
+                f"the image has {len(image)} registers, the map {regmap.end - regmap.base}"
+            )
+        writable = _writable(regmap)
+        points = sum(1 for p in regmap.chain if p.point is not None)
+        self.image = image
+        self._writable = writable
+        self.points = points
+        self.regmap = regmap
+
+    async def read(self, address: int, count: int) -> list[int]:
+        """Registers of the current image."""
+        base = self.regmap.base
+        image = self.image  # bounds from the image itself: the map may be swapped
+        if address < base or address + count > base + len(image):
+            raise ModbusError(Exc.ILLEGAL_ADDRESS)
+        return image[address - base : address - base + count]
+
+    async def write(self, address: int, values: Sequence[int]) -> None:
+        """Validate a write against the map; queue it for the meter."""
+        end = address + len(values)
+        fields: list[Field] = []
+        for a in range(address, end):
+            f = self._writable.get(a)
+            if f is None:
+                raise ModbusError(Exc.ILLEGAL_ADDRESS)
+            if not fields or fields[-1] is not f:
+                fields.append(f)
+        if fields[0].address < address or fields[-1].address + fields[-1].size > end:
+            raise ModbusError(Exc.ILLEGAL_ADDRESS)  # part of a multi-register value
+        # Every value is checked (03) before any effect is (04), as the
+        # specification orders them; nothing is queued unless all pass.
+        decoded: list[Write] = []
+        for f in fields:
+            start = f.address - address
+            value = decode(f.type, list(values[start : start + f.size]))
+            if value is None:
+                raise ModbusError(Exc.ILLEGAL_VALUE)
+            low, high = f.minimum, f.maximum
+            if f.type is DataType.FLOAT32 and low is not None:
+                low *= 1 - 1e-6  # the float32 nearest to a decimal minimum may fall below it
+            if low is not None and high is not None and not low <= value <= high:
+                raise ModbusError(Exc.ILLEGAL_VALUE)
+            if f.name.endswith(".Cmd") and value not in {c.value for c in Command}:
+                raise ModbusError(Exc.ILLEGAL_VALUE)
+            if f.name in MINUTES and value not in ALLOWED_INTERVALS:
+                raise ModbusError(Exc.ILLEGAL_VALUE)
+            if f.type is DataType.FLOAT32 and not value > 0:
+                raise ModbusError(Exc.ILLEGAL_VALUE)
+            decoded.append(Write(f.name, value))
+        self._check_demand(decoded)
+        for write in decoded:
+            if write.name not in APPLIED:
+                # Declared writable in the map, not changeable on a running
+                # meter yet: refused, nothing changes.
+                raise ModbusError(Exc.DEVICE_FAILURE)
+        for write in decoded:
+            self.writes.put(write)
+
+    async def read_file(self, file: int, record: int, length: int) -> list[int]:
+        """Rows of the interval memory: file ``1 + (n // R) % 65535``, record
+        ``(n % R) × W`` for interval ``n = start // length`` (see registers.md)."""
+        if self.history is None:
+            raise ModbusError(Exc.ILLEGAL_ADDRESS)
+        width = row_words(self.points)
+        per_file = rows_per_file(self.points)
+        if record + length > per_file * width:
+            raise ModbusError(Exc.ILLEGAL_ADDRESS)
+        now = decode(DataType.UINT32, self._utc_words()) or 0
+        newest = now // self.interval_s
+        # The latest interval index n <= newest whose file is ``file``.
+        cycle = 65535 * per_file
+        base = (file - 1) * per_file
+        first_n = base + ((newest - base) // cycle) * cycle if newest >= base else base
+        first_row, last_row = record // width, (record + length - 1) // width
+        start = (first_n + first_row) * self.interval_s
+        end = (first_n + last_row + 1) * self.interval_s
+        stored = {r.start: r for r in self.history(start, end)}
+        words: list[int] = []
+        for row in range(first_row, last_row + 1):
+            words += encode_row(stored.get((first_n + row) * self.interval_s), self.points)
+        offset = record - first_row * width
+        return words[offset : offset + length]
+
+    def _utc_words(self) -> list[int]:
+        address = self.regmap.address_of("s8000", "UTC") - self.regmap.base
+        return self.image[address : address + 2]
+
+    def _check_demand(self, writes: list[Write]) -> None:
+        """Demand type, interval and subinterval must make a valid setting together."""
+        names = {"s8000.DmdType": "DmdType", "s8000.DmdInt": "DmdInt", "s8000.DmdSub": "DmdSub"}
+        if not any(w.name in names for w in writes):
+            return
+        current = {}
+        for name in names.values():
+            at = self.regmap.address_of("s8000", name) - self.regmap.base
+            current[name] = self.image[at]
+        for w in writes:
+            if w.name in names:
+                current[names[w.name]] = int(w.value)
+        sliding = current["DmdType"] == 2
+        try:
+            demand_config(
+                {
+                    "type": "sliding" if sliding else "block",
+                    "interval_minutes": current["DmdInt"],
+                    "subinterval_minutes": current["DmdSub"] if sliding else None,
+                }
+            )
+        except ValueError:
+            raise ModbusError(Exc.ILLEGAL_VALUE) from None
+
+    def identification(self) -> dict[int, bytes]:
+        """Objects 0–6 of function 43/14."""
+        return {
+            0: b"Leviton",
+            1: self.model.encode(),
+            2: self.firmware.encode(),
+            3: b"https://github.com/s8000-project/s8000",
+            4: b"Series 8000 multi-point submeter",
+            5: self.model.encode(),
+            6: f"s8000-engine {__version__}".encode(),
+        }
+
+    def server_id(self) -> bytes:
+        """Function 17: model and serial number."""
+        return f"{self.model} {self.serial}".encode()

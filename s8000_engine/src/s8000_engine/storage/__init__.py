@@ -1,0 +1,2 @@
+"""Non-volatile interval memory (SQLite), the interval recorder, export and
+reporting uploads."""
