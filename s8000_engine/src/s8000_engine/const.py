@@ -10,3 +10,12 @@ from typing import Final
 FIRMWARE: Final = "1.60"
 #: Its build number (vendor model ``FwBuild``).
 FIRMWARE_BUILD: Final = 1600
+
+#: The meter's energy registers per point, in the order every layer keeps
+#: them: the metering engine's first columns, the interval memory's rows, the
+#: vendor model's per-point registers, the export's columns and the client's
+#: PointData attributes.  Delivered is utility to load (quadrants I and IV),
+#: received is load to utility (II and III).
+ENERGY_REGISTERS: Final = ("kwh_delivered", "kwh_received", "kvarh_delivered", "kvarh_received")
+#: The reactive energy of each quadrant, which the meter keeps besides.
+QUADRANT_REGISTERS: Final = ("kvarh_q1", "kvarh_q2", "kvarh_q3", "kvarh_q4")

@@ -46,6 +46,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Final
 
 import voluptuous as vol
@@ -79,6 +80,28 @@ class Phase(StrEnum):
         """Row of this phase in voltage sample arrays (A=0, B=1, C=2)."""
         return "ABC".index(self.value)
 
+
+#: Angle of each terminal's voltage in degrees from V_AN, per service as it is
+#: wired (user guide, section 3.1.6).  1p3w is the 120/240 V split phase, B
+#: opposite A; on two phases of a 120/208 V wye ("network") B is at -120°,
+#: as in :data:`SOURCE_ANGLES`.  On a delta through two PTs, terminal A sees
+#: V_AB (30° ahead of V_AN) and terminal C sees V_CB (90°).
+TERMINAL_ANGLES: Final[Mapping[ServiceType, Mapping[Phase, float]]] = MappingProxyType(
+    {
+        ServiceType.SINGLE_PHASE_2W: {Phase.A: 0.0},
+        ServiceType.SINGLE_PHASE_3W: {Phase.A: 0.0, Phase.B: 180.0},
+        ServiceType.WYE_4W: {Phase.A: 0.0, Phase.B: -120.0, Phase.C: 120.0},
+        ServiceType.DELTA_3W: {Phase.A: 30.0, Phase.C: 90.0},
+    }
+)
+#: Angle of each phase's line-to-neutral voltage, the current of a unity
+#: power factor load on it (a delta's phases from its virtual neutral).
+SOURCE_ANGLES: Final[Mapping[ServiceType, Mapping[Phase, float]]] = MappingProxyType(
+    {
+        **TERMINAL_ANGLES,
+        ServiceType.DELTA_3W: {Phase.A: 0.0, Phase.B: -120.0, Phase.C: 120.0},
+    }
+)
 
 #: The voltage terminals each service uses.
 SERVICE_PHASES: Final[dict[ServiceType, tuple[Phase, ...]]] = {

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import numpy.typing as npt
 
 from s8000_engine.config.demand import DemandConfig, demand_config
 from s8000_engine.config.meter import MeterConfig, meter_config
@@ -49,6 +48,7 @@ from s8000_engine.const import FIRMWARE, FIRMWARE_BUILD
 from s8000_engine.exceptions import StorageError
 from s8000_engine.local.image import MeterSnapshot, build_map, render
 from s8000_engine.local.live import LiveView, live_view
+from s8000_engine.metering.arrays import FloatArray
 from s8000_engine.metering.demand import DemandCalculator
 from s8000_engine.metering.meter import Meter
 from s8000_engine.metering.pulses import PulseInput
@@ -62,7 +62,6 @@ from s8000_engine.storage.store import Checkpoint, ConfigChange, Flag, IntervalR
 
 #: The firmware version and build the local meter reports.
 
-FloatArray = npt.NDArray[np.float64]
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -149,7 +149,14 @@ from typing import Any, ClassVar, Final
 import numpy as np
 import numpy.typing as npt
 
-from s8000_engine.config.meter import MeterConfig, Phase, ServiceType
+from s8000_engine.config.meter import (
+    SOURCE_ANGLES,
+    TERMINAL_ANGLES,
+    MeterConfig,
+    Phase,
+    ServiceType,
+)
+from s8000_engine.metering.arrays import FloatArray
 from s8000_engine.metering.meter import MIN_SAMPLE_RATE
 from s8000_engine.metering.synth import (
     CURRENT_FULL_SCALE,
@@ -161,7 +168,6 @@ from s8000_engine.metering.synth import (
 )
 from s8000_engine.models import CT_SECONDARY_A
 
-FloatArray = npt.NDArray[np.float64]
 ComplexArray = npt.NDArray[np.complex128]
 
 DAY_S: Final = 86400
@@ -693,23 +699,10 @@ _LOADS: Final[dict[LoadKind, type[_Load]]] = {
 
 # -- wiring ------------------------------------------------------------------------------------
 
-#: Angle of each terminal's voltage (degrees from V_AN), per service.
-_TERMINAL_ANGLES: Final[dict[ServiceType, dict[Phase, float]]] = {
-    ServiceType.SINGLE_PHASE_2W: {Phase.A: 0.0},
-    ServiceType.SINGLE_PHASE_3W: {Phase.A: 0.0, Phase.B: 180.0},
-    ServiceType.WYE_4W: {Phase.A: 0.0, Phase.B: -120.0, Phase.C: 120.0},
-    ServiceType.DELTA_3W: {Phase.A: 30.0, Phase.C: 90.0},
-}
-#: Angle of each phase's line-to-neutral voltage (the delta's virtual neutral).
-_SOURCE_ANGLES: Final[dict[ServiceType, dict[Phase, float]]] = {
-    **_TERMINAL_ANGLES,
-    ServiceType.DELTA_3W: {Phase.A: 0.0, Phase.B: -120.0, Phase.C: 120.0},
-}
-
 
 def _connection(service: ServiceType, phases: tuple[Phase, ...]) -> tuple[str, list[float]]:
     """How a point's load is connected, and each CT's current angle in degrees."""
-    source = _SOURCE_ANGLES[service]
+    source = SOURCE_ANGLES[service]
     if service is ServiceType.DELTA_3W:
         if len(phases) == 1:
             line = {Phase.A: ("A-B", 30.0), Phase.B: ("A-B", 210.0), Phase.C: ("C-B", 90.0)}
@@ -806,7 +799,7 @@ class PanelSimulator:
         self._orders = np.array(orders, dtype=np.float64)
 
         # Voltage terminals: true RMS factor (× nominal × daily factor) and angle.
-        terminal_angles = _TERMINAL_ANGLES[config.service]
+        terminal_angles = TERMINAL_ANGLES[config.service]
         self._v_true = np.zeros(3)  # RMS per unit of nominal, phase imbalance included
         self._v_angle = np.zeros(3)  # true angle, radians
         v_gain = np.ones(3)

@@ -29,13 +29,20 @@ Run it with ``s8000-engine accuracy``; the test suite runs it too.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from s8000_engine.config.meter import MeterConfig, meter_config
+from s8000_engine.config.meter import (
+    SOURCE_ANGLES,
+    TERMINAL_ANGLES,
+    MeterConfig,
+    Phase,
+    ServiceType,
+    meter_config,
+)
 from s8000_engine.metering.meter import (
     KVARH_DELIVERED,
     KVARH_RECEIVED,
@@ -114,10 +121,24 @@ class Service:
     config: dict[str, Any]
     voltages: tuple[float, float, float]
     """RMS voltage at terminals A, B, C (0 where unused), secondary volts."""
-    angles: tuple[float, float, float]
-    """Phase angle of each terminal's voltage, degrees."""
-    current_angles: tuple[float, ...]
-    """Angle of each element's current at unity PF (its phase's L-N voltage)."""
+    network: bool = False
+    """A 1p3w service on two phases of a 120/208 V wye: B at -120°, not 180°."""
+
+    def _table(self, angles: Mapping[ServiceType, Mapping[Phase, float]]) -> Mapping[Phase, float]:
+        service = ServiceType(self.config["service"])
+        return angles[ServiceType.WYE_4W if self.network else service]
+
+    @property
+    def angles(self) -> tuple[float, float, float]:
+        """Phase angle of each terminal's voltage, degrees (0 where unused)."""
+        table = self._table(TERMINAL_ANGLES)
+        return (table.get(Phase.A, 0.0), table.get(Phase.B, 0.0), table.get(Phase.C, 0.0))
+
+    @property
+    def current_angles(self) -> tuple[float, ...]:
+        """Angle of each element's current at unity PF (its phase's L-N voltage)."""
+        table = self._table(SOURCE_ANGLES)
+        return tuple(table[Phase(p)] for p in self.config["points"][0]["phases"])
 
     @property
     def meter_config(self) -> MeterConfig:
@@ -135,36 +156,27 @@ SERVICES: tuple[Service, ...] = (
         "1P2W 120 V",
         {"model": "S8UTS-241", "service": "1p2w", "points": [_point(["A"], 100)]},
         (120.0, 0.0, 0.0),
-        (0.0, 0.0, 0.0),
-        (0.0,),
     ),
     Service(
         "1P3W 120/240 V",
         {"model": "S8UTS-122", "service": "1p3w", "points": [_point(["A", "B"], 200)]},
         (120.0, 120.0, 0.0),
-        (0.0, 180.0, 0.0),
-        (0.0, 180.0),
     ),
     Service(
         "1P3W 120/208 V network",
         {"model": "S8UWH-122", "service": "1p3w", "points": [_point(["A", "B"], 100)]},
         (120.0, 120.0, 0.0),
-        (0.0, -120.0, 0.0),
-        (0.0, -120.0),
+        network=True,
     ),
     Service(
         "3P4W 120/208 V",
         {"model": "S8UTS-083", "service": "3p4w", "points": [_point(["A", "B", "C"], 400)]},
         (120.0, 120.0, 120.0),
-        (0.0, -120.0, 120.0),
-        (0.0, -120.0, 120.0),
     ),
     Service(
         "3P4W 277/480 V",
         {"model": "277TS-083", "service": "3p4w", "points": [_point(["A", "B", "C"], 800)]},
         (277.0, 277.0, 277.0),
-        (0.0, -120.0, 120.0),
-        (0.0, -120.0, 120.0),
     ),
     Service(
         "3P4W 347/600 V via PTs",
@@ -175,8 +187,6 @@ SERVICES: tuple[Service, ...] = (
             "points": [_point(["A", "B", "C"], 1200)],
         },
         (120.0, 120.0, 120.0),
-        (0.0, -120.0, 120.0),
-        (0.0, -120.0, 120.0),
     ),
     Service(
         "3P3W 480 V delta via 2 PTs",
@@ -186,10 +196,8 @@ SERVICES: tuple[Service, ...] = (
             "pt_ratio": 4.0,
             "points": [_point(["A", "C"], 600)],
         },
-        # Terminal A sees V_AB (30° ahead of V_AN), terminal C sees V_CB.
+        # Terminal A sees V_AB, terminal C sees V_CB (config.meter.TERMINAL_ANGLES).
         (120.0, 0.0, 120.0),
-        (30.0, 0.0, 90.0),
-        (0.0, 120.0),
     ),
     Service(
         "3P4W 230/400 V 50 Hz",
@@ -201,8 +209,6 @@ SERVICES: tuple[Service, ...] = (
             "points": [_point(["A", "B", "C"], 250)],
         },
         (230.0, 230.0, 230.0),
-        (0.0, -120.0, 120.0),
-        (0.0, -120.0, 120.0),
     ),
 )
 

@@ -71,11 +71,10 @@ import numpy as np
 import numpy.typing as npt
 
 from s8000_engine.config.meter import MeterConfig, Phase, ServiceType
+from s8000_engine.const import ENERGY_REGISTERS, QUADRANT_REGISTERS
+from s8000_engine.metering.arrays import FloatArray, IntArray
 from s8000_engine.metering.demand import DemandCalculator
 from s8000_engine.models import CT_SECONDARY_A
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 #: Starting current as a fraction of the CT rating (IEC 62053-22, class 0.2S).
 STARTING_CURRENT: Final = 0.001
@@ -96,16 +95,7 @@ KVARH_Q1: Final = 4
 KVARH_Q2: Final = 5
 KVARH_Q3: Final = 6
 KVARH_Q4: Final = 7
-REGISTER_NAMES: Final = (
-    "kwh_delivered",
-    "kwh_received",
-    "kvarh_delivered",
-    "kvarh_received",
-    "kvarh_q1",
-    "kvarh_q2",
-    "kvarh_q3",
-    "kvarh_q4",
-)
+REGISTER_NAMES: Final = (*ENERGY_REGISTERS, *QUADRANT_REGISTERS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
+from s8000_engine.metering.arrays import FloatArray
 
 
 @dataclass(frozen=True, slots=True)

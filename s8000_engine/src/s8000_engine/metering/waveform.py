@@ -42,10 +42,9 @@ import numpy as np
 import numpy.typing as npt
 
 from s8000_engine.exceptions import WaveformError
+from s8000_engine.metering.arrays import FloatArray
 from s8000_engine.metering.synth import CURRENT_FULL_SCALE, VOLTAGE_FULL_SCALE
 from s8000_engine.models import MeterModel, get_model
-
-FloatArray = npt.NDArray[np.float64]
 
 FORMAT_NAME: Final = "s8000-waveform"
 FORMAT_VERSION: Final = 1

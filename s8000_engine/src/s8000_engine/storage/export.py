@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from s8000_engine.const import ENERGY_REGISTERS
 from s8000_engine.storage.store import Flag, IntervalRecord, PointRecord
 
 CSV_COLUMNS: Final = (
@@ -51,14 +52,8 @@ CSV_COLUMNS: Final = (
     "interval_end",
     "point",
     "point_name",
-    "kwh_delivered",
-    "kwh_received",
-    "kvarh_delivered",
-    "kvarh_received",
-    "delta_kwh_delivered",
-    "delta_kwh_received",
-    "delta_kvarh_delivered",
-    "delta_kvarh_received",
+    *ENERGY_REGISTERS,
+    *(f"delta_{name}" for name in ENERGY_REGISTERS),
     "peak_demand_kw",
     "peak_demand_time",
     "power_a_kw",
@@ -157,15 +152,12 @@ def to_csv(records: Sequence[IntervalRecord], names: Sequence[str] = ()) -> str:
     return buffer.getvalue()
 
 
-_REGISTER_NAMES: Final = ("kwh_delivered", "kwh_received", "kvarh_delivered", "kvarh_received")
-
-
 def _point_json(p: PointRecord, names: Sequence[str]) -> dict[str, Any]:
     return {
         "point": p.point + 1,
         "name": names[p.point] if p.point < len(names) else f"Point {p.point + 1}",
-        "registers_wh": {n: v / 1000 for n, v in zip(_REGISTER_NAMES, p.registers, strict=True)},
-        "deltas_wh": {n: v / 1000 for n, v in zip(_REGISTER_NAMES, p.deltas, strict=True)},
+        "registers_wh": {n: v / 1000 for n, v in zip(ENERGY_REGISTERS, p.registers, strict=True)},
+        "deltas_wh": {n: v / 1000 for n, v in zip(ENERGY_REGISTERS, p.deltas, strict=True)},
         "peak_demand_w": p.peak_demand_w,
         "peak_demand_time": iso(p.peak_demand_time) or None,
         "power_w": p.power_w,

@@ -24,15 +24,12 @@ import math
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from s8000_engine.config.demand import RECORDING_INTERVALS
+from s8000_engine.metering.arrays import FloatArray, IntArray
 from s8000_engine.metering.demand import DemandCalculator
 from s8000_engine.metering.meter import Meter, Readings
 from s8000_engine.storage.store import Flag, IntervalRecord, PointRecord
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 
 
 class IntervalRecorder:
