@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
 
+from s8000_engine.modbus.serialport import SerialPort
+
 _LOGGER = logging.getLogger(__name__)
 
 MAX_READ: Final = 125
@@ -374,8 +376,6 @@ class RtuServer:
         parity: str = "E",
         stopbits: int = 1,
     ) -> None:
-        from s8000_engine.modbus.serialport import SerialPort  # noqa: PLC0415
-
         self.protocol = RtuProtocol(handler, unit_id, baudrate)
         self.port = SerialPort(device, baudrate=baudrate, parity=parity, stopbits=stopbits)
         self._task: asyncio.Task[None] | None = None
