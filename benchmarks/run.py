@@ -2,6 +2,7 @@
 
     python -m benchmarks.run            full run, rewrites docs/benchmarks.md
     python -m benchmarks.run --quick    a short run that only prints (a smoke test)
+    python -m benchmarks.run --no-write a full run that only prints
 
 scripts/bench runs this in the project's environment.
 """
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run; print the report; with no --quick, write it into docs/benchmarks.md."""
     parser = argparse.ArgumentParser(prog="benchmarks.run")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     seconds, repeat = (2.0, 1) if args.quick else (30.0, 3)
 
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     print(report)
-    if not args.quick:
+    if not (args.quick or args.no_write):
         text = DOC.read_text()
         if BEGIN not in text or END not in text:
             print(f"{DOC} lacks the {BEGIN} / {END} markers", file=sys.stderr)
