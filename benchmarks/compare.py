@@ -6,9 +6,10 @@
 
 The reference is checked out with ``git archive`` into a temporary directory
 (or given, already checked out, as ``--reference-tree``: scripts/bench does
-that on the host, where git is) and run as it was (its own ``benchmarks`` and ``s8000_engine``, first on
-``PYTHONPATH``, so processes it starts run its code too); then this tree runs
-the same way.  Both run on this machine one right after the other, so a
+that on the host, where git is) and run as it was: its own ``benchmarks``
+and ``s8000_engine`` first on ``PYTHONPATH``, so the processes it starts run
+its code too.  Then this tree runs the same way.  Both run on this machine
+one right after the other, so a
 difference beyond the spread of the rows is the code's, not the machine's.
 Every table row both reports share is printed once, each number as
 ``reference → now``.  scripts/bench --against REV runs this.
