@@ -21,6 +21,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
+from s8000_engine.client.client import S8000Client
 from s8000_engine.client.data import Identity, MeterData, PointData
 from s8000_engine.exceptions import (
     S8000BadData,
@@ -29,7 +30,6 @@ from s8000_engine.exceptions import (
     S8000MapChanged,
     S8000WrongMeter,
 )
-from s8000_engine.client.client import S8000Client
 
 from . import repairs
 from .const import DOMAIN, IDENTITY_SCAN_INTERVAL, LOGGER, OPT_REVERSED

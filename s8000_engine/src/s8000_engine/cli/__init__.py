@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from s8000_engine import __version__
+from s8000_engine.config.demand import RECORDING_INTERVALS
 from s8000_engine.config.meter import MeterConfig, meter_config
 from s8000_engine.const import FIRMWARE
 from s8000_engine.exceptions import ConfigError, StorageError
@@ -73,7 +74,6 @@ from s8000_engine.metering.synth import (
 from s8000_engine.metering.waveform import WaveformReader, WaveformWriter
 from s8000_engine.models import CT_SECONDARY_A, MODELS, get_model
 from s8000_engine.storage.export import parse_time
-from s8000_engine.storage.recorder import RECORDING_INTERVALS
 from s8000_engine.storage.store import DATABASE_NAME, Store
 
 
