@@ -54,9 +54,9 @@ from homeassistant.helpers.selector import (
 from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 
-from s8000_engine import discovery
-from s8000_engine.client.data import Identity
+from s8000_engine.client import discovery
 from s8000_engine.client.client import S8000Client
+from s8000_engine.client.data import Identity
 from s8000_engine.exceptions import S8000ConnectionError, S8000Error, S8000NotAnS8000
 
 from .const import (
