@@ -10,6 +10,7 @@ import importlib
 import re
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -295,3 +296,38 @@ async def test_silent_unit_ids_are_given_up_on_after_the_wait(
 async def test_a_serial_port_that_cannot_be_opened_is_a_connection_error(tmp_path: Path) -> None:
     with pytest.raises(S8000ConnectionError, match="could not open serial port"):
         await discovery.scan_serial(str(tmp_path / "ttyUSB9"))
+
+
+# -- zeroconf -----------------------------------------------------------------------------
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def test_browsing_loads_zeroconf_only_when_it_runs() -> None:
+    """The client installs without zeroconf (the [local] extra's): importing
+    the browser must not need it."""
+    done = _python(
+        "import sys\nimport s8000_engine.client.browse\nprint('zeroconf' in sys.modules)\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_browsing_without_zeroconf_names_the_extra() -> None:
+    done = _python(
+        "import asyncio, sys\n"
+        "sys.modules['zeroconf'] = None  # as where it is not installed\n"
+        "from s8000_engine.client.browse import browse\n"
+        "try:\n"
+        "    asyncio.run(browse(['127.0.0.1'], 0))\n"
+        "except ImportError as err:\n"
+        "    print(err)\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        'browsing for announced meters needs zeroconf: pip install "s8000-engine[local]"'
+    )
