@@ -307,14 +307,18 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_browsing_loads_zeroconf_only_when_it_runs() -> None:
-    """The client installs without zeroconf (the [local] extra's): importing
-    the browser must not need it."""
+@pytest.mark.parametrize("module", ["s8000_engine.client.discovery", "s8000_engine.client.browse"])
+def test_finding_meters_loads_nothing_of_the_meter(module: str) -> None:
+    """What Home Assistant installs has no zeroconf, numpy or Modbus server:
+    importing discovery or the browser must not need them."""
+    heavy = ["zeroconf", "numpy", "aiohttp", "s8000_engine.modbus", "s8000_engine.local"]
     done = _python(
-        "import sys\nimport s8000_engine.client.browse\nprint('zeroconf' in sys.modules)\n"
+        f"import importlib, sys\n"
+        f"importlib.import_module({module!r})\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])\n"
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False"
+    assert done.stdout.strip() == "[]"
 
 
 def test_browsing_without_zeroconf_names_the_extra() -> None:
