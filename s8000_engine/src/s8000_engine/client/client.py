@@ -716,8 +716,11 @@ def _meter_data(regmap: RegisterMap, values: dict[str, Any], transactions: int) 
 # -- a link of its own -------------------------------------------------------------------
 
 
-def _connection_class(backend: str) -> type[ModbusConnection]:
-    """modbus-connection's connection class of a backend."""
+def connection_class(backend: str) -> type[ModbusConnection]:
+    """modbus-connection's connection class of a backend (``tmodbus`` or ``pymodbus``).
+
+    Raises :class:`S8000Error` when the backend is not installed (each is an
+    extra of modbus-connection), ValueError for another name."""
     if backend == "tmodbus":
         try:
             from modbus_connection.tmodbus import ModbusConnection as Tmodbus  # noqa: PLC0415
@@ -754,7 +757,7 @@ async def connect_tcp(
     :class:`S8000ConnectionError` if it cannot."""
     if not 0 <= unit_id <= 255:
         raise ValueError(f"unit id {unit_id} is not 0–255")
-    connection = _connection_class(backend)(ModbusTcpParams(host=host, port=port), timeout=timeout)
+    connection = connection_class(backend)(ModbusTcpParams(host=host, port=port), timeout=timeout)
     try:
         with _link(f"connect to {host}:{port}"):
             await connection.connect()

@@ -1,16 +1,22 @@
-"""Finding S8000 meters on a network, as the configuration tool's "Unit" list does.
+"""Finding S8000 meters, as the configuration tool's "Unit" list does.
 
 :func:`scan` tries every address of the given IPv4 networks on the Modbus
-TCP port with bounded concurrency and a timeout per address, asks each
-device that answers for its Modbus device identification (function 43/14)
-and, when it says Leviton and an S8000 model, reads the SunSpec Common model
-and the vendor model's MAC and firmware build.  The result is the seed's
-"Unit Discovery" table: IP address, model, name, MAC address, firmware,
-build, serial number and status ("Found", or "Network Error" for a device
-that answered the identification but not the registers).
+TCP port, with bounded concurrency and a time limit per address;
+:func:`scan_serial` asks every unit id of an RS-485 bus in turn, one request
+at a time as a bus requires.  Either way a device that answers is asked for
+its Modbus device identification (function 43/14), and one that says
+Leviton and an S8000 model is then identified the way
+:class:`~s8000_engine.client.S8000Client` identifies a meter it polls (the
+SunSpec chain, the Common model, the vendor model): the serial number,
+firmware, build and MAC come from there, so a meter listed here is one the
+client can read.  The result is the configuration tool's "Unit Discovery"
+table: IP address, model, name, MAC address, firmware, build, serial number
+and status ("Found", or "Network Error" for a device that answered the
+identification but could not be identified from its registers).
 
-The networks to scan are always explicit (``--network``): nothing is
-scanned that the user did not name.
+Every Modbus request goes through modbus-connection (the tmodbus backend
+unless told otherwise); this module frames nothing itself.  The networks to
+scan are always explicit: nothing is scanned that the caller did not name.
 """
 
 from __future__ import annotations
@@ -18,19 +24,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import struct
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Final, Literal
 
+from modbus_connection import (
+    ModbusConnection,
+    ModbusConnectionError,
+    ModbusError,
+    ModbusSerialParams,
+    ModbusTcpParams,
+    ModbusUnit,
+)
+
+from s8000_engine.client.client import BackendName, S8000Client, connection_class
+from s8000_engine.exceptions import S8000ConnectionError, S8000Error
 from s8000_engine.models import MODELS
-from s8000_engine.protocol.sunspec import BASE_ADDRESS, COMMON, DataType, decode
+from s8000_engine.protocol.sunspec import MANUFACTURER
 
-if TYPE_CHECKING:
-    from s8000_engine.modbus.serialport import SerialPort
+_LOGGER = logging.getLogger(__name__)
 
 #: Addresses a scan may cover at once (a /20), to keep a typo from scanning the world.
-MAX_ADDRESSES = 4096
+MAX_ADDRESSES: Final = 4096
+#: Seconds per request for a serial unit that answered the identification.  A
+#: silent unit id is waited for only ``wait_s``, but the identification then
+#: reads up to 125 registers at once: 255 bytes, 0.29 s on the wire at 9600 baud.
+ANSWER_WAIT_S: Final = 1.0
+
+#: The status of a meter identified from its registers.
+FOUND: Final = "Found"
+#: The status of a device that said S8000 but could not be identified.
+NETWORK_ERROR: Final = "Network Error"
+
+type Parity = Literal["N", "E", "O"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,115 +79,111 @@ class Found:
         return asdict(self)
 
 
-class _Link:
-    """A minimal Modbus TCP client for discovery (one request at a time)."""
-
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.timeout = timeout
-        self.transaction = 0
-
-    async def ask(self, unit: int, pdu: bytes) -> bytes:
-        self.transaction = (self.transaction + 1) & 0xFFFF
-        self.writer.write(struct.pack(">HHHB", self.transaction, 0, len(pdu) + 1, unit) + pdu)
-        await self.writer.drain()
-        header = await asyncio.wait_for(self.reader.readexactly(7), self.timeout)
-        length = struct.unpack(">H", header[4:6])[0]
-        if not 2 <= length <= 254:
-            raise ConnectionError("not a Modbus TCP answer")
-        return await asyncio.wait_for(self.reader.readexactly(length - 1), self.timeout)
-
-    async def read(self, unit: int, address: int, count: int) -> list[int]:
-        reply = await self.ask(unit, struct.pack(">BHH", 3, address, count))
-        if reply[0] != 3 or len(reply) != 2 + 2 * count:
-            raise ConnectionError(f"exception {reply[-1]} reading {address}")
-        return list(struct.unpack(f">{count}H", reply[2:]))
-
-    async def identification(self, unit: int) -> dict[int, bytes]:
-        reply = await self.ask(unit, b"\x2b\x0e\x01\x00")
-        if len(reply) < 7 or reply[0] != 0x2B:
-            return {}
-        objects: dict[int, bytes] = {}
-        offset = 7
-        for _ in range(reply[6]):
-            if offset + 2 > len(reply):
-                break
-            object_id, size = reply[offset], reply[offset + 1]
-            objects[object_id] = reply[offset + 2 : offset + 2 + size]
-            offset += 2 + size
-        return objects
+def _claimed(objects: Mapping[int, bytes]) -> tuple[str, str] | None:
+    """The model and firmware a device identification names, if it is an S8000's."""
+    vendor, model, firmware = (objects.get(i, b"").decode("ascii", "replace") for i in (0, 1, 2))
+    if vendor != MANUFACTURER or model not in MODELS:
+        return None
+    return model, firmware
 
 
-async def probe(host: str, port: int = 502, unit: int = 1, wait_s: float = 1.0) -> Found | None:
+async def _row(unit: ModbusUnit, where: str, port: int, claimed: tuple[str, str]) -> Found:
+    """The table row of a device that says it is an S8000, from what the client identifies."""
+    model, firmware = claimed
+    try:
+        identity = await S8000Client(unit).identify()
+    except S8000Error as err:
+        _LOGGER.debug("%s (%s): says %s but cannot be identified: %s", where, port, model, err)
+        return Found(where, port, model, "", "", firmware, "", "", NETWORK_ERROR)
+    return Found(
+        where,
+        port,
+        identity.model,
+        f"{identity.model}-{identity.serial}",
+        identity.mac or "",
+        identity.firmware,
+        "" if identity.firmware_build is None else str(identity.firmware_build),
+        identity.serial,
+        FOUND,
+    )
+
+
+def _check_unit(unit: int) -> None:
+    if not 0 <= unit <= 255:
+        raise ValueError(f"unit id {unit} is not 0–255")
+
+
+# -- Modbus TCP ----------------------------------------------------------------------------
+
+
+async def _listening(host: str, port: int, wait_s: float) -> bool:
+    """Whether ``host`` accepts a TCP connection on ``port`` within ``wait_s``.
+
+    modbus-connection's tmodbus link connects with tmodbus's own 10 s limit
+    whatever its request timeout (modbus-connection 4.12), and closing it waits
+    for a connection attempt under way; an address that drops the SYN would
+    hold its probe that long.  So the connection is tried here first, bounded,
+    and only an address that accepts is spoken Modbus to."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), wait_s)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def _probe(
+    link: type[ModbusConnection], host: str, port: int, unit: int, wait_s: float
+) -> Found | None:
+    if not await _listening(host, port, wait_s):
+        return None
+    connection = link(ModbusTcpParams(host=host, port=port), timeout=wait_s)
+    try:
+        device = connection.for_unit(unit)
+        try:
+            objects = await device.read_device_identification()
+        except (ModbusError, OSError, TimeoutError):
+            return None  # not a Modbus device, or one without identification
+        claimed = _claimed(objects)
+        return None if claimed is None else await _row(device, host, port, claimed)
+    finally:
+        with contextlib.suppress(ModbusError, OSError):
+            await connection.close()
+
+
+async def probe(
+    host: str,
+    port: int = 502,
+    unit: int = 1,
+    wait_s: float = 1.0,
+    *,
+    backend: BackendName = "tmodbus",
+) -> Found | None:
     """The discovery row of one address, or None if no S8000 answers there
     (each step may take ``wait_s`` seconds)."""
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), wait_s)
-    except (OSError, TimeoutError):
-        return None
-    link = _Link(reader, writer, wait_s)
-    try:
-        try:
-            objects = await link.identification(unit)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError):
-            return None
-        vendor = objects.get(0, b"").decode("ascii", "replace")
-        model = objects.get(1, b"").decode("ascii", "replace")
-        if vendor != "Leviton" or model not in MODELS:
-            return None
-        firmware = objects.get(2, b"").decode("ascii", "replace")
-        try:
-            common = await link.read(unit, BASE_ADDRESS, 2 + 2 + COMMON.length)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            return Found(host, port, model, "", "", firmware, "", "", "Network Error")
-        values = {
-            p.name: decode(p.type, common[2 + p.offset : 2 + p.offset + p.size])
-            for p in COMMON.points
-            if p.type is DataType.STRING
-        }
-        serial = str(values.get("SN") or "")
-        mac, build = await _vendor_details(link, unit)
-        return Found(host, port, model, f"{model}-{serial}", mac, firmware, build, serial, "Found")
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-
-
-async def _vendor_details(link: _Link, unit: int) -> tuple[str, str]:
-    """The MAC and firmware build from the vendor model (walking the chain)."""
-    address = BASE_ADDRESS + 2
-    with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-        for _ in range(100):
-            model_id, length = await link.read(unit, address, 2)
-            if model_id == 0xFFFF:
-                break
-            if model_id == 64800:
-                words = await link.read(unit, address + 2, 4)
-                build = str(words[0])
-                mac = decode(DataType.EUI48, words[1:4])
-                return str(mac or ""), build
-            address += 2 + length
-    return "", ""
+    _check_unit(unit)
+    return await _probe(connection_class(backend), host, port, unit, wait_s)
 
 
 def addresses(networks: Iterable[str]) -> list[str]:
-    """The host addresses of the networks (a /32 is its one address)."""
+    """The host addresses of the networks (a /32 is its one address).
+
+    Raises ValueError for a text that is not an IPv4 network, and when the
+    networks hold more than :data:`MAX_ADDRESSES` addresses together."""
     result: list[str] = []
     for text in networks:
         try:
             network = ipaddress.ip_network(text, strict=False)
         except ValueError:
-            raise ValueError(f"--network: not an IPv4 network: {text!r}") from None
+            raise ValueError(f"{text!r} is not an IPv4 network") from None
         if network.version != 4:
-            raise ValueError(f"--network: only IPv4 networks can be scanned, not {text}")
+            raise ValueError(f"{text} is an IPv6 network; only IPv4 networks can be scanned")
         # Counted before listing: a /8 would take seconds to list only to be refused.
         if len(result) + network.num_addresses - 2 > MAX_ADDRESSES:
             raise ValueError(
-                f"--network: more than {MAX_ADDRESSES} addresses; scan a smaller network"
+                f"more than {MAX_ADDRESSES} addresses (a /20) to scan; scan a smaller network"
             )
         hosts = (
             [str(network.network_address)]
@@ -179,9 +202,16 @@ async def scan(
     concurrency: int = 64,
     wait_s: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
+    backend: BackendName = "tmodbus",
 ) -> list[Found]:
-    """Probe every address of ``networks``; return the S8000 meters found."""
+    """Probe every address of ``networks``; return the S8000 meters found, by address.
+
+    ``progress(done, total)`` is called after every address.  Raises
+    ValueError for a wrong network (:func:`addresses`), unit id or backend
+    name, before anything is scanned."""
     targets = addresses(networks)
+    _check_unit(unit)
+    link = connection_class(backend)
     gate = asyncio.Semaphore(max(1, concurrency))
     done = 0
     found: list[Found] = []
@@ -189,7 +219,7 @@ async def scan(
     async def one(host: str) -> None:
         nonlocal done
         async with gate:
-            row = await probe(host, port, unit, wait_s)
+            row = await _probe(link, host, port, unit, wait_s)
         done += 1
         if row is not None:
             found.append(row)
@@ -198,6 +228,68 @@ async def scan(
 
     await asyncio.gather(*(one(host) for host in targets))
     return sorted(found, key=lambda row: ipaddress.ip_address(row.ip))
+
+
+# -- Modbus RTU ----------------------------------------------------------------------------
+
+
+async def _identification(unit: ModbusUnit, wait_s: float) -> dict[int, bytes]:
+    """A unit's device identification, or nothing if it is silent for ``wait_s``.
+
+    The connection's own timeout is :data:`ANSWER_WAIT_S`, for a meter that
+    answered; a silent unit id is given up on sooner by cancelling the request,
+    which tmodbus treats as timed out (an answer arriving late is recognised and
+    dropped, not taken for the next unit's)."""
+    try:
+        return await asyncio.wait_for(unit.read_device_identification(), wait_s)
+    except ModbusConnectionError as err:
+        raise S8000ConnectionError(f"the serial link failed: {err}") from err
+    except (ModbusError, TimeoutError):
+        return {}  # silent, garbled, or a device without identification
+
+
+async def scan_serial(
+    device: str,
+    *,
+    baudrate: int = 19200,
+    parity: Parity = "E",
+    units: Iterable[int] = range(1, 248),
+    wait_s: float = 0.2,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Found]:
+    """Ask every unit id on an RS-485 bus whether it is an S8000.
+
+    One identification request (function 43/14) per unit id, one at a time as
+    a bus requires, each waited for ``wait_s``; a unit that says Leviton and an
+    S8000 model is then identified from its registers.  Rows carry the device
+    as ``ip`` and the unit id as ``port``.  ``progress(done, total)`` is called
+    after every unit id.  Always the tmodbus backend.  Raises
+    :class:`S8000ConnectionError` when the serial port cannot be opened or is
+    lost."""
+    if parity not in ("N", "E", "O"):
+        raise ValueError(f"parity {parity!r} is not N, E or O")
+    chosen = [u for u in units if 1 <= u <= 247]
+    connection = connection_class("tmodbus")(
+        ModbusSerialParams(device=device, baudrate=baudrate, parity=parity),
+        timeout=max(wait_s, ANSWER_WAIT_S),
+    )
+    found: list[Found] = []
+    try:
+        try:
+            await connection.connect()
+        except ModbusError as err:
+            raise S8000ConnectionError(str(err)) from err
+        for done, unit_id in enumerate(chosen, start=1):
+            unit = connection.for_unit(unit_id)
+            claimed = _claimed(await _identification(unit, wait_s))
+            if progress is not None:
+                progress(done, len(chosen))
+            if claimed is not None:
+                found.append(await _row(unit, device, unit_id, claimed))
+    finally:
+        with contextlib.suppress(ModbusError, OSError):
+            await connection.close()
+    return found
 
 
 def format_table(rows: list[Found]) -> str:
@@ -230,80 +322,3 @@ def format_table(rows: list[Found]) -> str:
     return "\n".join(
         "  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)) for line in lines
     )
-
-
-async def _rtu_ask(
-    port: SerialPort, unit: int, pdu: bytes, gap: float, wait_s: float
-) -> bytes | None:
-    """One RTU request; the answer's PDU, or None after ``wait_s`` of silence."""
-    from s8000_engine.modbus.server import crc16, rtu_frame  # noqa: PLC0415
-
-    await port.write(rtu_frame(unit, pdu))
-    try:
-        frame = await asyncio.wait_for(port.read_frame(gap), wait_s)
-    except TimeoutError:
-        return None
-    if (
-        len(frame) < 4
-        or frame[0] != unit
-        or crc16(frame[:-2]) != struct.unpack("<H", frame[-2:])[0]
-    ):
-        return None
-    return frame[1:-2]
-
-
-async def scan_serial(
-    device: str,
-    *,
-    baudrate: int = 19200,
-    parity: str = "E",
-    units: Iterable[int] = range(1, 248),
-    wait_s: float = 0.2,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[Found]:
-    """Ask every unit id on an RS-485 bus whether it is an S8000.
-
-    One identification request (function 43/14) per unit id, one at a time as
-    a bus requires; a unit that says Leviton and an S8000 model is then asked
-    for its SunSpec Common model.  Rows carry the device as ``ip`` and the
-    unit id as ``port``."""
-    from s8000_engine.modbus.serialport import SerialPort  # noqa: PLC0415
-    from s8000_engine.modbus.server import frame_gap  # noqa: PLC0415
-
-    chosen = [u for u in units if 1 <= u <= 247]
-    port = SerialPort(device, baudrate=baudrate, parity=parity)
-    await port.open()
-    gap = frame_gap(baudrate)
-    found: list[Found] = []
-    try:
-        for done, unit in enumerate(chosen, start=1):
-            reply = await _rtu_ask(port, unit, b"\x2b\x0e\x01\x00", gap, wait_s)
-            if progress is not None:
-                progress(done, len(chosen))
-            if reply is None or reply[0] != 0x2B or len(reply) < 7:
-                continue
-            objects: dict[int, bytes] = {}
-            offset = 7
-            for _ in range(reply[6]):
-                object_id, size = reply[offset], reply[offset + 1]
-                objects[object_id] = reply[offset + 2 : offset + 2 + size]
-                offset += 2 + size
-            model = objects.get(1, b"").decode("ascii", "replace")
-            if objects.get(0) != b"Leviton" or model not in MODELS:
-                continue
-            firmware = objects.get(2, b"").decode("ascii", "replace")
-            common = await _rtu_ask(
-                port, unit, struct.pack(">BHH", 3, BASE_ADDRESS, 4 + COMMON.length), gap, wait_s
-            )
-            serial = ""
-            if common is not None and common[0] == 3:
-                words = list(struct.unpack(f">{(len(common) - 2) // 2}H", common[2:]))
-                sn = COMMON.point("SN")
-                serial = str(decode(sn.type, words[2 + sn.offset : 2 + sn.offset + sn.size]) or "")
-            status = "Found" if serial else "Network Error"
-            found.append(
-                Found(device, unit, model, f"{model}-{serial}", "", firmware, "", serial, status)
-            )
-    finally:
-        port.close()
-    return found
