@@ -185,6 +185,6 @@ def test_run_keeps_the_stored_configuration_unless_told_to_replace_it(tmp_path: 
      ("::1", False), ("fe80::1", False), ("meter.local", False)],
 )  # fmt: skip
 def test_the_discovery_page_scans_the_subnet_of_a_lan_address_only(host: str, lan: bool) -> None:
-    from s8000_engine.cli import _is_lan_address
+    from s8000_engine.cli.run import is_lan_address
 
-    assert _is_lan_address(host) is lan
+    assert is_lan_address(host) is lan
