@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
     A usage error, a meter that cannot be read or is no S8000 raise (one
     line on standard error, exit status 2)."""
-    host, port = parse_address(args.address, "HOST[:PORT]", default_port=502, lowest_port=1)
+    host, port = parse_address(args.address, "address", default_port=502, lowest_port=1)
     if not 0 <= args.unit_id <= 255:
         raise UsageError(f"--unit-id: {args.unit_id} is not 0–255")
     if not args.timeout > 0:
