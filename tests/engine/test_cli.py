@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -487,3 +488,22 @@ def test_run_stops_on_sigint_and_sigterm_with_its_state_stored(
     assert start["event"] == "start"
     assert start["restored"] is True
     assert start["registers"] == last["registers"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_scan_stops_at_once_and_says_so(signum: signal.Signals) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        process = subprocess.Popen(
+            [engine(), "discover", "--network", "127.0.0.1/32", "--port", str(port),
+             "--timeout", "120"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        silent.settimeout(30)
+        connection, _ = silent.accept()  # the probe is under way
+        with connection:
+            process.send_signal(signum)
+            out, err = process.communicate(timeout=30)
+    assert process.returncode == 128 + signum
+    assert err == "s8000-engine discover: interrupted\n"
+    assert out == ""
