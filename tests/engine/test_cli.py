@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -352,10 +353,10 @@ raise SystemExit(status)
 """
 
 
-def without_extras(*args: str) -> tuple[int, str, str, list[str]]:
+def without_extras(*args: str, **environ: str) -> tuple[int, str, str, list[str]]:
     done = subprocess.run(
         [sys.executable, "-c", WITHOUT_EXTRAS, *args],
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True, text=True, check=False, timeout=60, env={**os.environ, **environ},
     )  # fmt: skip
     *lines, loaded = done.stderr.splitlines()
     return done.returncode, done.stdout, "\n".join(lines), json.loads(loaded)
@@ -399,6 +400,12 @@ def test_help_and_the_client_commands_need_no_extra(tmp_path: Path) -> None:
         "discover", "--network", "127.0.0.1/32", "--port", str(closed), "--format", "json"
     )
     assert (status, json.loads(out)) == (0, []), err
+    assert loaded == []
+    status, _, err, loaded = without_extras(
+        "panel", "--url", f"http://127.0.0.1:{closed}", "--once", S8000_PASSWORD="x"
+    )
+    assert status == 1
+    assert err.startswith(f"s8000-engine panel: error: cannot connect to http://127.0.0.1:{closed}")
     assert loaded == []
 
 

@@ -4,7 +4,7 @@
 :mod:`s8000_engine.cli.run`) has ``configure(parser)``, which adds its
 options, and ``run(args) -> int``, which does the work.  :func:`main` imports
 only the module of the command it runs, so ``--help`` and the client's
-commands (``read``, ``discover``, ``models``) work from ``pip install
+commands (``read``, ``discover``, ``models``, ``panel``) work from ``pip install
 s8000-engine`` alone; a command of the software meter names the missing
 ``[local]`` extra instead of failing with a traceback.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -135,7 +136,7 @@ def _guarded(name: str, work: Callable[[], int]) -> int:
         print(f"s8000-engine {name}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as error:
-        signum = error.signum if isinstance(error, Interrupted) else 2
+        signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
         print(f"s8000-engine {name}: interrupted", file=sys.stderr)
         return 128 + signum
 
@@ -144,27 +145,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, parsers = build_parser()
-    # The command is the first word: the options before one (--help,
-    # --version) end the program.  Only its module is imported.
+    # The command is the first word: an option before it (--help, --version)
+    # ends the program.  Only the command's module is imported.
     name = argv[0] if argv and argv[0] in COMMANDS else None
-
-    def command() -> int:
-        module = None
-        if name is not None:
-            module = _load(name)
-            module.configure(parsers[name])
-        args = parser.parse_args(argv)
-        if module is None:
-            parser.print_help(sys.stderr)
-            return 2
-        return module.run(args)
-
     if name is None:
         try:
-            return command()
-        except UsageError as error:  # an unknown command
+            parser.parse_args(argv)
+        except UsageError as error:  # an unknown command or option
             print(f"s8000-engine: error: {error}", file=sys.stderr)
             return 2
+        parser.print_help(sys.stderr)  # no command
+        return 2
+    chosen = name
+
+    def command() -> int:
+        module = _load(chosen)
+        module.configure(parsers[chosen])
+        return module.run(parser.parse_args(argv))
+
     return _guarded(name, command)
 
 

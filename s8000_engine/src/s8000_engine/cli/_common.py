@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import os
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
@@ -139,14 +138,10 @@ class StopRequest:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
+        # Nothing printed here: a handler may run while the main thread is
+        # inside a write to the same stream.
         self.signum = signum
         self._event.set()
-        print(
-            f"{signal.Signals(signum).name}: stopping after the second being metered "
-            "(again to stop at once)",
-            file=sys.stderr,
-            flush=True,
-        )
 
     def handler(self, signum: int, _frame: FrameType | None) -> None:
         """:meth:`request` as a :func:`signal.signal` handler."""
