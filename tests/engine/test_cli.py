@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import s8000_engine
+from tests.engine.meterproc import engine, free_port
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -185,6 +192,325 @@ def test_run_keeps_the_stored_configuration_unless_told_to_replace_it(tmp_path: 
      ("::1", False), ("fe80::1", False), ("meter.local", False)],
 )  # fmt: skip
 def test_the_discovery_page_scans_the_subnet_of_a_lan_address_only(host: str, lan: bool) -> None:
-    from s8000_engine.cli import _is_lan_address
+    from s8000_engine.cli.run import is_lan_address
 
-    assert _is_lan_address(host) is lan
+    assert is_lan_address(host) is lan
+
+
+# -- a demo configuration for every model; the shipped examples -------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+
+
+def test_every_model_has_a_valid_demo_configuration_with_every_point() -> None:
+    from s8000_engine.cli._demo import DEFAULT_MODEL, demo_config
+    from s8000_engine.config.meter import meter_config
+    from s8000_engine.local.meter import DEMO_CONFIG
+    from s8000_engine.models import MODELS
+
+    for model in MODELS.values():
+        config = meter_config(demo_config(model))
+        assert len(config.points) == model.points, model.code
+        assert all(len(p.phases) == model.elements for p in config.points), model.code
+        assert config.nominal_voltage == model.voltage, model.code
+    # run --simulate without a configuration meters the simulated panel's own
+    # demo, whose points 1 to 8 carry the loads the simulator gives them.
+    assert demo_config(MODELS[DEFAULT_MODEL]) == DEMO_CONFIG
+
+
+def test_models_prints_a_configuration_to_start_from(tmp_path: Path) -> None:
+    done = run("models", "s8uts-241", "--format", "config")
+    assert done.returncode == 0, done.stderr
+    config = json.loads(done.stdout)
+    assert config["model"] == "S8UTS-241"
+    assert len(config["points"]) == 24
+    saved = tmp_path / "meter.json"
+    saved.write_text(done.stdout)
+    wave = tmp_path / "w.wav"
+    made = run("synth", str(wave), "--config", str(saved), "--seconds", "1")
+    assert made.returncode == 0, made.stderr
+    alone = run("models", "--format", "config")
+    assert alone.returncode == 2
+    assert alone.stderr == (
+        "s8000-engine models: error: --format config: name the model, e.g. models S8UTS-083\n"
+    )
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.name)
+def test_the_shipped_example_configurations_are_valid(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from s8000_engine.cli import main
+
+    assert main(["registers", "--config", str(example), "--format", "json"]) == 0
+    regmap = json.loads(capsys.readouterr().out)
+    data = json.loads(example.read_text())
+    # One SunSpec meter model per point, as the point is wired (204: delta).
+    meters = {(p["name"].split(".")[0], p["model"]) for p in regmap if 201 <= p["model"] <= 204}
+    wired = {1: 201, 2: 202, 3: 203}
+    assert meters == {
+        (f"point{n}", 204 if data["service"] == "3p3w" else wired[len(point["phases"])])
+        for n, point in enumerate(data["points"], start=1)
+    }
+    assert example.name in (EXAMPLES / "README.md").read_text(), "list it in the README"
+
+
+def test_there_are_shipped_examples() -> None:
+    # The parametrized test above would pass vacuously on an empty directory.
+    assert len(list(EXAMPLES.glob("*.json"))) >= 5
+
+
+def test_synth_makes_a_demo_panel_of_a_model_without_a_configuration(tmp_path: Path) -> None:
+    wave = tmp_path / "load.wav"
+    made = run("synth", str(wave), "--model", "S8UTS-241", "--seconds", "2", "--current", "50")
+    assert made.returncode == 0, made.stderr
+    summary = json.loads(run("meter", str(wave), "--format", "json").stdout)
+    assert summary["model"] == "S8UTS-241"
+    assert len(summary["points"]) == 24
+    # 50 % of 20 A (the demo's general circuits) at 120 V, one CT each.
+    assert summary["points"][10]["power_w"] == pytest.approx(1200, rel=0.002)
+    default = run("synth", str(tmp_path / "default.wav"), "--seconds", "1")
+    assert default.returncode == 0, default.stderr
+    assert "S8UTS-083 (8 points)" in default.stdout
+    both = run("synth", str(wave), "--model", "S8UTS-241", "--config", "x.json")
+    assert both.returncode == 2
+    assert "not allowed with argument" in both.stderr
+    unknown = run("synth", str(wave), "--model", "S9")
+    assert unknown.returncode == 2
+    assert "--model: unknown S8000 model 'S9'" in unknown.stderr
+
+
+def test_run_simulates_a_model_and_refuses_a_model_for_a_replay(tmp_path: Path) -> None:
+    from s8000_engine.storage.store import Store
+
+    data = tmp_path / "data"
+    done = run("run", "--simulate", "--model", "S8120-062", "--data", str(data),
+               "--seconds", "1", "--speed", "100", "--sample-rate", "4000")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with Store.open(data) as store:
+        assert store.get_meta("config")["model"] == "S8120-062"
+    replay = run("run", "--replay", "x.wav", "--model", "S8120-062", "--data", str(data))
+    assert replay.returncode == 2
+    assert replay.stderr == (
+        "s8000-engine run: error: --model: only with --simulate (a waveform file carries its own)\n"
+    )
+
+
+# -- errors name the option ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["discover", "--network", "banana"], "--network"),
+        (["discover", "--network", "10.0.0.0/8"], "--network"),
+        (["discover", "--network", "2001:db8::/120"], "--network"),
+        (["run", "--simulate", "--web", "0", "--discover-network", "banana"],
+         "--discover-network"),
+        (["run", "--simulate", "--web", "127.0.0.1:http"], "--web"),
+        (["run", "--simulate", "--modbus-tcp", "5020"], "--modbus-tcp"),
+        (["read", "127.0.0.1:99999"], "address"),
+        (["export", "--from", "yesterday"], "--from"),
+        (["discover", "--serial", "/dev/null", "--units", "1-300"], "--units"),
+    ],
+)  # fmt: skip
+def test_a_wrong_option_is_one_line_naming_it(args: list[str], option: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [shutil.which("s8000-engine", path=str(Path(sys.executable).parent)) or "", *args],
+        capture_output=True, text=True, check=False, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    prefix = f"s8000-engine {args[0]}: error: {option}: "
+    assert done.stderr.startswith(prefix), done.stderr
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.count(option) == 1, "the option is named once"
+    assert not (tmp_path / "s8000-data").exists(), "nothing was started"
+
+
+# -- a client-only install -------------------------------------------------------------------
+
+#: Runs ``s8000_engine.cli.main`` where the [local] extra's libraries cannot
+#: be imported, as after ``pip install s8000-engine``: an import finder that
+#: says they are not installed.  Prints what got loaded on stderr's last line.
+WITHOUT_EXTRAS = """
+import importlib.abc, json, sys
+
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {"numpy", "voluptuous", "aiohttp", "zeroconf"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+from s8000_engine.cli import main
+try:
+    status = main(sys.argv[1:])
+finally:
+    heavy = ["numpy", "voluptuous", "aiohttp", "zeroconf", "sqlite3", "s8000_engine.metering",
+             "s8000_engine.local", "s8000_engine.storage", "s8000_engine.config"]
+    print(json.dumps([m for m in heavy if m in sys.modules]), file=sys.stderr)
+raise SystemExit(status)
+"""
+
+
+def without_extras(*args: str, **environ: str) -> tuple[int, str, str, list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_EXTRAS, *args],
+        capture_output=True, text=True, check=False, timeout=60, env={**os.environ, **environ},
+    )  # fmt: skip
+    *lines, loaded = done.stderr.splitlines()
+    return done.returncode, done.stdout, "\n".join(lines), json.loads(loaded)
+
+
+@pytest.mark.parametrize(
+    ("args", "library"),
+    [
+        (["run", "--simulate"], "voluptuous"),
+        (["synth", "x.wav"], "numpy"),
+        (["accuracy"], "numpy"),
+        (["meter", "x.wav"], "voluptuous"),
+        (["web-password"], "aiohttp"),
+        (["discover", "--zeroconf", "127.0.0.1"], "zeroconf"),
+    ],
+)
+def test_a_meter_command_names_the_missing_extra(args: list[str], library: str) -> None:
+    status, _, err, _ = without_extras(*args)
+    assert status == 2
+    assert err == (
+        f"s8000-engine {args[0]}: {library} is not installed; "
+        'this command needs pip install "s8000-engine[local]"'
+    )
+
+
+def test_help_and_the_client_commands_need_no_extra(tmp_path: Path) -> None:
+    status, out, _, loaded = without_extras("--help")
+    assert status == 0
+    assert all(f"    {name}" in out for name in ("models", "run", "read", "web-password"))
+    assert loaded == []
+    status, out, _, loaded = without_extras("models", "S8UTS-083", "--format", "config")
+    assert status == 0
+    assert json.loads(out)["model"] == "S8UTS-083"
+    assert loaded == []
+    closed = free_port()
+    status, _, err, loaded = without_extras("read", f"127.0.0.1:{closed}", "--timeout", "1")
+    assert status == 2
+    assert err.startswith("s8000-engine read: error: ")
+    assert loaded == []
+    status, out, err, loaded = without_extras(
+        "discover", "--network", "127.0.0.1/32", "--port", str(closed), "--format", "json"
+    )
+    assert (status, json.loads(out)) == (0, []), err
+    assert loaded == []
+    status, _, err, loaded = without_extras(
+        "panel", "--url", f"http://127.0.0.1:{closed}", "--once", S8000_PASSWORD="x"
+    )
+    assert status == 1
+    assert err.startswith(f"s8000-engine panel: error: cannot connect to http://127.0.0.1:{closed}")
+    assert loaded == []
+
+
+# -- stopping on a signal ----------------------------------------------------------------------
+
+
+class _Meter:
+    """``s8000-engine run --simulate --progress`` in a process of its own."""
+
+    def __init__(self, data: Path, *options: str) -> None:
+        self.process = subprocess.Popen(
+            [engine(), "run", "--simulate", "--data", str(data), "--speed", "30",
+             "--sample-rate", "4000", "--interval", "1", "--progress", *options],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.seconds: list[dict[str, Any]] = []
+        self.err: list[str] = []
+        self._threads = [
+            threading.Thread(target=self._read_out, daemon=True),
+            threading.Thread(target=self._read_err, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _read_out(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.seconds.append(json.loads(line))
+
+    def _read_err(self) -> None:
+        assert self.process.stderr is not None
+        self.err.extend(self.process.stderr)
+
+    def wait_for(self, seconds: int, text: str = "") -> None:
+        deadline = time.monotonic() + 60
+        while len(self.seconds) < seconds or text not in "".join(self.err):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                pytest.fail("the meter did not start: " + "".join(self.err))
+            time.sleep(0.05)
+
+    def stop(self, signum: signal.Signals) -> int:
+        self.process.send_signal(signum)
+        try:
+            status = self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            pytest.fail(f"{signum.name} did not stop the meter: " + "".join(self.err))
+        for thread in self._threads:
+            thread.join(10)
+        return status
+
+
+@pytest.mark.parametrize(
+    ("signum", "serve"),
+    [(signal.SIGINT, "web"), (signal.SIGTERM, "web"), (signal.SIGINT, ""),
+     (signal.SIGTERM, "")],
+)  # fmt: skip
+def test_run_stops_on_sigint_and_sigterm_with_its_state_stored(
+    tmp_path: Path, signum: signal.Signals, serve: str
+) -> None:
+    from s8000_engine.storage.store import Store
+
+    data = tmp_path / "data"
+    options = ["--web", f"127.0.0.1:{free_port()}", "--modbus-tcp", f"127.0.0.1:{free_port()}"]
+    meter = _Meter(data, *(options if serve else []))
+    meter.wait_for(90, "web interface on" if serve else "")  # an interval and a half
+    status = meter.stop(signum)
+    err = "".join(meter.err)
+    assert status == 0, err
+    assert "Traceback" not in err
+    assert f"local meter stopped ({signum.name})" in err
+    last = meter.seconds[-1]
+    assert last["event"] == "second"
+    with Store.open(data, create=False) as store:
+        checkpoint = store.load_checkpoint()
+        intervals = store.count_intervals()
+    # The last second it reported is the one it stored: nothing metered was lost.
+    assert checkpoint is not None
+    assert (checkpoint.time, checkpoint.registers) == (last["time"], last["registers"])
+    assert intervals >= 1
+    again = _Meter(data, "--seconds", "1")
+    assert again.process.wait(60) == 0, "".join(again.err)
+    for thread in again._threads:
+        thread.join(10)
+    start = again.seconds[0]
+    assert start["event"] == "start"
+    assert start["restored"] is True
+    assert start["registers"] == last["registers"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_scan_stops_at_once_and_says_so(signum: signal.Signals) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        process = subprocess.Popen(
+            [engine(), "discover", "--network", "127.0.0.1/32", "--port", str(port),
+             "--timeout", "120"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        silent.settimeout(30)
+        connection, _ = silent.accept()  # the probe is under way
+        with connection:
+            process.send_signal(signum)
+            out, err = process.communicate(timeout=30)
+    assert process.returncode == 128 + signum
+    assert err == "s8000-engine discover: interrupted\n"
+    assert out == ""

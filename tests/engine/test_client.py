@@ -28,7 +28,7 @@ pytest.importorskip(
     "(and [pymodbus] for the pymodbus link)",
 )
 
-from s8000_engine.cli.read import read_command
+from s8000_engine.cli import main
 from s8000_engine.client.client import BACKENDS, BackendName, S8000Client, connect_tcp
 from s8000_engine.config.meter import MeterConfig, meter_config
 from s8000_engine.const import FIRMWARE, FIRMWARE_BUILD
@@ -155,6 +155,11 @@ async def test_energies_grow_between_reads(running_meter: int, backend: BackendN
         grew += (new.kwh_delivered or 0) > (old.kwh_delivered or 0)
     assert grew >= 2, "the loads' delivered energy grew"
     assert (after.point(4).kwh_received or 0) > (before.point(4).kwh_received or 0)
+
+
+def read_command(argv: list[str]) -> int:
+    """``s8000-engine read ARGV...`` in this process."""
+    return main(["read", *argv])
 
 
 def test_read_command_prints_a_table_and_json(

@@ -6,7 +6,13 @@ import io
 import json
 import logging
 import math
+import os
+import pty
+import select
+import signal
 import socket
+import subprocess
+import termios
 import threading
 from collections.abc import Iterator
 from dataclasses import fields, replace
@@ -17,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from s8000_engine.cli.panel import panel_command
 from s8000_engine.config.meter import meter_config
 from s8000_engine.exceptions import PanelUsageError
 from s8000_engine.local.live import LiveView, PhaseLive, PointLive
@@ -42,11 +49,11 @@ from s8000_engine.panel.terminal import (
     decode_keys,
     lcd_box,
     lcd_lines,
-    panel_command,
     parse_keys,
     perform,
 )
 from s8000_engine.storage.store import Store
+from tests.engine.meterproc import engine
 
 # -- helpers -------------------------------------------------------------------------------
 
@@ -990,8 +997,7 @@ def test_the_panel_subcommand_is_wired() -> None:
     from s8000_engine.cli import main
 
     assert main(["panel", "--url", "gopher://x", "--once"]) == 2
-    with pytest.raises(SystemExit):
-        main(["panel", "--keys", "d", "--once"])
+    assert main(["panel", "--keys", "d", "--once"]) == 2
 
 
 def test_a_button_whose_release_was_lost_counts_as_released_after_a_minute() -> None:
@@ -1028,3 +1034,37 @@ def test_an_interrupted_hold_releases_display(server: _PanelServer) -> None:
     # released before 5 s: a short press (kWh R), and Display is up again
     assert link.state()["item"] == "kwh_r"
     assert perform(link, Step("right"))["contrast"] == 8
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_interactive_panel_restores_the_terminal_on_a_signal(
+    server: _PanelServer, signum: signal.Signals
+) -> None:
+    """The panel on a pseudo-terminal in cbreak mode; SIGINT (Ctrl-C) or
+    SIGTERM (a closed window, ``kill``) quits it with the terminal as it was."""
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    process = subprocess.Popen(
+        [engine(), "panel", "--url", server.url],
+        stdin=slave, stdout=slave, stderr=subprocess.PIPE,
+        env={**os.environ, "S8000_PASSWORD": "secret"}, start_new_session=True,
+    )  # fmt: skip
+    try:
+        seen = b""
+        while b"contrast" not in seen:  # the panel is drawn: the terminal is in cbreak mode
+            ready, _, _ = select.select([master], [], [], 30)
+            assert ready, f"the panel was not drawn: {seen!r}"
+            seen += os.read(master, 4096)
+        assert termios.tcgetattr(slave)[3] & termios.ICANON == 0
+        process.send_signal(signum)
+        assert process.wait(30) == 0
+        assert process.stderr is not None
+        assert "Traceback" not in process.stderr.read().decode()
+        assert termios.tcgetattr(slave) == before
+    finally:
+        process.kill()
+        process.wait()
+        assert process.stderr is not None
+        process.stderr.close()
+        os.close(master)
+        os.close(slave)

@@ -8,41 +8,13 @@ import dataclasses
 import json
 import logging
 import math
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from s8000_engine.cli._common import UsageError, parse_address
 from s8000_engine.client.client import BACKENDS, BackendName, connect_tcp
 from s8000_engine.client.data import Identity, MeterData
-from s8000_engine.exceptions import S8000Error
 from s8000_engine.protocol.sunspec import Status
-
-# -- `s8000-engine read` -----------------------------------------------------------------
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line, no usage dump, and no exit
-        raise _UsageError(message)
-
-
-def _host_port(text: str) -> tuple[str, int]:
-    """``host``, ``host:port``, ``[v6]``, ``[v6]:port`` or a bare IPv6 address."""
-    host, port = text, "502"
-    if text.startswith("["):
-        close = text.find("]")
-        rest = text[close + 1 :]
-        if close < 0 or (rest and not rest.startswith(":")):
-            raise _UsageError(f"not HOST[:PORT]: {text!r}")
-        host, port = text[1:close], rest[1:] if rest else "502"
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise _UsageError(f"not HOST[:PORT]: {text!r}")
-    return host, int(port)
 
 
 def _time(value: float | None) -> str:
@@ -105,38 +77,30 @@ async def _read_once(
         return identity, await client.read()
 
 
-def read_command(argv: list[str] | None = None) -> int:
-    """``s8000-engine read HOST[:PORT]``: identify a meter over Modbus TCP and read it once.
-
-    Prints a table (or JSON with ``--format json``) and returns 0; on an
-    error prints one line to standard error and returns 2."""
-    parser = _Parser(
-        prog="s8000-engine read",
-        description="Read an S8000 over Modbus TCP once and print what it shows.",
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The command's options."""
+    parser.description = "Read an S8000 over Modbus TCP once and print what it shows."
     parser.add_argument("address", metavar="HOST[:PORT]", help="the meter (port 502 if omitted)")
     parser.add_argument("--unit-id", type=int, default=1, help="Modbus unit id (default 1)")
     parser.add_argument("--backend", choices=BACKENDS, default="tmodbus", help="Modbus library")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds per request")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Identify the meter over Modbus TCP, read it once and print a table (or JSON).
+
+    A usage error, a meter that cannot be read or is no S8000 raise (one
+    line on standard error, exit status 2)."""
+    host, port = parse_address(args.address, "address", default_port=502, lowest_port=1)
+    if not 0 <= args.unit_id <= 255:
+        raise UsageError(f"--unit-id: {args.unit_id} is not 0–255")
+    if not args.timeout > 0:
+        raise UsageError("--timeout: must be positive")
     # pymodbus logs a failed connect on its own (to standard error, for want of
     # a handler): the command says it once, in its one line.
     logging.getLogger("pymodbus").addHandler(logging.NullHandler())
-    try:
-        args = parser.parse_args(argv)
-        host, port = _host_port(args.address)
-        if not 0 <= args.unit_id <= 255:
-            raise _UsageError(f"--unit-id: {args.unit_id} is not 0–255")
-        if not args.timeout > 0:
-            raise _UsageError("--timeout: must be positive")
-        identity, data = asyncio.run(
-            _read_once(host, port, args.unit_id, args.backend, args.timeout)
-        )
-    except SystemExit as done:  # --help
-        return done.code if isinstance(done.code, int) else 0
-    except (_UsageError, S8000Error, ValueError) as err:
-        print(f"s8000-engine read: error: {err}", file=sys.stderr)
-        return 2
+    identity, data = asyncio.run(_read_once(host, port, args.unit_id, args.backend, args.timeout))
     if args.format == "json":
         print(json.dumps(as_dict(identity, data), indent=2, default=_json_default))
     else:
@@ -144,8 +108,4 @@ def read_command(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = [
-    "as_dict",
-    "format_table",
-    "read_command",
-]
+__all__ = ["as_dict", "configure", "format_table", "run"]

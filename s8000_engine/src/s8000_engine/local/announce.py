@@ -16,11 +16,9 @@ import socket
 from zeroconf import IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-# browse and Announced moved to the client layer; still importable from here
-# until the command line imports them from s8000_engine.client.browse.
-from s8000_engine.client.browse import SERVICE_TYPE, Announced, browse
+from s8000_engine.client.browse import SERVICE_TYPE
 
-__all__ = ["SERVICE_TYPE", "Announced", "Announcement", "announce", "browse"]
+__all__ = ["Announcement", "announce"]
 
 
 class Announcement:

@@ -1,4 +1,4 @@
-"""``s8000-engine panel``: the front panel in a terminal.
+"""The front panel in a terminal: the logic of ``s8000-engine panel``.
 
 It drives a running local meter's front panel (:mod:`s8000_engine.panel`)
 through the meter's web interface, with the standard library only:
@@ -11,35 +11,30 @@ through the meter's web interface, with the standard library only:
   "press|release"}`` and the ``X-CSRF-Token`` header answers the new state.
 
 :class:`PanelLink` is that conversation (it logs in again once when the
-session has expired).  The command has three ways to run:
+session has expired).  Three ways to use it:
 
-interactive (a terminal)
+:func:`interactive` (a terminal)
     Draws the LCD as a box of 2x16 characters with the mode and contrast
     below, refreshed every second.  Keys: ``d`` or Enter press and release
     Display, ``D`` holds Display for 5.5 s (the guide's 5 to 7 seconds: into
     or out of diagnostics mode), the left/right arrow keys or ``h``/``l`` are
     the arrows, ``+``/``-`` change the contrast (Display held while an arrow
     is pressed) and ``q`` quits.  The terminal is restored on exit, Ctrl-C
-    included.
-``--keys d,right,hold,left,wait:2,...``
+    included.  POSIX terminals only (termios).
+:func:`run_steps` (``--keys d,right,hold,left,wait:2,...``)
     Performs the steps in order (``d``, ``hold``, ``left``, ``right``,
     ``plus``, ``minus``, ``wait:SECONDS``) and prints the LCD's two lines
     after each one, for scripts and tests.
-``--once``
-    Prints the LCD's two lines and exits.
+:func:`print_lines` (``--once``)
+    Prints the LCD's two lines.
 
-The password comes from ``--password-file``, else the ``S8000_PASSWORD``
-environment variable, else a prompt (never the command line).  Exit status:
-0 done, 1 the meter could not be used (cannot connect, login refused or
-rate-limited, an unexpected answer), 2 a usage error (bad option, bad
-``--keys``, no password).
+The command's options, the password and the exit status are
+:mod:`s8000_engine.cli.panel`'s.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import getpass
 import json
 import math
 import os
@@ -52,7 +47,6 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from pathlib import Path
 from typing import Any, Final, TextIO
 
 from s8000_engine.exceptions import (
@@ -63,9 +57,14 @@ from s8000_engine.exceptions import (
     PanelUsageError,
 )
 
+# The interactive panel puts the terminal in cbreak mode: POSIX only.  The
+# rest (the link, --keys, --once) works everywhere.
+if sys.platform != "win32":
+    import termios
+    import tty
+
 DEFAULT_URL: Final = "http://127.0.0.1:8080"
 DEFAULT_USER: Final = "admin"
-PASSWORD_ENV: Final = "S8000_PASSWORD"
 HOLD_SECONDS: Final = 5.5
 """How long ``hold`` keeps Display down: past the panel's 5 s, inside the
 guide's "5 to 7 seconds"."""
@@ -412,9 +411,8 @@ def _draw(out: TextIO, state: Mapping[str, Any], note: str = "") -> None:
 
 def interactive(link: PanelLink, stdin: TextIO, stdout: TextIO) -> int:
     """The panel in a terminal until ``q`` (or Ctrl-C); returns 0."""
-    import termios  # noqa: PLC0415  (POSIX only)
-    import tty  # noqa: PLC0415
-
+    if sys.platform == "win32":
+        raise PanelUsageError("the interactive panel needs a POSIX terminal: use --keys or --once")
     fd = stdin.fileno()
     saved = termios.tcgetattr(fd)
     pending = b""
@@ -452,160 +450,38 @@ def interactive(link: PanelLink, stdin: TextIO, stdout: TextIO) -> int:
         stdout.flush()
 
 
-# -- the command ---------------------------------------------------------------------------
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # a usage error is PanelUsageError
-        raise PanelUsageError(message)
-
-
-DESCRIPTION: Final = (
-    "The front panel (2x16 LCD, Display/left/right) of a running local meter, "
-    "through its web interface (s8000-engine run --web)."
-)
-EPILOG: Final = (
-    f"The password comes from --password-file, else ${PASSWORD_ENV}, else a prompt. "
-    "Exit status: 0 done, 1 the meter could not be used, 2 usage error."
-)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``panel`` command's options to ``parser`` (``s8000-engine``'s
-    sub-command parser, or :func:`build_parser`'s)."""
-    parser.add_argument("--url", default=DEFAULT_URL, help=f"web interface (default {DEFAULT_URL})")
-    parser.add_argument("--user", default=DEFAULT_USER, help=f"user name (default {DEFAULT_USER})")
-    parser.add_argument("--password-file", type=Path, help="read the password from this file")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
-    run = parser.add_mutually_exclusive_group()
-    run.add_argument(
-        "--keys",
-        help="perform these steps and print the LCD after each: "
-        "d, hold, left, right, plus, minus, wait:SECONDS (comma-separated)",
-    )
-    run.add_argument("--once", action="store_true", help="print the LCD's two lines and exit")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``s8000-engine panel`` argument parser on its own (a usage error
-    raises :class:`PanelUsageError` instead of exiting)."""
-    parser = _Parser(prog="s8000-engine panel", description=DESCRIPTION, epilog=EPILOG)
-    add_arguments(parser)
-    return parser
-
-
-def read_password(
-    args: argparse.Namespace,
-    environ: Mapping[str, str],
-    prompt: Callable[[str], str] | None,
-) -> str:
-    """The password: ``--password-file``, else ``S8000_PASSWORD``, else
-    ``prompt`` (None when there is no terminal to ask on)."""
-    path: Path | None = args.password_file
-    if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise PanelUsageError(
-                f"--password-file: cannot read {path}: {error.strerror}"
-            ) from None
-        lines = text.splitlines()
-        if not lines or not lines[0]:
-            raise PanelUsageError(f"--password-file: {path} is empty")
-        return lines[0]
-    if environ.get(PASSWORD_ENV):
-        return environ[PASSWORD_ENV]
-    if prompt is None:
-        raise PanelUsageError(
-            f"no password: set {PASSWORD_ENV}, use --password-file, or run in a terminal"
-        )
-    return prompt(f"Password for {args.user}: ")
-
-
-def _print_lines(state: Mapping[str, Any], out: TextIO) -> None:
+def print_lines(state: Mapping[str, Any], out: TextIO) -> None:
+    """Write the state's two LCD lines."""
     first, second = lcd_lines(state)
     out.write(f"{first}\n{second}\n")
     out.flush()
 
 
-def panel_command(
-    argv: Sequence[str] | None = None,
+def run_steps(
+    link: PanelLink,
+    steps: Sequence[Step],
+    out: TextIO,
     *,
-    environ: Mapping[str, str] | None = None,
-    stdin: TextIO | None = None,
-    stdout: TextIO | None = None,
-    stderr: TextIO | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> int:
-    """``s8000-engine panel`` from its arguments; returns the exit status (0, 1 or 2).
-
-    The keywords stand in for the process's environment, streams and
-    ``time.sleep`` (``hold`` and ``wait:`` steps), for tests."""
-    stderr = sys.stderr if stderr is None else stderr
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as done:  # --help
-        return done.code if isinstance(done.code, int) else 0
-    except PanelUsageError as error:
-        print(f"s8000-engine panel: error: {error}", file=stderr)
-        return error.exit_status
-    return run_panel(args, environ=environ, stdin=stdin, stdout=stdout, stderr=stderr, sleep=sleep)
-
-
-def run_panel(
-    args: argparse.Namespace,
-    *,
-    environ: Mapping[str, str] | None = None,
-    stdin: TextIO | None = None,
-    stdout: TextIO | None = None,
-    stderr: TextIO | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> int:
-    """``s8000-engine panel`` with parsed options (see :func:`add_arguments`);
-    returns the exit status (0, 1 or 2)."""
-    environ = os.environ if environ is None else environ
-    stdin = sys.stdin if stdin is None else stdin
-    stdout = sys.stdout if stdout is None else stdout
-    stderr = sys.stderr if stderr is None else stderr
-    try:
-        steps = parse_keys(args.keys) if args.keys is not None else None
-        terminal = stdin.isatty() and stdout.isatty()
-        if steps is None and not args.once and not terminal:
-            raise PanelUsageError("not a terminal: use --keys or --once")
-        link = PanelLink(args.url, timeout=args.timeout)
-        password = read_password(args, environ, getpass.getpass if stdin.isatty() else None)
-        link.login(args.user, password)
-        if args.once:
-            _print_lines(link.state(), stdout)
-            return 0
-        if steps is not None:
-            for step in steps:
-                _print_lines(perform(link, step, sleep=sleep), stdout)
-            return 0
-        return interactive(link, stdin, stdout)
-    except PanelError as error:
-        print(f"s8000-engine panel: error: {error}", file=stderr)
-        return error.exit_status
-    except KeyboardInterrupt:
-        print("s8000-engine panel: interrupted", file=stderr)
-        return 1
+) -> None:
+    """Perform the steps in order, writing the LCD's two lines after each one."""
+    for step in steps:
+        print_lines(perform(link, step, sleep=sleep), out)
 
 
 __all__ = [
     "DEFAULT_URL",
+    "DEFAULT_USER",
     "HOLD_SECONDS",
     "KEY_TOKENS",
     "PanelLink",
     "Step",
-    "add_arguments",
-    "build_parser",
     "decode_keys",
     "interactive",
     "lcd_box",
     "lcd_lines",
-    "panel_command",
     "parse_keys",
     "perform",
-    "read_password",
-    "run_panel",
+    "print_lines",
+    "run_steps",
 ]

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import getpass
 import hashlib
 import hmac
 import json
@@ -39,7 +38,6 @@ import math
 import os
 import secrets
 import stat
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -47,7 +45,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
@@ -449,28 +447,6 @@ class Credentials:
     def verify(self, username: str, password: str) -> bool:
         """Whether ``username`` and ``password`` match (see :meth:`authenticate`)."""
         return self.authenticate(username, password) is not None
-
-
-def read_new_password(stream: TextIO | None = None) -> str:
-    """A new password: one line from ``stream`` (default stdin), or typed twice on a terminal.
-
-    Raises :class:`CredentialError` when it is unacceptable, missing, or the
-    two entries differ.
-    """
-    stream = sys.stdin if stream is None else stream
-    if stream.isatty():
-        first = getpass.getpass("New web password: ")
-        check_password(first)
-        second = getpass.getpass("Type it again: ")
-        if not hmac.compare_digest(first.encode(), second.encode()):
-            raise CredentialError("password: the two entries differ; nothing was changed")
-        return first
-    line = stream.readline()
-    if not line:
-        raise CredentialError("password: expected one line on standard input, found nothing")
-    password = line.removesuffix("\n").removesuffix("\r")
-    check_password(password)
-    return password
 
 
 # ---------------------------------------------------------------------------
