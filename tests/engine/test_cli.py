@@ -203,8 +203,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
 
 def test_every_model_has_a_valid_demo_configuration_with_every_point() -> None:
-    from s8000_engine.cli._demo import DEFAULT_MODEL, demo_config
     from s8000_engine.config.meter import meter_config
+    from s8000_engine.demo import DEFAULT_MODEL, demo_config
     from s8000_engine.local.meter import DEMO_CONFIG
     from s8000_engine.models import MODELS
 

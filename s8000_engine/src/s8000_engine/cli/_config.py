@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any, Final
 
-from s8000_engine.cli._demo import DEFAULT_MODEL, demo_config
 from s8000_engine.config.meter import MeterConfig, meter_config
+from s8000_engine.demo import DEFAULT_MODEL, demo_config
 from s8000_engine.exceptions import ConfigError
 from s8000_engine.models import get_model
 

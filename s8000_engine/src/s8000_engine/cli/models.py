@@ -7,7 +7,7 @@ import argparse
 import json
 
 from s8000_engine.cli._common import UsageError
-from s8000_engine.cli._demo import demo_config
+from s8000_engine.demo import demo_config
 from s8000_engine.models import MODELS, get_model
 
 

@@ -30,11 +30,11 @@ from typing import Any, Final
 
 from s8000_engine.cli._common import STOP_SIGNALS, StopRequest, UsageError, parse_address
 from s8000_engine.cli._config import EXAMPLES, given_config, model_config
-from s8000_engine.cli._demo import DEFAULT_MODEL
 from s8000_engine.cli.discover import network_addresses
 from s8000_engine.config.demand import RECORDING_INTERVALS
 from s8000_engine.config.meter import meter_config
 from s8000_engine.const import FIRMWARE
+from s8000_engine.demo import DEFAULT_MODEL
 from s8000_engine.exceptions import ConfigError
 from s8000_engine.local import meter as local
 from s8000_engine.local.announce import announce

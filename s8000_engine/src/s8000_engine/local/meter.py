@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 
@@ -45,6 +45,7 @@ from s8000_engine.config.pulses import PULSE_INPUTS
 from s8000_engine.config.settings import apply_changes, differences, public_settings, raw_config
 from s8000_engine.config.unit import FACTORY_DEFAULT_IP
 from s8000_engine.const import FIRMWARE, FIRMWARE_BUILD
+from s8000_engine.demo import DEFAULT_MODEL, demo_config
 from s8000_engine.exceptions import StorageError
 from s8000_engine.local.image import MeterSnapshot, build_map, render
 from s8000_engine.local.live import LiveView, live_view
@@ -54,6 +55,7 @@ from s8000_engine.metering.meter import Meter
 from s8000_engine.metering.pulses import PulseInput
 from s8000_engine.metering.waveform import WaveformReader
 from s8000_engine.modbus.backend import MeterBackend
+from s8000_engine.models import MODELS
 from s8000_engine.protocol.regmap import RegisterMap
 from s8000_engine.protocol.sunspec import Command, Status
 from s8000_engine.storage.recorder import IntervalRecorder
@@ -71,28 +73,7 @@ STEP_THRESHOLD_S = 2.0
 
 #: The configuration ``s8000-engine run --simulate`` uses without one: a
 #: 120/208 V wye panel on an S8UTS-083, eight circuits of three CTs.
-DEMO_CONFIG: dict[str, Any] = {
-    "model": "S8UTS-083",
-    "service": "3p4w",
-    "points": [
-        {"name": name, "ct_primary": ct, "phases": ["A", "B", "C"]}
-        for name, ct in (
-            ("Lighting", 50),
-            ("HVAC", 100),
-            ("EV charger", 100),
-            ("Solar", 100),
-            ("Kitchen", 50),
-            ("Refrigeration", 50),
-            ("Laundry", 50),
-            ("Office", 50),
-        )
-    ],
-    "demand": {"type": "sliding", "interval_minutes": 15, "subinterval_minutes": 5},
-    "pulse_inputs": [
-        {"name": "Water", "unit": "L", "scale": 10.0},
-        {"name": "Gas", "unit": "m³", "scale": 0.01},
-    ],
-}
+DEMO_CONFIG: Final[dict[str, Any]] = demo_config(MODELS[DEFAULT_MODEL])
 
 
 class ReplaySource:

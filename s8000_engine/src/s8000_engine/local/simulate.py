@@ -30,7 +30,7 @@ The loads
     Each configured point draws one kind of load, :class:`LoadKind`.  Points
     1 to 8 have, in this order, lighting, HVAC, an EV charger, solar PV,
     plug loads, a refrigerator, laundry and a base load (the circuits of
-    ``local.DEMO_CONFIG``); points 9 to 24 get a kind drawn from the seed
+    ``local.meter.DEMO_CONFIG``); points 9 to 24 get a kind drawn from the seed
     and the point's index, weighted towards the common circuits (lighting
     and plug loads 3, HVAC and base load 2, the others 1).  The size of the
     load, its timing and its randomness come from the seed and the point
