@@ -214,8 +214,15 @@ def test_every_model_has_a_valid_demo_configuration_with_every_point() -> None:
         assert all(len(p.phases) == model.elements for p in config.points), model.code
         assert config.nominal_voltage == model.voltage, model.code
     # run --simulate without a configuration meters the simulated panel's own
-    # demo, whose points 1 to 8 carry the loads the simulator gives them.
-    assert demo_config(MODELS[DEFAULT_MODEL]) == DEMO_CONFIG
+    # demo: a 120/208 V wye S8UTS-083, whose points 1 to 8 carry the loads the
+    # simulator gives them, with sliding demand and two pulse inputs.
+    demo = meter_config(DEMO_CONFIG)
+    assert demo.model.code == DEFAULT_MODEL == "S8UTS-083"
+    assert demo.service.value == "3p4w"
+    assert [p.name for p in demo.points][:3] == ["Lighting", "HVAC", "EV charger"]
+    assert [p.ct_primary_a for p in demo.points] == [50, 100, 100, 100, 50, 50, 50, 50]
+    assert demo.demand.subintervals == 3
+    assert [p.name for p in demo.pulse_inputs] == ["Water", "Gas"]
 
 
 def test_models_prints_a_configuration_to_start_from(tmp_path: Path) -> None:
