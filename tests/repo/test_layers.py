@@ -97,3 +97,11 @@ def test_deferred_imports_are_only_for_optional_extras() -> None:
     assert not wrong, f"deferred imports of modules that are not optional extras: {wrong}"
     # The check sees them: the client's backends and zeroconf are deferred.
     assert {module.split(".")[0] for _, module in found} == {"zeroconf", "modbus_connection"}
+
+
+def test_the_module_tree_in_the_development_docs_is_current() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_layout_doc.py"), "--check"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr

@@ -1,2 +1,5 @@
-"""The meter's configuration: metering, unit, demand, pulse inputs, reporting,
-and the configuration tool's settings form over them (validated with voluptuous)."""
+"""The meter's configuration, validated (voluptuous); the settings form over it.
+
+Metering, unit, demand, pulse inputs and reporting, and the configuration
+tool's settings form over them.
+"""

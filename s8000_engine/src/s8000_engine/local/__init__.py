@@ -1,2 +1,4 @@
-"""The local meter: a software S8000 that meters, records, serves its
-registers and announces itself; its live view and simulated panels."""
+"""The local meter: a software S8000 that meters, records and serves its registers.
+
+With its register image, live view, simulated panels and mDNS announcements.
+"""

@@ -1,2 +1,5 @@
-"""Metering: waveform samples in, energy registers out (numpy), with demand,
-pulse inputs, waveform files, synthetic loads and the accuracy suite."""
+"""Metering: waveform samples in, energy registers out (numpy).
+
+With demand, pulse inputs, waveform files, synthetic loads and the accuracy
+suite.
+"""

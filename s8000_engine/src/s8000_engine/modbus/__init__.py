@@ -1,2 +1,4 @@
-"""The Modbus server of the local meter: PDU handling, TCP, RTU and the
-serial port (the project's own; see ``server.py`` for why)."""
+"""The local meter's Modbus server: PDU handling, TCP, RTU and the serial port.
+
+The project's own, not a library's: ``server.py`` says why.
+"""

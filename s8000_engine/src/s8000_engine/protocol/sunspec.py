@@ -1,4 +1,4 @@
-"""The Modbus register map, defined once.
+"""The SunSpec models of the S8000 map, their points, types and encodings.
 
 One declarative table drives the local meter's server, the client and the
 published map (``s8000-engine registers``, ``docs/registers.md``).  The map

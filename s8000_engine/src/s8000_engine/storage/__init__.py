@@ -1,2 +1,1 @@
-"""Non-volatile interval memory (SQLite), the interval recorder, export and
-reporting uploads."""
+"""Non-volatile interval memory (SQLite), its recorder, export and reporting uploads."""
