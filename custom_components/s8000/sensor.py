@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, override
+from datetime import datetime
+from typing import Final, override
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -32,21 +33,15 @@ from homeassistant.const import (
     UnitOfReactivePower,
     UnitOfTime,
 )
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
+from s8000_engine.client import PointData
+
 from .const import OPT_POINTS, OPT_PULSES, PULSE_KIND, PULSE_UNIT
-from .coordinator import Reading, counter_key, pulse_key
 from .entity import S8000Entity
-
-if TYPE_CHECKING:
-    from datetime import datetime
-
-    from homeassistant.core import HomeAssistant
-    from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-
-    from s8000_engine.client import PointData
-
-    from .coordinator import S8000ConfigEntry
+from .models import Reading, S8000ConfigEntry, point_key, points_in_use, pulse_key
 
 # Coordinator-driven: the readings poll updates every entity at once.
 PARALLEL_UPDATES = 0
@@ -64,7 +59,7 @@ class PointSensorDescription(SensorEntityDescription):
 
 def _total(name: str) -> Callable[[Reading, PointData], Value]:
     def value(reading: Reading, point: PointData) -> Value:
-        return reading.totals.get(counter_key(point.number, name))
+        return reading.totals.get(point_key(point.number, name))
 
     return value
 
@@ -273,8 +268,8 @@ async def async_setup_entry(
 ) -> None:
     """Add the sensors of a meter and of the points in use."""
     runtime = entry.runtime_data
-    data = runtime.readings.data.data
-    in_use = set(entry.options.get(OPT_POINTS) or range(1, runtime.identity.points + 1))
+    data = runtime.coordinator.data.meter_data
+    in_use = points_in_use(entry.options.get(OPT_POINTS), runtime.identity.points)
     entities: list[SensorEntity] = []
     for point in data.points:
         if point.number not in in_use:
@@ -295,9 +290,9 @@ async def async_setup_entry(
         for pair, volts in data.line_voltage.items()
         if volts is not None
     )
-    entities.append(S8000MeterSensor(entry, FREQUENCY, lambda r: r.data.frequency))
+    entities.append(S8000MeterSensor(entry, FREQUENCY, lambda r: r.meter_data.frequency))
     entities.append(S8000MeterSensor(entry, CLOCK_OFFSET, _clock_offset))
-    entities.append(S8000MeterSensor(entry, INTERVALS, lambda r: r.data.intervals.count))
+    entities.append(S8000MeterSensor(entry, INTERVALS, lambda r: r.meter_data.intervals.count))
     entities.append(S8000BackfillSensor(entry))
     pulses = entry.options.get(OPT_PULSES, {})
     entities.extend(
@@ -323,7 +318,7 @@ class S8000PointSensor(S8000Entity, SensorEntity):
         self._number = point
 
     def _point(self) -> PointData | None:
-        for point in self.coordinator.data.data.points:
+        for point in self.coordinator.data.meter_data.points:
             if point.number == self._number:
                 return point
         return None
@@ -373,7 +368,7 @@ class S8000PhaseSensor(S8000Entity, SensorEntity):
     @override
     def native_value(self) -> float | None:
         """The phase's value in the last poll."""
-        for point in self.coordinator.data.data.points:
+        for point in self.coordinator.data.meter_data.points:
             if point.number == self._number:
                 values = (
                     point.phase_w if self.entity_description.key == "phase_power" else point.phase_a
@@ -398,7 +393,7 @@ class S8000VoltageSensor(S8000Entity, SensorEntity):
     @override
     def native_value(self) -> float | None:
         """The voltage in the last poll."""
-        data = self.coordinator.data.data
+        data = self.coordinator.data.meter_data
         table = data.voltage if self.entity_description.key == "voltage" else data.line_voltage
         return table.get(self._phase)
 

@@ -115,7 +115,7 @@ async def _poll(
 ) -> datetime:
     now = await _meter_time(meter)
     freezer.move_to(now)
-    await entry.runtime_data.readings.async_refresh()
+    await entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
     return now
 

@@ -22,7 +22,7 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.s8000.const import DOMAIN
-from custom_components.s8000.coordinator import S8000ConfigEntry
+from custom_components.s8000.models import S8000ConfigEntry
 from s8000_engine.client import S8000ConnectionError
 from s8000_engine.local import DEMO_CONFIG
 
@@ -83,15 +83,15 @@ def block_meter(tmp_path: Path) -> Iterator[LocalMeter]:
 async def _offset_settles(entry: S8000ConfigEntry, near: float, within: float = 5.0) -> float:
     """The meter's clock offset once it is within ``within`` s of ``near`` (the
     meter applies a write at its next second), polling for up to 5 s."""
-    readings = entry.runtime_data.readings
+    coordinator = entry.runtime_data.coordinator
     deadline = time.monotonic() + 5
     while True:
-        offset = readings.data.clock_offset
+        offset = coordinator.data.clock_offset
         assert offset is not None
         if abs(offset - near) < within or time.monotonic() > deadline:
             return offset
         await asyncio.sleep(0.2)
-        await readings.async_refresh()
+        await coordinator.async_refresh()
 
 
 async def test_actions_exist_before_any_meter_is_loaded(hass: HomeAssistant) -> None:
@@ -131,7 +131,7 @@ async def test_set_clock_to_now_and_to_a_given_time(
     hass: HomeAssistant, late_meter: LocalMeter
 ) -> None:
     entry = await _load(hass, late_meter)
-    offset = entry.runtime_data.readings.data.clock_offset
+    offset = entry.runtime_data.coordinator.data.clock_offset
     assert offset == pytest.approx(-3600, abs=5)
 
     # To Home Assistant's time.
@@ -165,10 +165,10 @@ async def test_set_clock_to_now_and_to_a_given_time(
 
 async def test_reset_peak_demand(hass: HomeAssistant, block_meter: LocalMeter) -> None:
     entry = await _load(hass, block_meter)
-    readings = entry.runtime_data.readings
+    coordinator = entry.runtime_data.coordinator
 
     def peak() -> float | None:
-        return readings.data.data.point(8).peak_demand_w
+        return coordinator.data.meter_data.point(8).peak_demand_w
 
     # The base load's first demand interval ends within a few seconds; the
     # reset follows at once, well before the next one ends.
@@ -176,7 +176,7 @@ async def test_reset_peak_demand(hass: HomeAssistant, block_meter: LocalMeter) -
     while not peak():
         assert time.monotonic() < deadline, "no peak demand yet"
         await asyncio.sleep(0.1)
-        await readings.async_refresh()
+        await coordinator.async_refresh()
 
     await hass.services.async_call(
         DOMAIN, "reset_peak_demand", {"config_entry_id": entry.entry_id}, blocking=True
@@ -186,7 +186,7 @@ async def test_reset_peak_demand(hass: HomeAssistant, block_meter: LocalMeter) -
     while peak():
         assert time.monotonic() < deadline, f"the peak is still {peak()}"
         await asyncio.sleep(0.02)
-        await readings.async_refresh()
+        await coordinator.async_refresh()
     assert peak() in (None, 0)
     entity_id = er.async_get(hass).async_get_entity_id(
         "sensor", DOMAIN, f"{SERIAL}_point8_peak_demand"
