@@ -75,18 +75,14 @@ class S8000Entity(CoordinatorEntity[S8000Coordinator]):
         description: EntityDescription,
         *,
         point: int | None = None,
-        suffix: str = "",
-        placeholders: dict[str, str] | None = None,
     ) -> None:
         """Set up an entity of the meter, or of one of its points."""
         super().__init__(entry.runtime_data.coordinator)
         self.entity_description = description
         self.point = point
         self._attr_unique_id = entity_unique_id(
-            entry.runtime_data.identity.serial, f"{description.key}{suffix}", point
+            entry.runtime_data.identity.serial, description.key, point
         )
-        if placeholders:
-            self._attr_translation_placeholders = placeholders
         self._attr_device_info: Any = (
             entry.runtime_data.device_info if point is None else point_device_info(entry, point)
         )
