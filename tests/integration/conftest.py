@@ -7,6 +7,7 @@ sockets otherwise)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import select
 import shutil
 import signal
@@ -31,6 +32,13 @@ __all__ = ["free_port"]  # the tests import it from here
 
 SERIAL = "4200012345"
 MAC = "00:21:B6:12:34:56"
+
+# pytest-homeassistant-custom-component turns SQLAlchemy's engine logger up to
+# INFO as it loads (a copy of core's tests/conftest.py), so every statement the
+# recorder runs is logged, and what its thread logs after a test has ended
+# reaches the output uncaptured: thousands of lines.  A statement is of no use
+# in a failure here.
+logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
 
 
 @pytest.fixture(autouse=True)
