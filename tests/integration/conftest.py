@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import select
 import shutil
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tty
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +57,40 @@ def seed_store(data: Path, serial: str = SERIAL, mac: str = MAC) -> None:
         store.set_meta("mac", mac)
 
 
+def _crc16(frame: bytes) -> bytes:
+    """Modbus RTU's CRC (polynomial 0xA001), low byte first."""
+    crc = 0xFFFF
+    for byte in frame:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc.to_bytes(2, "little")
+
+
+def rtu_answers(device: str, unit_id: int, wait_s: float = 0.3) -> bool:
+    """Whether a meter answers on the far end of the serial device ``device``:
+    a Modbus RTU read of the SunSpec marker (registers 40000-40001, "SunS")
+    at ``unit_id``, made by hand so that it is not the code under test."""
+    request = bytes([unit_id, 0x03, 0x9C, 0x40, 0x00, 0x02])
+    answer = bytes([unit_id, 0x03, 0x04]) + b"SunS"
+    fd = os.open(device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        tty.setraw(fd)
+        os.write(fd, request + _crc16(request))
+        received = b""
+        deadline = time.monotonic() + wait_s
+        while len(received) < len(answer) + 2 and time.monotonic() < deadline:
+            if select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                received += os.read(fd, 256)
+        # Whatever else comes (an answer to an earlier try, late) is read
+        # and dropped here, not left for Home Assistant's first request.
+        while select.select([fd], [], [], 0.05)[0]:
+            os.read(fd, 256)
+    finally:
+        os.close(fd)
+    return received == answer + _crc16(answer)
+
+
 @dataclass
 class LocalMeter:
     """A running local meter: where it serves, and how to stop or restart it."""
@@ -84,19 +120,19 @@ class LocalMeter:
             stderr=subprocess.PIPE,
             text=True,
         )
-        if self.rtu_device:
-            time.sleep(1.5)  # until it has opened its end of the cable
-            return
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection((self.host, self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.process.kill()
-                    pytest.fail(f"the meter did not start: {self.process.communicate()[1]}")
-                time.sleep(0.05)
+        while not (rtu_answers(self.device, self.unit_id) if self.rtu_device else self._listens()):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                pytest.fail(f"the meter did not start: {self.process.communicate()[1]}")
+            time.sleep(0.05)
+
+    def _listens(self) -> bool:
+        try:
+            socket.create_connection((self.host, self.port), timeout=0.2).close()
+        except OSError:
+            return False
+        return True
 
     def stop(self) -> None:
         """Stop the meter (it stops answering; the port refuses connections)."""

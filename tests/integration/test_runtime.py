@@ -43,7 +43,15 @@ from custom_components.s8000.helpers import create_modbus_params
 from custom_components.s8000.repairs import wrong_meter_issue_id
 from s8000_engine.client import Identity, S8000Client
 
-from .conftest import SERIAL, LocalMeter, free_port, seed_store, tcp_entry
+from .conftest import (
+    SERIAL,
+    LocalMeter,
+    free_port,
+    null_modem,
+    rtu_answers,
+    seed_store,
+    tcp_entry,
+)
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -112,6 +120,15 @@ async def test_a_meter_on_rs485(hass: HomeAssistant, serial_meter: LocalMeter) -
     assert other.reason is not None
     assert "other settings" in other.reason
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+def test_a_meter_on_rs485_is_ready_when_it_answers(serial_meter: LocalMeter) -> None:
+    """The fixtures wait for a Modbus answer, not for a time: the probe they
+    use says no where nothing answers, or another unit would."""
+    assert rtu_answers(serial_meter.device, serial_meter.unit_id)
+    assert not rtu_answers(serial_meter.device, serial_meter.unit_id + 1)
+    with null_modem() as (_, nobody):
+        assert not rtu_answers(nobody, serial_meter.unit_id)
 
 
 async def test_another_meter_at_the_address(
