@@ -27,6 +27,7 @@ from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TYPE
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN
+from s8000_engine.client import connect_tcp
 from s8000_engine.storage import DATABASE_NAME, Store
 from tests.engine.meterproc import engine, free_port
 
@@ -155,6 +156,24 @@ class LocalMeter:
         self.stop()
         shutil.rmtree(self.data)
         seed_store(self.data, self.serial, self.mac)
+
+
+#: How far two reads of the meter's clock may differ: its register holds whole
+#: seconds (truncated) and is refreshed once a metered second.
+CLOCK_RESOLUTION_S = 2.0
+
+
+async def meter_clock_offset(meter: LocalMeter) -> float:
+    """The meter's clock minus this machine's (s), read from the meter's clock
+    register over a connection of the test's own: what the integration's
+    offsets are compared with, rather than what the meter was started with
+    (its start-up time is in there)."""
+    async with connect_tcp(meter.host, meter.port) as client:
+        before = time.time()
+        data = await client.read()
+        after = time.time()
+    assert data.utc is not None
+    return data.utc - (before + after) / 2
 
 
 @pytest.fixture

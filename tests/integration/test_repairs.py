@@ -34,6 +34,7 @@ from custom_components.s8000.const import (
 from custom_components.s8000.direction import WINDOW, DirectionWatch, ct_reversed_issue_id
 from custom_components.s8000.models import S8000ConfigEntry
 from custom_components.s8000.repairs import (
+    CLOCK_RAISE,
     ClockRepairFlow,
     CtReversedRepairFlow,
     async_check_clock,
@@ -43,7 +44,15 @@ from custom_components.s8000.repairs import (
     wrong_meter_issue_id,
 )
 
-from .conftest import SERIAL, LocalMeter, free_port, seed_store, tcp_entry
+from .conftest import (
+    CLOCK_RESOLUTION_S,
+    SERIAL,
+    LocalMeter,
+    free_port,
+    meter_clock_offset,
+    seed_store,
+    tcp_entry,
+)
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -124,14 +133,16 @@ async def test_a_meter_an_hour_behind_is_set_from_the_issue(
 ) -> None:
     entry = await _load(hass, late_meter)
     coordinator = entry.runtime_data.coordinator
+    behind = await meter_clock_offset(late_meter)
+    assert behind < -CLOCK_RAISE
     offset = coordinator.data.clock_offset
-    assert offset == pytest.approx(-3600, abs=5)
-    async_check_clock(hass, entry, offset)
+    assert offset == pytest.approx(behind, abs=CLOCK_RESOLUTION_S)
+    # The poll raised the issue, with the offset it read.
     issue_id = clock_issue_id(entry.entry_id)
     issue = _issue(hass, issue_id)
     assert issue is not None
     assert issue.translation_placeholders is not None
-    assert int(issue.translation_placeholders["offset"]) == pytest.approx(-3600, abs=5)
+    assert issue.translation_placeholders["offset"] == str(round(offset))
 
     flows = await _flows(hass)
     result = await flows.async_init(DOMAIN, context={"issue_id": issue_id})
@@ -141,7 +152,7 @@ async def test_a_meter_an_hour_behind_is_set_from_the_issue(
     placeholders = result["description_placeholders"]
     assert placeholders is not None
     assert placeholders["title"] == entry.title
-    assert int(placeholders["offset"]) == pytest.approx(-3600, abs=5)
+    assert placeholders["offset"] == str(round(offset))
 
     # The meter stops answering: the form comes back with the reason.
     late_meter.stop()
@@ -156,18 +167,15 @@ async def test_a_meter_an_hour_behind_is_set_from_the_issue(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert _issue(hass, issue_id) is None
 
-    # The meter applies the write at its next second.
-    deadline = time.monotonic() + 5
-    while True:
-        await coordinator.async_refresh()
-        assert coordinator.last_update_success
-        offset = coordinator.data.clock_offset
-        assert offset is not None
-        if abs(offset) < 3 or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.2)
-    assert offset == pytest.approx(0, abs=3)
-    async_check_clock(hass, entry, offset)
+    # The meter applies the write at its next second; the next poll sees it,
+    # and has no issue to raise.
+    deadline = time.monotonic() + 10
+    while abs(behind := await meter_clock_offset(late_meter)) > CLOCK_RESOLUTION_S:
+        assert time.monotonic() < deadline, f"the meter's clock is {behind:+.1f} s off"
+        await asyncio.sleep(0.1)
+    await coordinator.async_refresh()
+    assert coordinator.last_update_success
+    assert coordinator.data.clock_offset == pytest.approx(behind, abs=CLOCK_RESOLUTION_S)
     assert _issue(hass, issue_id) is None
 
 

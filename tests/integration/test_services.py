@@ -23,10 +23,19 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.s8000.const import DOMAIN
 from custom_components.s8000.models import S8000ConfigEntry
+from custom_components.s8000.repairs import CLOCK_RAISE
 from s8000_engine.client import S8000ConnectionError
 from s8000_engine.local import DEMO_CONFIG
 
-from .conftest import SERIAL, LocalMeter, free_port, seed_store, tcp_entry
+from .conftest import (
+    CLOCK_RESOLUTION_S,
+    SERIAL,
+    LocalMeter,
+    free_port,
+    meter_clock_offset,
+    seed_store,
+    tcp_entry,
+)
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -80,18 +89,18 @@ def block_meter(tmp_path: Path) -> Iterator[LocalMeter]:
         meter.stop()
 
 
-async def _offset_settles(entry: S8000ConfigEntry, near: float, within: float = 5.0) -> float:
-    """The meter's clock offset once it is within ``within`` s of ``near`` (the
-    meter applies a write at its next second), polling for up to 5 s."""
+async def _clock_offset(entry: S8000ConfigEntry, meter: LocalMeter, near: float) -> float:
+    """The meter's clock offset, once the meter's own clock is within a second
+    or two of ``near`` s ahead of this machine's (it applies a write at its
+    next second): as the meter has it, and as the integration reads it."""
+    deadline = time.monotonic() + 10
+    while abs((measured := await meter_clock_offset(meter)) - near) > CLOCK_RESOLUTION_S:
+        assert time.monotonic() < deadline, f"the meter's clock is {measured:+.1f} s off"
+        await asyncio.sleep(0.1)
     coordinator = entry.runtime_data.coordinator
-    deadline = time.monotonic() + 5
-    while True:
-        offset = coordinator.data.clock_offset
-        assert offset is not None
-        if abs(offset - near) < within or time.monotonic() > deadline:
-            return offset
-        await asyncio.sleep(0.2)
-        await coordinator.async_refresh()
+    await coordinator.async_refresh()
+    assert coordinator.data.clock_offset == pytest.approx(measured, abs=CLOCK_RESOLUTION_S)
+    return measured
 
 
 async def test_actions_exist_before_any_meter_is_loaded(hass: HomeAssistant) -> None:
@@ -131,16 +140,19 @@ async def test_set_clock_to_now_and_to_a_given_time(
     hass: HomeAssistant, late_meter: LocalMeter
 ) -> None:
     entry = await _load(hass, late_meter)
-    offset = entry.runtime_data.coordinator.data.clock_offset
-    assert offset == pytest.approx(-3600, abs=5)
+    coordinator = entry.runtime_data.coordinator
+    behind = await meter_clock_offset(late_meter)
+    assert behind < -CLOCK_RAISE  # far enough off to say so
+    assert coordinator.data.clock_offset == pytest.approx(behind, abs=CLOCK_RESOLUTION_S)
 
     # To Home Assistant's time.
     await hass.services.async_call(
         DOMAIN, "set_clock", {"config_entry_id": entry.entry_id}, blocking=True
     )
-    assert await _offset_settles(entry, 0) == pytest.approx(0, abs=3)
+    await _clock_offset(entry, late_meter, 0)
 
-    # To a given time, in Home Assistant's time zone (as the datetime selector gives it).
+    # To a given time, in Home Assistant's time zone (as the datetime selector
+    # gives it, in whole seconds).
     tomorrow = dt_util.now() + timedelta(days=1)
     await hass.services.async_call(
         DOMAIN,
@@ -148,7 +160,7 @@ async def test_set_clock_to_now_and_to_a_given_time(
         {"config_entry_id": entry.entry_id, "time": tomorrow.strftime("%Y-%m-%d %H:%M:%S")},
         blocking=True,
     )
-    assert await _offset_settles(entry, 86400) == pytest.approx(86400, abs=3)
+    await _clock_offset(entry, late_meter, 86400 - tomorrow.microsecond / 1e6)
 
     # A time the meter's clock cannot hold: refused before it is sent.
     with pytest.raises(HomeAssistantError) as caught:
