@@ -72,15 +72,30 @@ def late_meter(tmp_path: Path) -> Iterator[LocalMeter]:
         meter.stop()
 
 
+#: When the block meter's first demand interval ends.
+FIRST_END = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
+#: Its demand intervals.
+DEMAND_INTERVAL = timedelta(minutes=15)
+
+
 @pytest.fixture
 def block_meter(tmp_path: Path) -> Iterator[LocalMeter]:
-    """The demo meter with one-minute block demand: at 20 times real speed, a
-    demand interval ends every 3 s."""
+    """The demo meter with 15-minute block demand, 20 times faster than real
+    time, started 5 s of its time before an interval ends: its first peak
+    comes at once, and the next interval ends 45 s (real) after it."""
     config = tmp_path / "config.json"
     config.write_text(
-        json.dumps({**DEMO_CONFIG, "demand": {"type": "block", "interval_minutes": 1}})
+        json.dumps(
+            {
+                **DEMO_CONFIG,
+                "demand": {
+                    "type": "block",
+                    "interval_minutes": round(DEMAND_INTERVAL.total_seconds() / 60),
+                },
+            }
+        )
     )
-    meter = meter_at(tmp_path, 20)
+    meter = meter_at(tmp_path, 20, FIRST_END - timedelta(seconds=5))
     meter.options += ["--config", str(config)]
     meter.start()
     try:
@@ -176,30 +191,35 @@ async def test_set_clock_to_now_and_to_a_given_time(
 
 
 async def test_reset_peak_demand(hass: HomeAssistant, block_meter: LocalMeter) -> None:
+    """Waited for by the meter's own clock: the first demand interval ends
+    and sets a peak; after the reset, a poll before the next interval ends
+    (15 minutes of meter time later) finds the peak cleared."""
     entry = await _load(hass, block_meter)
     coordinator = entry.runtime_data.coordinator
 
-    def peak() -> float | None:
-        return coordinator.data.meter_data.point(8).peak_demand_w
-
-    # The base load's first demand interval ends within a few seconds; the
-    # reset follows at once, well before the next one ends.
-    deadline = time.monotonic() + 30
-    while not peak():
-        assert time.monotonic() < deadline, "no peak demand yet"
-        await asyncio.sleep(0.1)
+    async def poll() -> tuple[float | None, datetime]:
+        """Point 8's peak demand, and the meter's time, in a new poll."""
         await coordinator.async_refresh()
+        assert coordinator.last_update_success
+        data = coordinator.data.meter_data
+        assert data.utc is not None
+        return data.point(8).peak_demand_w, datetime.fromtimestamp(data.utc, UTC)
+
+    # The base load's first demand interval ends: its demand is the peak.
+    while not (found := await poll())[0]:
+        assert found[1] < FIRST_END + DEMAND_INTERVAL, "no peak after the first interval"
+        await asyncio.sleep(0.05)
+    assert found[1] >= FIRST_END
 
     await hass.services.async_call(
         DOMAIN, "reset_peak_demand", {"config_entry_id": entry.entry_id}, blocking=True
     )
-    # The meter clears its peaks at its next second (50 ms at 20 times speed).
-    deadline = time.monotonic() + 2
-    while peak():
-        assert time.monotonic() < deadline, f"the peak is still {peak()}"
-        await asyncio.sleep(0.02)
-        await coordinator.async_refresh()
-    assert peak() in (None, 0)
+    # The meter clears its peaks at its next second; a peak found once the
+    # next interval has ended would prove nothing.
+    while (found := await poll())[0]:
+        assert found[1] < FIRST_END + DEMAND_INTERVAL, f"the peak is still {found[0]} W"
+        await asyncio.sleep(0.05)
+    assert found[0] in (None, 0)
     entity_id = er.async_get(hass).async_get_entity_id(
         "sensor", DOMAIN, f"{SERIAL}_point8_peak_demand"
     )
