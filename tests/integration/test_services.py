@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
@@ -229,11 +231,74 @@ async def test_reset_peak_demand(hass: HomeAssistant, block_meter: LocalMeter) -
     assert state.state in (STATE_UNKNOWN, "0", "0.0")
 
 
-async def test_send_data(hass: HomeAssistant, local_meter: LocalMeter) -> None:
-    entry = await _load(hass, local_meter)
+@dataclass
+class ReportHost:
+    """An HTTP host a meter reports to: what it was sent."""
+
+    url: str
+    reports: asyncio.Queue[tuple[dict[str, str], str]] = field(default_factory=asyncio.Queue)
+
+
+@pytest.fixture
+async def report_host() -> AsyncIterator[ReportHost]:
+    """An HTTP host on loopback that takes whatever is POSTed to it."""
+    port = free_port()
+    host = ReportHost(f"http://127.0.0.1:{port}/reports")
+
+    async def receive(request: web.Request) -> web.Response:
+        await host.reports.put((dict(request.headers), await request.text()))
+        return web.Response(text="stored")
+
+    app = web.Application()
+    app.router.add_post("/reports", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield host
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def reporting_meter(tmp_path: Path, report_host: ReportHost) -> Iterator[LocalMeter]:
+    """The demo meter, 20 times faster, recording one-minute intervals (one
+    every 3 s), that reports them to ``report_host`` on Send only (no schedule)."""
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({**DEMO_CONFIG, "reporting": {"protocol": "http", "url": report_host.url}})
+    )
+    meter = meter_at(tmp_path, 20)
+    meter.options += ["--config", str(config), "--interval", "1"]
+    meter.start()
+    try:
+        yield meter
+    finally:
+        meter.stop()
+
+
+async def test_send_data(
+    hass: HomeAssistant, reporting_meter: LocalMeter, report_host: ReportHost
+) -> None:
+    """Send reaches the meter: it reports its interval memory to its host."""
+    entry = await _load(hass, reporting_meter)
+    coordinator = entry.runtime_data.coordinator
+    deadline = time.monotonic() + 30
+    while not coordinator.data.meter_data.intervals.count:
+        assert time.monotonic() < deadline, "the meter stored no interval"
+        await asyncio.sleep(0.2)
+        await coordinator.async_refresh()
+    assert report_host.reports.empty()  # it reports on Send only
+
     await hass.services.async_call(
         DOMAIN, "send_data", {"config_entry_id": entry.entry_id}, blocking=True
     )
+    # The meter uploads in the background, at its next second.
+    headers, body = await asyncio.wait_for(report_host.reports.get(), 30)
+    assert headers["X-S8000-Serial"] == SERIAL
+    assert int(headers["X-S8000-Intervals"]) >= 1
+    assert headers["Content-Type"].startswith("text/csv")
+    assert len(body.splitlines()) > 1  # a header row, and the intervals' rows
 
 
 async def test_a_meter_that_does_not_answer_or_refuses(
