@@ -14,7 +14,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN, OPT_NAMES, OPT_POINTS
 
-from .conftest import MAC, SERIAL, LocalMeter, tcp_entry
+from .conftest import MAC, SERIAL, LocalMeter, free_port, tcp_entry
 
 
 async def test_integration_loads_from_custom_components(hass: HomeAssistant) -> None:
@@ -132,8 +132,6 @@ async def test_only_points_in_use_get_entities(
 async def test_unreachable_meter_retries(
     hass: HomeAssistant, socket_enabled: None, unit_id: int
 ) -> None:
-    from .conftest import free_port
-
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=SERIAL,
