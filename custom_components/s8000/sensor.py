@@ -42,7 +42,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from s8000_engine.client import MeterData, PointData
+from s8000_engine.client import Identity, PointData
 
 from .const import OPT_POINTS, OPT_PULSES, PULSE_KIND, PULSE_UNIT
 from .entity import S8000Entity
@@ -63,8 +63,8 @@ type Value = float | datetime | None
 
 @dataclass(frozen=True, kw_only=True)
 class S8000SensorEntityDescription[SourceT](SensorEntityDescription):
-    """A sensor of something of the meter's (``SourceT``: a point, the meter,
-    a pulse input, the backfill)."""
+    """A sensor of something of the meter's (``SourceT``: a point, the meter
+    itself, a pulse input, the backfill)."""
 
     #: Whether the sensor exists for what the meter reported at setup.
     exists_fn: Callable[[SourceT], bool] = lambda _: True
@@ -229,7 +229,29 @@ POINT_SENSORS: Final[tuple[S8000SensorEntityDescription[PointData], ...]] = (
 )
 
 
-def _voltage(phase: str) -> S8000SensorEntityDescription[MeterData]:
+#: The voltages a meter measures, by its service (the name of its
+#: :attr:`~s8000_engine.client.Identity.service`): its phases to neutral, and
+#: between which lines.
+SERVICE_VOLTAGES: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "SINGLE_PHASE_2W": (("A",), ()),
+    "SINGLE_PHASE_3W": (("A", "B"), ("AB",)),
+    "WYE_4W": (("A", "B", "C"), ("AB", "BC", "CA")),
+    "DELTA_3W": ((), ("AB", "BC", "CA")),
+}
+#: A meter that does not say its service may measure any of them.
+ANY_VOLTAGES: Final = (("A", "B", "C"), ("AB", "BC", "CA"))
+
+
+def _voltages(identity: Identity) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The voltages the meter measures: what its wiring gives it, not what
+    one poll happened to carry (a meter without voltage at that moment, as
+    when it has just started, reports none)."""
+    if identity.service is None:
+        return ANY_VOLTAGES
+    return SERVICE_VOLTAGES.get(identity.service.name, ANY_VOLTAGES)
+
+
+def _voltage(phase: str) -> S8000SensorEntityDescription[Identity]:
     """A phase's voltage to neutral, where the meter measures one."""
     return S8000SensorEntityDescription(
         key=f"voltage_{phase.lower()}",
@@ -239,12 +261,12 @@ def _voltage(phase: str) -> S8000SensorEntityDescription[MeterData]:
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
-        exists_fn=lambda data: data.voltage.get(phase) is not None,
+        exists_fn=lambda identity: phase in _voltages(identity)[0],
         value_fn=lambda reading, _: reading.meter_data.voltage.get(phase),
     )
 
 
-def _line_voltage(pair: str) -> S8000SensorEntityDescription[MeterData]:
+def _line_voltage(pair: str) -> S8000SensorEntityDescription[Identity]:
     """The voltage between two lines, where the meter measures one."""
     return S8000SensorEntityDescription(
         key=f"line_voltage_{pair.lower()}",
@@ -255,16 +277,16 @@ def _line_voltage(pair: str) -> S8000SensorEntityDescription[MeterData]:
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
         entity_registry_enabled_default=False,
-        exists_fn=lambda data: data.line_voltage.get(pair) is not None,
+        exists_fn=lambda identity: pair in _voltages(identity)[1],
         value_fn=lambda reading, _: reading.meter_data.line_voltage.get(pair),
     )
 
 
-def _clock_offset(reading: Reading, _: MeterData) -> float | None:
+def _clock_offset(reading: Reading, _: Identity) -> float | None:
     return None if reading.clock_offset is None else round(reading.clock_offset)
 
 
-METER_SENSORS: Final[tuple[S8000SensorEntityDescription[MeterData], ...]] = (
+METER_SENSORS: Final[tuple[S8000SensorEntityDescription[Identity], ...]] = (
     *(_voltage(phase) for phase in ("A", "B", "C")),
     *(_line_voltage(pair) for pair in ("AB", "BC", "CA")),
     S8000SensorEntityDescription(
@@ -360,7 +382,7 @@ async def async_setup_entry(
     entities.extend(
         S8000MeterSensor(entry, description)
         for description in METER_SENSORS
-        if description.exists_fn(data)
+        if description.exists_fn(runtime.identity)
     )
     entities.append(S8000BackfillSensor(entry, BACKFILL_SENSOR))
     pulses = entry.options.get(OPT_PULSES, {})
@@ -419,12 +441,19 @@ class S8000PointSensor(S8000Sensor[PointData]):
         return None
 
 
-class S8000MeterSensor(S8000Sensor[MeterData]):
+class S8000MeterSensor(S8000Sensor[Identity]):
     """A sensor of the meter as a whole."""
 
+    def __init__(
+        self, entry: S8000ConfigEntry, description: S8000SensorEntityDescription[Identity]
+    ) -> None:
+        """Set up the sensor of the entry's meter."""
+        super().__init__(entry, description)
+        self._identity = entry.runtime_data.identity
+
     @override
-    def _source(self) -> MeterData:
-        return self.coordinator.data.meter_data
+    def _source(self) -> Identity:
+        return self._identity
 
 
 class S8000PulseSensor(S8000Sensor[int]):

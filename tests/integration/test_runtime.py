@@ -14,7 +14,14 @@ import pytest
 from homeassistant.components.modbus import async_get_temporary_unit
 from homeassistant.components.modbus.connection import async_get_connection_info
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_DEVICE, CONF_HOST, CONF_PORT, CONF_TYPE, STATE_UNAVAILABLE
+from homeassistant.const import (
+    CONF_DEVICE,
+    CONF_HOST,
+    CONF_PORT,
+    CONF_TYPE,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
@@ -41,7 +48,7 @@ from custom_components.s8000.const import (
 )
 from custom_components.s8000.helpers import create_modbus_params
 from custom_components.s8000.repairs import wrong_meter_issue_id
-from s8000_engine.client import Identity, S8000Client
+from s8000_engine.client import Identity, MeterData, S8000Client
 
 from .conftest import (
     SERIAL,
@@ -230,6 +237,37 @@ async def test_the_identity_check_stops_with_the_entry(
     assert len(identity_timers()) == 1
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert identity_timers() == []
+
+
+async def test_voltage_sensors_follow_the_wiring_not_the_first_poll(
+    hass: HomeAssistant, local_meter: LocalMeter
+) -> None:
+    """A meter without voltage when the entry is set up (it has just started,
+    or a fuse is out) still gets the voltage sensors its service measures."""
+    read = S8000Client.read
+
+    async def without_voltage(client: S8000Client) -> MeterData:
+        data = await read(client)
+        return dataclasses.replace(
+            data,
+            voltage=dict.fromkeys(data.voltage),
+            line_voltage=dict.fromkeys(data.line_voltage),
+        )
+
+    entry = tcp_entry(local_meter)
+    with patch.object(S8000Client, "read", without_voltage):
+        await _load(hass, entry)
+        assert entry.state is ConfigEntryState.LOADED
+        assert _state(hass, f"{SERIAL}_voltage_a") == STATE_UNKNOWN
+    registry = er.async_get(hass)
+    for key in (
+        *(f"voltage_{p}" for p in "abc"),
+        *(f"line_voltage_{p}" for p in ("ab", "bc", "ca")),
+    ):
+        assert registry.async_get_entity_id("sensor", DOMAIN, f"{SERIAL}_{key}"), key
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert float(_state(hass, f"{SERIAL}_voltage_c")) == pytest.approx(120, rel=0.05)
 
 
 async def test_pulse_inputs_as_the_options_describe_them(
