@@ -68,19 +68,18 @@ def _crc16(frame: bytes) -> bytes:
     return crc.to_bytes(2, "little")
 
 
-def rtu_answers(device: str, unit_id: int, wait_s: float = 0.3) -> bool:
-    """Whether a meter answers on the far end of the serial device ``device``:
-    a Modbus RTU read of the SunSpec marker (registers 40000-40001, "SunS")
-    at ``unit_id``, made by hand so that it is not the code under test."""
-    request = bytes([unit_id, 0x03, 0x9C, 0x40, 0x00, 0x02])
-    answer = bytes([unit_id, 0x03, 0x04]) + b"SunS"
+def _rtu_read(device: str, unit_id: int, address: int, count: int) -> list[int] | None:
+    """Holding registers read over Modbus RTU on the serial device ``device``
+    (None: no answer, or a wrong one)."""
+    request = bytes([unit_id, 0x03]) + address.to_bytes(2, "big") + count.to_bytes(2, "big")
+    size = 5 + 2 * count  # unit, function, byte count, the registers, the CRC
     fd = os.open(device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
     try:
         tty.setraw(fd)
         os.write(fd, request + _crc16(request))
         received = b""
-        deadline = time.monotonic() + wait_s
-        while len(received) < len(answer) + 2 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 0.3
+        while len(received) < size and time.monotonic() < deadline:
             if select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
                 received += os.read(fd, 256)
         # Whatever else comes (an answer to an earlier try, late) is read
@@ -89,7 +88,60 @@ def rtu_answers(device: str, unit_id: int, wait_s: float = 0.3) -> bool:
             os.read(fd, 256)
     finally:
         os.close(fd)
-    return received == answer + _crc16(answer)
+    if (
+        len(received) != size
+        or received[:3] != bytes([unit_id, 0x03, 2 * count])
+        or _crc16(received[:-2]) != received[-2:]
+    ):
+        return None
+    return [int.from_bytes(received[3 + 2 * i : 5 + 2 * i], "big") for i in range(count)]
+
+
+def _tcp_read(host: str, port: int, unit_id: int, address: int, count: int) -> list[int] | None:
+    """Holding registers read over Modbus TCP (None: no answer, or a wrong one)."""
+    pdu = bytes([0x03]) + address.to_bytes(2, "big") + count.to_bytes(2, "big")
+    request = b"\x00\x01\x00\x00" + (len(pdu) + 1).to_bytes(2, "big") + bytes([unit_id]) + pdu
+    size = 9 + 2 * count  # the MBAP header, function, byte count, the registers
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as link:
+            link.sendall(request)
+            received = b""
+            while len(received) < size and (chunk := link.recv(256)):
+                received += chunk
+    except OSError:
+        return None
+    if len(received) != size or received[7:9] != bytes([0x03, 2 * count]):
+        return None
+    return [int.from_bytes(received[9 + 2 * i : 11 + 2 * i], "big") for i in range(count)]
+
+
+#: SunSpec's "not implemented" for an int16 register.
+NOT_IMPLEMENTED = 0x8000
+
+
+def meter_meters(meter: LocalMeter, unit_id: int | None = None) -> bool:
+    """Whether the meter serves, and has metered: its first SunSpec meter
+    model has a frequency.  (A meter that has just started serves its
+    registers before its first metered second, without readings.)  Read by
+    hand, walking the SunSpec chain, so that it is not the code under test."""
+    unit = meter.unit_id if unit_id is None else unit_id
+
+    def read(address: int, count: int) -> list[int] | None:
+        if meter.rtu_device:
+            return _rtu_read(meter.device, unit, address, count)
+        return _tcp_read(meter.host, meter.port, unit, address, count)
+
+    if read(40000, 2) != [0x5375, 0x6E53]:  # "SunS"
+        return False
+    common = read(40002, 2)
+    if common is None or common[0] != 1:
+        return False
+    first = 40004 + common[1]  # the first meter model's header
+    header = read(first, 2)
+    if header is None or header[0] not in (201, 202, 203, 204):
+        return False
+    hz = read(first + 2 + 14, 1)  # Hz, the 15th register of a meter model
+    return hz is not None and hz[0] != NOT_IMPLEMENTED
 
 
 @dataclass
@@ -108,7 +160,7 @@ class LocalMeter:
     process: subprocess.Popen[str] | None = field(default=None, repr=False)
 
     def start(self) -> None:
-        """Start (or restart) the meter and wait until it serves."""
+        """Start (or restart) the meter, and wait until it serves what it meters."""
         assert self.process is None or self.process.poll() is not None
         serve = (
             ["--modbus-rtu", self.rtu_device, "--unit-id", str(self.unit_id)]
@@ -122,18 +174,11 @@ class LocalMeter:
             text=True,
         )
         deadline = time.monotonic() + 30
-        while not (rtu_answers(self.device, self.unit_id) if self.rtu_device else self._listens()):
+        while not meter_meters(self):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.process.kill()
                 pytest.fail(f"the meter did not start: {self.process.communicate()[1]}")
             time.sleep(0.05)
-
-    def _listens(self) -> bool:
-        try:
-            socket.create_connection((self.host, self.port), timeout=0.2).close()
-        except OSError:
-            return False
-        return True
 
     def stop(self) -> None:
         """Stop the meter (it stops answering; the port refuses connections)."""

@@ -54,8 +54,8 @@ from .conftest import (
     SERIAL,
     LocalMeter,
     free_port,
+    meter_meters,
     null_modem,
-    rtu_answers,
     seed_store,
     tcp_entry,
 )
@@ -129,13 +129,21 @@ async def test_a_meter_on_rs485(hass: HomeAssistant, serial_meter: LocalMeter) -
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
-def test_a_meter_on_rs485_is_ready_when_it_answers(serial_meter: LocalMeter) -> None:
-    """The fixtures wait for a Modbus answer, not for a time: the probe they
-    use says no where nothing answers, or another unit would."""
-    assert rtu_answers(serial_meter.device, serial_meter.unit_id)
-    assert not rtu_answers(serial_meter.device, serial_meter.unit_id + 1)
+def test_a_meter_on_rs485_is_ready_when_it_answers_with_readings(
+    serial_meter: LocalMeter,
+) -> None:
+    """The fixtures wait for a Modbus answer with readings, not for a time:
+    the probe they use says no where nothing answers, or another unit would."""
+    assert meter_meters(serial_meter)
+    assert not meter_meters(serial_meter, serial_meter.unit_id + 1)
     with null_modem() as (_, nobody):
-        assert not rtu_answers(nobody, serial_meter.unit_id)
+        assert not meter_meters(dataclasses.replace(serial_meter, device=nobody))
+
+
+def test_a_meter_on_tcp_is_ready_when_it_answers_with_readings(local_meter: LocalMeter) -> None:
+    assert meter_meters(local_meter)
+    assert not meter_meters(local_meter, local_meter.unit_id + 1)
+    assert not meter_meters(dataclasses.replace(local_meter, port=free_port()))
 
 
 async def test_another_meter_at_the_address(
