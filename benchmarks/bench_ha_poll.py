@@ -170,7 +170,7 @@ async def _run(polls: int, port: int, config_dir: Path) -> HaPollResult:
 
 
 async def _polls(hass: HomeAssistant, entry: MockConfigEntry, polls: int) -> HaPollResult:
-    coordinator: S8000ReadingsCoordinator = entry.runtime_data.readings
+    coordinator: S8000ReadingsCoordinator = entry.runtime_data.coordinator
     client = coordinator.client
     entity_ids = [
         e.entity_id for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)

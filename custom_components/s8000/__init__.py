@@ -9,35 +9,39 @@ hands it to the engine's :class:`~s8000_engine.client.S8000Client`.
 
 from __future__ import annotations
 
+from functools import partial
+
 from homeassistant.components.modbus import async_get_unit
 from homeassistant.const import CONF_TYPE, Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady, HomeAssistantError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
-from s8000_engine.client.client import S8000Client
-from s8000_engine.exceptions import S8000ConnectionError, S8000Error, S8000NotAnS8000
+from s8000_engine.client import (
+    S8000Client,
+    S8000ConnectionError,
+    S8000Error,
+    S8000NotAnS8000,
+)
 
-from .backfill import Backfill, async_backfill
+from .backfill import async_backfill
 from .const import (
     CONF_UNIT_ID,
     DOMAIN,
+    IDENTITY_SCAN_INTERVAL,
     OPT_POINTS,
     REQUEST_TIMEOUT,
     SCAN_INTERVAL_SERIAL,
     SCAN_INTERVAL_TCP,
     TYPE_SERIAL,
 )
-from .coordinator import (
-    S8000ConfigEntry,
-    S8000IdentityCoordinator,
-    S8000ReadingsCoordinator,
-    S8000RuntimeData,
-)
+from .coordinator import S8000ReadingsCoordinator, async_check_identity
 from .entity import meter_device_info
 from .helpers import create_modbus_params
+from .models import S8000ConfigEntry, S8000RuntimeData, point_device_id, points_in_use
 from .services import async_setup_services
 
 PLATFORMS = [Platform.SENSOR]
@@ -102,28 +106,30 @@ async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> boo
         )
 
     interval = SCAN_INTERVAL_SERIAL if entry.data[CONF_TYPE] == TYPE_SERIAL else SCAN_INTERVAL_TCP
-    readings = S8000ReadingsCoordinator(hass, entry, client, interval=interval)
-    await readings.async_load_counters()
-    meter = S8000IdentityCoordinator(hass, entry, client, identity)
-    await readings.async_config_entry_first_refresh()
+    coordinator = S8000ReadingsCoordinator(hass, entry, client, interval=interval)
+    await coordinator.async_load_counters()
+    await coordinator.async_config_entry_first_refresh()
 
-    device_info = meter_device_info(identity, serial)
+    device_info = meter_device_info(identity)
     device = dr.async_get(hass).async_get_or_create(config_entry_id=entry.entry_id, **device_info)
-    meter.device_id = device.id
     entry.runtime_data = S8000RuntimeData(
         client=client,
         identity=identity,
-        readings=readings,
-        meter=meter,
+        coordinator=coordinator,
         device_info=device_info,
         device_id=device.id,
-        backfill=Backfill(),
     )
-    _async_remove_unused_points(hass, entry, identity.points)
-    # The identity poll runs on its own schedule from here; its first data is
-    # what setup found.
-    entry.async_on_unload(meter.async_add_listener(lambda: None))
-    entry.async_on_unload(readings.async_save_counters)
+    _async_remove_unused_points(hass, entry)
+    entry.async_on_unload(coordinator.async_save_counters)
+    # Firmware, points and wiring change rarely: checked again now and then.
+    entry.async_on_unload(
+        async_track_time_interval(
+            hass,
+            partial(async_check_identity, hass, entry),
+            IDENTITY_SCAN_INTERVAL,
+            name=f"{DOMAIN} identity {entry.entry_id}",
+        )
+    )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
 
     # Hours Home Assistant missed (it was down, or the meter did not answer)
@@ -134,15 +140,23 @@ async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> boo
             hass, async_backfill(hass, entry), f"{DOMAIN} backfill {entry.entry_id}"
         )
 
-    readings.on_recovery = _backfill
+    coordinator.on_recovery = _backfill
     _backfill()
     return True
 
 
-def _async_remove_unused_points(hass: HomeAssistant, entry: S8000ConfigEntry, points: int) -> None:
+def _point_devices_in_use(entry: S8000ConfigEntry) -> set[tuple[str, str]]:
+    """The identifiers of the devices of the points in use."""
+    identity = entry.runtime_data.identity
+    return {
+        (DOMAIN, point_device_id(identity.serial, point))
+        for point in points_in_use(entry.options.get(OPT_POINTS), identity.points)
+    }
+
+
+def _async_remove_unused_points(hass: HomeAssistant, entry: S8000ConfigEntry) -> None:
     """Remove the devices of points not in use (any more)."""
-    in_use = set(entry.options.get(OPT_POINTS) or range(1, points + 1))
-    wanted = {(DOMAIN, f"{entry.unique_id}_point_{n}") for n in in_use}
+    wanted = _point_devices_in_use(entry)
     registry = dr.async_get(hass)
     for device in dr.async_child_entries_for_config_entry(registry, entry.entry_id):
         if not wanted & device.identifiers:
@@ -158,6 +172,6 @@ async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: S8000ConfigEntry, device: dr.DeviceEntry | dr.ChildDeviceEntry
 ) -> bool:
     """Let the user delete a point's device once the point is out of use."""
-    in_use = set(entry.options.get(OPT_POINTS) or range(1, entry.runtime_data.identity.points + 1))
-    wanted = {(DOMAIN, f"{entry.unique_id}_point_{n}") for n in in_use}
-    return device.id != entry.runtime_data.device_id and not wanted & device.identifiers
+    return device.id != entry.runtime_data.device_id and not _point_devices_in_use(entry) & (
+        device.identifiers
+    )

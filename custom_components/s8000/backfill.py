@@ -29,10 +29,10 @@ Rules that keep it honest:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from homeassistant.components.recorder.models import StatisticData, StatisticMeanType
 from homeassistant.components.recorder.statistics import (
@@ -40,22 +40,22 @@ from homeassistant.components.recorder.statistics import (
     get_metadata,
     statistics_during_period,
 )
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.recorder import get_instance
 from homeassistant.util import dt as dt_util
 
-from s8000_engine.exceptions import S8000Error
+from s8000_engine.client import IntervalRow, S8000Error
 
 from .const import DOMAIN, LOGGER, OPT_REVERSED
-from .coordinator import ENERGY_COUNTERS, counter_key
 from .direction import option_points
-
-if TYPE_CHECKING:
-    from homeassistant.core import HomeAssistant
-
-    from s8000_engine.protocol.intervals import IntervalRow
-
-    from .coordinator import S8000ConfigEntry
+from .models import (
+    ENERGY_COUNTERS,
+    BackfillProgress,
+    S8000ConfigEntry,
+    entity_unique_id,
+    point_key,
+)
 
 HOUR: Final = timedelta(hours=1)
 #: How far back a backfill looks by default: the meter's interval memory.
@@ -80,6 +80,11 @@ class _Target:
     point: int
     key: str  # one of ENERGY_COUNTERS' keys
 
+    @property
+    def counter(self) -> str:
+        """The key of the counter the entity shows."""
+        return point_key(self.point, self.key)
+
 
 @dataclass(slots=True)
 class _Hole:
@@ -95,11 +100,12 @@ def _floor_hour(moment: datetime) -> datetime:
 
 def _targets(hass: HomeAssistant, entry: S8000ConfigEntry) -> list[_Target]:
     registry = er.async_get(hass)
+    serial = entry.runtime_data.identity.serial
     targets = []
     for point in range(1, entry.runtime_data.identity.points + 1):
         for key, _ in ENERGY_COUNTERS:
             entity_id = registry.async_get_entity_id(
-                "sensor", DOMAIN, f"{entry.unique_id}_point{point}_{key}"
+                "sensor", DOMAIN, entity_unique_id(serial, key, point)
             )
             if entity_id is not None:
                 targets.append(_Target(entity_id, point, key))
@@ -138,156 +144,161 @@ def _holes(
     return holes
 
 
-class Backfill:
-    """One meter's backfill; at most one runs at a time."""
+async def async_backfill(
+    hass: HomeAssistant,
+    entry: S8000ConfigEntry,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> BackfillResult:
+    """Fill the holes of the entry's energy statistics in [start, end) from the
+    meter's records; nothing while another backfill of the meter runs."""
+    progress = entry.runtime_data.backfill
+    if "recorder" not in hass.config.components or progress.running:
+        return BackfillResult(0, 0)
+    progress.running = True
+    progress.set(0.0)
+    try:
+        return await _async_run(hass, entry, progress, start, end)
+    finally:
+        progress.running = False
+        progress.set(None)
 
-    def __init__(self) -> None:
-        self.running = False
-        self.progress: float | None = None  # 0..100 while running
-        self._listeners: list[Callable[[], None]] = []
 
-    def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
-        """Call ``listener`` when the progress changes; returns a remover."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
-
-    def _set(self, progress: float | None) -> None:
-        self.progress = progress
-        for listener in list(self._listeners):
-            listener()
-
-    async def async_run(
-        self,
-        hass: HomeAssistant,
-        entry: S8000ConfigEntry,
-        *,
-        start: datetime | None = None,
-        end: datetime | None = None,
-    ) -> BackfillResult:
-        """Find the holes in [start, end) and fill them from the meter."""
-        if "recorder" not in hass.config.components or self.running:
-            return BackfillResult(0, 0)
-        self.running = True
-        self._set(0.0)
-        try:
-            return await self._run(hass, entry, start, end)
-        finally:
-            self.running = False
-            self._set(None)
-
-    async def _run(
-        self,
-        hass: HomeAssistant,
-        entry: S8000ConfigEntry,
-        start: datetime | None,
-        end: datetime | None,
-    ) -> BackfillResult:
-        now_hour = _floor_hour(dt_util.utcnow())
-        last = min(_floor_hour(end), now_hour) if end is not None else now_hour
-        first = _floor_hour(start) if start is not None else last - MEMORY
-        targets = _targets(hass, entry)
-        if not targets or first >= last:
-            return BackfillResult(0, 0)
-        ids = {t.entity_id for t in targets}
-        instance = get_instance(hass)
-        # Rows from well before the range, so a hole's anchor is found.
-        hourly = await instance.async_add_executor_job(
-            statistics_during_period,
-            hass,
-            first - MEMORY,
-            last + HOUR,
-            ids,
-            "hour",
-            None,
-            {"state", "sum"},
+async def _async_run(
+    hass: HomeAssistant,
+    entry: S8000ConfigEntry,
+    progress: BackfillProgress,
+    start: datetime | None,
+    end: datetime | None,
+) -> BackfillResult:
+    now_hour = _floor_hour(dt_util.utcnow())
+    last = min(_floor_hour(end), now_hour) if end is not None else now_hour
+    first = _floor_hour(start) if start is not None else last - MEMORY
+    targets = _targets(hass, entry)
+    if not targets or first >= last:
+        return BackfillResult(0, 0)
+    ids = {t.entity_id for t in targets}
+    instance = get_instance(hass)
+    # Rows from well before the range, so a hole's anchor is found.
+    hourly = await instance.async_add_executor_job(
+        statistics_during_period,
+        hass,
+        first - MEMORY,
+        last + HOUR,
+        ids,
+        "hour",
+        None,
+        {"state", "sum"},
+    )
+    short = await instance.async_add_executor_job(
+        statistics_during_period,
+        hass,
+        first - MEMORY,
+        last + HOUR,
+        ids,
+        "5minute",
+        None,
+        {"sum"},
+    )
+    holes: list[_Hole] = []
+    for target in targets:
+        busy = {
+            _floor_hour(dt_util.utc_from_timestamp(row["start"])).timestamp()
+            for row in short.get(target.entity_id, [])
+        }
+        holes += _holes(target, hourly.get(target.entity_id, []), busy, first, last)
+    if not holes:
+        return BackfillResult(0, 0)
+    registers = await _async_read(entry, holes, progress)
+    metadata = await instance.async_add_executor_job(
+        lambda: get_metadata(hass, statistic_ids={h.target.entity_id for h in holes})
+    )
+    reversed_points = option_points(entry.options, OPT_REVERSED)
+    coordinator = entry.runtime_data.coordinator
+    imported: dict[str, list[StatisticData]] = {}
+    for hole in holes:
+        target = hole.target
+        rows = _fill(
+            hole,
+            registers,
+            offset=coordinator.counter_offset(target.counter),
+            reversed_point=target.point in reversed_points,
         )
-        short = await instance.async_add_executor_job(
-            statistics_during_period,
-            hass,
-            first - MEMORY,
-            last + HOUR,
-            ids,
-            "5minute",
-            None,
-            {"sum"},
-        )
-        holes: list[_Hole] = []
-        for target in targets:
-            busy = {
-                _floor_hour(dt_util.utc_from_timestamp(row["start"])).timestamp()
-                for row in short.get(target.entity_id, [])
-            }
-            holes += _holes(target, hourly.get(target.entity_id, []), busy, first, last)
-        if not holes:
-            return BackfillResult(0, 0)
-        registers = await self._read(entry, holes)
-        metadata = await instance.async_add_executor_job(
-            lambda: get_metadata(hass, statistic_ids={h.target.entity_id for h in holes})
-        )
-        imported: dict[str, list[StatisticData]] = {}
-        for hole in holes:
-            rows = _fill(hole, registers, entry)
-            if rows:
-                imported.setdefault(hole.target.entity_id, []).extend(rows)
-        for entity_id, rows in imported.items():
-            _, meta = metadata[entity_id]
-            async_import_statistics(
-                hass,
-                {
-                    "mean_type": StatisticMeanType.NONE,
-                    "has_sum": True,
-                    "name": meta.get("name"),
-                    "source": "recorder",
-                    "statistic_id": entity_id,
-                    "unit_class": meta.get("unit_class"),
-                    "unit_of_measurement": meta.get("unit_of_measurement"),
-                },
-                rows,
-            )
-        hours = sum(len(rows) for rows in imported.values())
-        if hours:
-            LOGGER.info(
-                "%s: imported %d hours of the meter's records into %d statistics",
+        if rows:
+            imported.setdefault(target.entity_id, []).extend(rows)
+        elif hole.limit is not None:
+            LOGGER.debug(
+                "%s: %s: the meter's records do not fit the hole before %s; left alone",
                 entry.title,
-                hours,
-                len(imported),
+                target.entity_id,
+                hole.hours[-1] + HOUR,
             )
-        return BackfillResult(hours, len(imported))
+    for entity_id, rows in imported.items():
+        _, meta = metadata[entity_id]
+        async_import_statistics(
+            hass,
+            {
+                "mean_type": StatisticMeanType.NONE,
+                "has_sum": True,
+                "name": meta.get("name"),
+                "source": "recorder",
+                "statistic_id": entity_id,
+                "unit_class": meta.get("unit_class"),
+                "unit_of_measurement": meta.get("unit_of_measurement"),
+            },
+            rows,
+        )
+    hours = sum(len(rows) for rows in imported.values())
+    if hours:
+        LOGGER.info(
+            "%s: imported %d hours of the meter's records into %d statistics",
+            entry.title,
+            hours,
+            len(imported),
+        )
+    return BackfillResult(hours, len(imported))
 
-    async def _read(
-        self, entry: S8000ConfigEntry, holes: list[_Hole]
-    ) -> dict[float, tuple[tuple[int, int, int, int], ...]]:
-        """The meter's registers at each hour end the holes need (and at
-        each hole's start), by the hour end's timestamp."""
-        since = min(h.hours[0] for h in holes) - HOUR
-        until = max(h.hours[-1] for h in holes) + HOUR
-        client = entry.runtime_data.client
 
-        def progress(done: int, total: int) -> None:
-            self._set(100.0 * done / total if total else 100.0)
+async def _async_read(
+    entry: S8000ConfigEntry, holes: list[_Hole], progress: BackfillProgress
+) -> dict[float, tuple[tuple[int, int, int, int], ...]]:
+    """The meter's registers at each hour end the holes need (and at each
+    hole's start), by the hour end's timestamp."""
+    since = min(h.hours[0] for h in holes) - HOUR
+    until = max(h.hours[-1] for h in holes) + HOUR
+    client = entry.runtime_data.client
 
-        try:
-            rows: list[IntervalRow] = await client.read_intervals(
-                since.timestamp(), until.timestamp(), step=3600, progress=progress
-            )
-        except S8000Error as err:
-            LOGGER.warning("%s: could not read the meter's records: %s", entry.title, err)
-            return {}
-        return {float(row.end): row.registers for row in rows}
+    def advance(done: int, total: int) -> None:
+        progress.set(100.0 * done / total if total else 100.0)
+
+    try:
+        rows: list[IntervalRow] = await client.read_intervals(
+            since.timestamp(), until.timestamp(), step=3600, progress=advance
+        )
+    except S8000Error as err:
+        LOGGER.warning("%s: could not read the meter's records: %s", entry.title, err)
+        return {}
+    return {float(row.end): row.registers for row in rows}
 
 
 def _fill(
     hole: _Hole,
     registers: dict[float, tuple[tuple[int, int, int, int], ...]],
-    entry: S8000ConfigEntry,
+    *,
+    offset: float,
+    reversed_point: bool,
 ) -> list[StatisticData]:
-    """The hourly rows of one hole, continuing its anchor."""
+    """The hourly rows of one hole, continuing its anchor; none when the
+    meter's records do not fit an inner hole.
+
+    ``offset`` puts the registers on the entity's scale (see
+    :meth:`.models.S8000Coordinator.counter_offset`); a point read reversed
+    follows the other register of its pair."""
     target = hole.target
-    guard = entry.runtime_data.readings.guard.counters.get(counter_key(target.point, target.key))
-    offset = guard.offset if guard is not None else 0.0
     index = REGISTER_INDEX[target.key]
-    if target.point in option_points(entry.options, OPT_REVERSED):
-        index ^= 1  # a point read reversed: delivered is the received register
+    if reversed_point:
+        index ^= 1  # delivered is the received register, and the other way round
 
     def raw(moment: datetime) -> float | None:
         found = registers.get(moment.timestamp())
@@ -314,22 +325,5 @@ def _fill(
     if hole.limit is not None and (
         len(rows) < len(hole.hours) or total - float(hole.anchor["sum"]) > hole.limit + TOLERANCE
     ):
-        LOGGER.debug(
-            "%s: %s: the meter's records do not fit the hole before %s; left alone",
-            entry.title,
-            target.entity_id,
-            hole.hours[-1] + HOUR,
-        )
         return []
     return rows
-
-
-async def async_backfill(
-    hass: HomeAssistant,
-    entry: S8000ConfigEntry,
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> BackfillResult:
-    """Fill the holes of the entry's energy statistics in [start, end)."""
-    return await entry.runtime_data.backfill.async_run(hass, entry, start=start, end=end)

@@ -54,10 +54,14 @@ from homeassistant.helpers.selector import (
 from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 
-from s8000_engine.client import discovery
-from s8000_engine.client.client import S8000Client
-from s8000_engine.client.data import Identity
-from s8000_engine.exceptions import S8000ConnectionError, S8000Error, S8000NotAnS8000
+from s8000_engine.client import (
+    Identity,
+    S8000Client,
+    S8000ConnectionError,
+    S8000Error,
+    S8000NotAnS8000,
+    discovery,
+)
 
 from .const import (
     BAUDRATES,
@@ -83,6 +87,7 @@ from .const import (
     TYPE_TCP,
 )
 from .helpers import create_modbus_params
+from .models import points_in_use
 
 CONF_NETWORK: Final = "network"
 CONF_METER: Final = "meter"
@@ -541,14 +546,13 @@ def current_options(options: Mapping[str, Any], points: int) -> dict[str, Any]:
 
     Defaults: every point in use, no names, both pulse inputs a bare count,
     no point reversed or generating."""
-    in_use = [int(p) for p in options.get(OPT_POINTS) or range(1, points + 1) if int(p) <= points]
     pulses = {
         str(n): {PULSE_KIND: "count", PULSE_UNIT: ""}
         | dict(options.get(OPT_PULSES, {}).get(str(n), {}))
         for n in PULSE_INPUTS
     }
     return {
-        OPT_POINTS: sorted(in_use) or list(range(1, points + 1)),
+        OPT_POINTS: sorted(points_in_use(options.get(OPT_POINTS), points)),
         OPT_NAMES: {str(k): str(v) for k, v in options.get(OPT_NAMES, {}).items()},
         OPT_PULSES: pulses,
         OPT_REVERSED: sorted({int(p) for p in options.get(OPT_REVERSED) or () if int(p) <= points}),

@@ -1,6 +1,7 @@
-"""The meter's two polls: readings every few seconds, identity now and then.
+"""The meter's readings, polled every few seconds, and its identity, checked
+again now and then.
 
-Both borrow one :class:`~s8000_engine.client.S8000Client`, which sits on the
+Both use one :class:`~s8000_engine.client.S8000Client`, which sits on the
 Modbus unit Home Assistant's ``modbus`` integration lends, so a meter on an
 RS-485 bus shared with other devices, or behind a gateway that takes one
 connection, is polled beside every other integration talking to it.
@@ -10,21 +11,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final, override
+from datetime import datetime, timedelta
+from typing import Any, Final, override
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
-from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.helpers.update_coordinator import UpdateFailed
 
-from s8000_engine.client.client import S8000Client
-from s8000_engine.client.data import Identity, MeterData, PointData
-from s8000_engine.exceptions import (
+from s8000_engine.client import (
+    MeterData,
+    PointData,
     S8000BadData,
+    S8000Client,
     S8000ConnectionError,
     S8000Error,
     S8000MapChanged,
@@ -32,54 +32,24 @@ from s8000_engine.exceptions import (
 )
 
 from . import repairs
-from .const import DOMAIN, IDENTITY_SCAN_INTERVAL, LOGGER, OPT_REVERSED
-from .counters import CounterGuard, Outcome
+from .const import DOMAIN, LOGGER, OPT_REVERSED
+from .counters import CounterGuard, Outcome, Verdict
 from .direction import DirectionWatch, apply_reversal, option_points
-
-if TYPE_CHECKING:
-    from .backfill import Backfill
-
-type S8000ConfigEntry = ConfigEntry[S8000RuntimeData]
-
-#: The energy registers of a point: (key, PointData attribute).
-ENERGY_COUNTERS: Final = (
-    ("energy_delivered", "kwh_delivered"),
-    ("energy_received", "kwh_received"),
-    ("reactive_energy_delivered", "kvarh_delivered"),
-    ("reactive_energy_received", "kvarh_received"),
+from .models import (
+    ENERGY_COUNTERS,
+    Reading,
+    S8000ConfigEntry,
+    S8000Coordinator,
+    point_key,
+    pulse_key,
 )
+
 #: The voltage a counter's rate bound assumes at least: the largest
 #: line-to-line voltage of a direct-connected S8000 service.  A service on
 #: PTs reports its primary voltages, and the bound follows them.
 MAX_VOLTS: Final = 600.0
 STORAGE_VERSION: Final = 1
 SAVE_DELAY: Final = 30.0
-
-
-def counter_key(point: int, name: str) -> str:
-    """The guard key of one energy counter of one point."""
-    return f"point{point}_{name}"
-
-
-def pulse_key(number: int) -> str:
-    """The guard key of one pulse input's total."""
-    return f"pulse{number}"
-
-
-@dataclass(slots=True)
-class Reading:
-    """One poll, as the entities read it."""
-
-    data: MeterData
-    #: The guarded totals (kWh, kvarh, pulse units) by :func:`counter_key`;
-    #: None while a counter is held.
-    totals: dict[str, float | None]
-    #: Home Assistant's clock when the poll finished (s since 1970).
-    polled_at: float
-    #: Meter clock minus Home Assistant's clock (s), None if the meter has no time.
-    clock_offset: float | None = None
-    #: Keys of the counters that stepped (reset or jump) in this poll.
-    stepped: list[str] = field(default_factory=list)
 
 
 def _update_failed(err: S8000Error) -> UpdateFailed:
@@ -111,7 +81,7 @@ def _bound_volts(data: MeterData) -> float:
     return max([MAX_VOLTS, *(1.2 * v for v in measured)])
 
 
-class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
+class S8000ReadingsCoordinator(S8000Coordinator):
     """Reads the whole register map, and guards the energy counters.
 
     One poll is one read of the map in 125-register blocks, the fewest the
@@ -170,6 +140,17 @@ class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
         await self.store.async_save(self._stored())
 
     @override
+    def counter_offset(self, key: str) -> float:
+        """What counter ``key``'s total adds to its register."""
+        state = self.guard.counters.get(key)
+        return 0.0 if state is None else state.offset
+
+    @override
+    def counter_states(self) -> dict[str, dict[str, Any]]:
+        """What the guards remember of every counter."""
+        return self.guard.as_dict()
+
+    @override
     async def _async_update_data(self) -> Reading:
         """Read the meter (retrying once), then guard its counters."""
         try:
@@ -192,8 +173,8 @@ class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
             data.utc if data.utc is not None else reading.polled_at,
             {
                 point.number: (
-                    reading.totals[counter_key(point.number, "energy_delivered")],
-                    reading.totals[counter_key(point.number, "energy_received")],
+                    reading.totals[point_key(point.number, "energy_delivered")],
+                    reading.totals[point_key(point.number, "energy_received")],
                 )
                 for point in data.points
             },
@@ -219,14 +200,14 @@ class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
             bound = _max_kw(point, elements, volts)
             rebase = point.number in self._rebase
             for name, attribute in ENERGY_COUNTERS:
-                key = counter_key(point.number, name)
+                key = point_key(point.number, name)
                 if rebase:
                     self.guard.rebase(key, getattr(point, attribute), utc)
                 verdict = self.guard.check(key, getattr(point, attribute), utc, bound)
                 totals[key] = verdict.total
                 if verdict.outcome in (Outcome.RESET, Outcome.JUMP):
                     stepped.append(key)
-                    self._raise_step(key, point.number, name, verdict.outcome, verdict)
+                    self._raise_step(key, point.number, name, verdict)
         self._rebase = set()
         for pulse in data.pulses:
             key = pulse_key(pulse.number)
@@ -235,20 +216,18 @@ class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
             totals[key] = verdict.total
             if verdict.outcome is Outcome.RESET:
                 stepped.append(key)
-                self._raise_step(key, 0, f"pulse_{pulse.number}", verdict.outcome, verdict)
+                self._raise_step(key, 0, f"pulse_{pulse.number}", verdict)
         offset = None if data.utc is None else data.utc - now
         return Reading(data, totals, now, offset, stepped)
 
-    def _raise_step(
-        self, key: str, point: int, counter: str, outcome: Outcome, verdict: Any
-    ) -> None:
+    def _raise_step(self, key: str, point: int, counter: str, verdict: Verdict) -> None:
         LOGGER.warning(
             "%s: %s went from %s to %s (%s); the total continues from where it was",
             self.config_entry.title,
             key,
             verdict.previous_raw,
             verdict.raw,
-            outcome.value,
+            verdict.outcome.value,
         )
         ir.async_create_issue(
             self.hass,
@@ -257,7 +236,7 @@ class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
             is_fixable=False,
             is_persistent=False,
             severity=ir.IssueSeverity.WARNING,
-            translation_key="counter_reset" if outcome is Outcome.RESET else "counter_jump",
+            translation_key="counter_reset" if verdict.outcome is Outcome.RESET else "counter_jump",
             translation_placeholders={
                 "title": self.config_entry.title,
                 "point": str(point),
@@ -268,72 +247,39 @@ class S8000ReadingsCoordinator(DataUpdateCoordinator[Reading]):
         )
 
 
-class S8000IdentityCoordinator(DataUpdateCoordinator[Identity]):
-    """Walks the SunSpec chain now and then: firmware, MAC, points and wiring.
+async def async_check_identity(
+    hass: HomeAssistant, entry: S8000ConfigEntry, _now: datetime | None = None
+) -> None:
+    """Walk the meter's SunSpec chain again: firmware, MAC, points and wiring.
 
-    What it finds keeps the device registry current (a firmware update shows
-    without a reload) and reloads the entry when the meter's points changed,
-    since the entities follow them."""
-
-    config_entry: S8000ConfigEntry
-
-    def __init__(
-        self, hass: HomeAssistant, entry: S8000ConfigEntry, client: S8000Client, identity: Identity
-    ) -> None:
-        """Set up the identity poll, starting from what setup found."""
-        super().__init__(
-            hass,
-            LOGGER,
-            config_entry=entry,
-            name=f"{entry.title} identity",
-            update_interval=IDENTITY_SCAN_INTERVAL,
+    Run on a timer (they change rarely).  A firmware update shows on the
+    device without a reload; a change of the meter's points reloads the entry,
+    since the entities follow them; another meter at the address raises the
+    wrong-meter issue."""
+    runtime = entry.runtime_data
+    try:
+        # A client of its own on the same unit: identifying makes a client
+        # take whichever meter answers, and the readings' client must keep
+        # refusing another meter's registers as this one's.
+        identity = await S8000Client(runtime.client.unit).identify()
+    except S8000Error as err:
+        # The readings poll already says when the meter stops answering.
+        LOGGER.debug("%s: could not check the meter's identity: %s", entry.title, err)
+        runtime.identity_error = str(err)
+        return
+    if identity.serial != entry.unique_id:
+        found = f"{identity.model} serial {identity.serial}"
+        repairs.async_wrong_meter(hass, entry, found)
+        runtime.identity_error = f"found {found}, expected {entry.unique_id}"
+        return
+    runtime.identity_error = None
+    if identity.firmware != runtime.identity.firmware:
+        dr.async_get(hass).async_update_device(runtime.device_id, sw_version=identity.firmware)
+    if identity.point_models != runtime.identity.point_models:
+        LOGGER.info(
+            "%s: the meter's points changed (%s to %s); reloading",
+            entry.title,
+            runtime.identity.point_models,
+            identity.point_models,
         )
-        self.client = client
-        self.initial = identity
-        self.device_id: str | None = None
-        self.async_set_updated_data(identity)
-
-    @override
-    async def _async_update_data(self) -> Identity:
-        try:
-            identity = await self.client.identify()
-        except S8000Error as err:
-            raise _update_failed(err) from err
-        if identity.serial != self.config_entry.unique_id:
-            repairs.async_wrong_meter(
-                self.hass, self.config_entry, f"{identity.model} serial {identity.serial}"
-            )
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="wrong_meter",
-                translation_placeholders={
-                    "error": f"found serial {identity.serial}, "
-                    f"expected {self.config_entry.unique_id}"
-                },
-            )
-        if self.device_id is not None and identity.firmware != self.initial.firmware:
-            dr.async_get(self.hass).async_update_device(
-                self.device_id, sw_version=identity.firmware
-            )
-        if identity.point_models != self.initial.point_models:
-            LOGGER.info(
-                "%s: the meter's points changed (%s to %s); reloading",
-                self.config_entry.title,
-                self.initial.point_models,
-                identity.point_models,
-            )
-            self.hass.config_entries.async_schedule_reload(self.config_entry.entry_id)
-        return identity
-
-
-@dataclass(kw_only=True, slots=True)
-class S8000RuntimeData:
-    """What a loaded config entry keeps while it runs."""
-
-    client: S8000Client
-    identity: Identity
-    readings: S8000ReadingsCoordinator
-    meter: S8000IdentityCoordinator
-    device_info: dr.DeviceInfo
-    device_id: str
-    backfill: Backfill
+        hass.config_entries.async_schedule_reload(entry.entry_id)

@@ -7,17 +7,14 @@ report is about."""
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_HOST
+from homeassistant.core import HomeAssistant
 
 from .const import CONF_MAC, OPT_NAMES
-
-if TYPE_CHECKING:
-    from homeassistant.core import HomeAssistant
-
-    from .coordinator import S8000ConfigEntry
+from .models import S8000ConfigEntry
 
 TO_REDACT = {CONF_HOST, CONF_MAC, "mac", "serial", "unique_id", "common.SN", "s8000.MAC", "title"}
 
@@ -27,11 +24,11 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """The config entry, the identified meter and its last poll, redacted."""
     runtime = entry.runtime_data
-    readings = runtime.readings
-    reading = readings.data
+    coordinator = runtime.coordinator
+    reading = coordinator.data
     last: dict[str, Any] | None = None
     if reading is not None:
-        data = reading.data
+        data = reading.meter_data
         last = {
             "utc": data.utc,
             "status": None if data.status is None else int(data.status),
@@ -58,12 +55,13 @@ async def async_get_config_entry_diagnostics(
             },
             "identity": dataclasses.asdict(runtime.identity),
             "polling": {
-                "readings_ok": readings.last_update_success,
-                "interval_s": readings.update_interval.total_seconds()
-                if readings.update_interval
+                "readings_ok": coordinator.last_update_success,
+                "interval_s": coordinator.update_interval.total_seconds()
+                if coordinator.update_interval
                 else None,
-                "identity_ok": runtime.meter.last_update_success,
-                "counters": readings.guard.as_dict(),
+                "identity_ok": runtime.identity_error is None,
+                "identity_error": runtime.identity_error,
+                "counters": coordinator.counter_states(),
             },
             "last_poll": last,
         },

@@ -11,19 +11,16 @@ entity follows; the ``generation`` option marks points expected to feed back
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
-from s8000_engine.client.data import MeterData, PointData
+from s8000_engine.client import MeterData, PointData
 
 from .const import DOMAIN, OPT_GENERATION, OPT_NAMES, OPT_POINTS, OPT_REVERSED
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from .coordinator import S8000ConfigEntry
+from .models import S8000ConfigEntry, points_in_use
 
 CT_REVERSED_ISSUE: Final = "ct_reversed"
 #: The meter time (s) a point is watched before it is judged ...
@@ -101,7 +98,7 @@ class DirectionWatch:
         """Look at one poll: ``energy`` is (delivered, received) kWh by point."""
         options = entry.options
         settled = option_points(options, OPT_REVERSED) | option_points(options, OPT_GENERATION)
-        in_use = option_points(options, OPT_POINTS) or set(range(1, points + 1))
+        in_use = points_in_use(options.get(OPT_POINTS), points)
         for number, (delivered, received) in energy.items():
             issue_id = ct_reversed_issue_id(entry.entry_id, number)
             if number in settled:

@@ -1,14 +1,14 @@
-"""Devices and base entities: one device per meter, one child device per point.
+"""Devices and the base entity: one device per meter, one child device per point.
 
 Every identity derives from the meter's serial number, which the config flow
-stores as the entry's unique id: the meter is ``(s8000, SERIAL)``, its point
-``n`` is ``(s8000, SERIAL_point_n)``, a child device of the meter named after
+stores as the entry's unique id (see :mod:`.models`): the meter's device is
+``(s8000, SERIAL)``, and point ``n``'s is a child device of it named after
 the circuit it meters (the options give each point a name, e.g. "Kitchen").
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from homeassistant.helpers.device_registry import (
     CONNECTION_NETWORK_MAC,
@@ -16,28 +16,23 @@ from homeassistant.helpers.device_registry import (
     DeviceInfo,
     format_mac,
 )
+from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
+from s8000_engine.client import Identity
 from s8000_engine.models import MODELS
 
 from .const import DOMAIN, OPT_NAMES
-from .coordinator import S8000ReadingsCoordinator
-
-if TYPE_CHECKING:
-    from homeassistant.helpers.entity import EntityDescription
-
-    from s8000_engine.client.data import Identity
-
-    from .coordinator import S8000ConfigEntry
+from .models import S8000ConfigEntry, S8000Coordinator, entity_unique_id, point_device_id
 
 MANUFACTURER = "Leviton"
 
 
-def meter_device_info(identity: Identity, serial: str) -> DeviceInfo:
+def meter_device_info(identity: Identity) -> DeviceInfo:
     """The device of the meter itself."""
     catalogue = MODELS.get(identity.model)
     info = DeviceInfo(
-        identifiers={(DOMAIN, serial)},
+        identifiers={(DOMAIN, identity.serial)},
         manufacturer=MANUFACTURER,
         model=(
             f"Series 8000, {catalogue.points} points × {catalogue.elements} CTs"
@@ -45,8 +40,8 @@ def meter_device_info(identity: Identity, serial: str) -> DeviceInfo:
             else "Series 8000"
         ),
         model_id=identity.model,
-        name=f"S8000 {serial}",
-        serial_number=serial,
+        name=f"S8000 {identity.serial}",
+        serial_number=identity.serial,
         sw_version=identity.firmware or None,
     )
     if identity.mac:
@@ -58,7 +53,7 @@ def point_device_info(entry: S8000ConfigEntry, point: int) -> ChildDeviceInfo:
     """The child device of one meter point, named after its circuit."""
     name = entry.options.get(OPT_NAMES, {}).get(str(point))
     info = ChildDeviceInfo(
-        identifiers={(DOMAIN, f"{entry.unique_id}_point_{point}")},
+        identifiers={(DOMAIN, point_device_id(entry.runtime_data.identity.serial, point))},
         parent_device_id=entry.runtime_data.device_id,
     )
     if name:
@@ -69,7 +64,7 @@ def point_device_info(entry: S8000ConfigEntry, point: int) -> ChildDeviceInfo:
     return info
 
 
-class S8000Entity(CoordinatorEntity[S8000ReadingsCoordinator]):
+class S8000Entity(CoordinatorEntity[S8000Coordinator]):
     """An entity fed by the meter's readings poll."""
 
     _attr_has_entity_name = True
@@ -80,18 +75,14 @@ class S8000Entity(CoordinatorEntity[S8000ReadingsCoordinator]):
         description: EntityDescription,
         *,
         point: int | None = None,
-        suffix: str = "",
-        placeholders: dict[str, str] | None = None,
     ) -> None:
         """Set up an entity of the meter, or of one of its points."""
-        super().__init__(entry.runtime_data.readings)
+        super().__init__(entry.runtime_data.coordinator)
         self.entity_description = description
         self.point = point
-        serial = entry.unique_id
-        where = "" if point is None else f"point{point}_"
-        self._attr_unique_id = f"{serial}_{where}{description.key}{suffix}"
-        if placeholders:
-            self._attr_translation_placeholders = placeholders
+        self._attr_unique_id = entity_unique_id(
+            entry.runtime_data.identity.serial, description.key, point
+        )
         self._attr_device_info: Any = (
             entry.runtime_data.device_info if point is None else point_device_info(entry, point)
         )

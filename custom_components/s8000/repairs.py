@@ -3,15 +3,16 @@ set it to Home Assistant's time), and another meter answering at the entry's
 address (reconfigure the entry, or add that meter), and a point whose CT
 seems wired backwards (fixable: read it reversed, or mark it as generation).
 
-The readings coordinator calls :func:`async_check_clock` and
-:func:`async_wrong_meter` after each poll; Home Assistant's ``repairs``
+The readings poll calls :func:`async_check_clock` and
+:func:`async_wrong_meter` after each poll (and the identity re-check the
+latter); Home Assistant's ``repairs``
 integration calls :func:`async_create_fix_flow` when the user fixes an issue.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import probatio
 from homeassistant.components.repairs import (
@@ -23,13 +24,11 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
-from s8000_engine.exceptions import S8000Error
+from s8000_engine.client import S8000Error
 
 from .const import DOMAIN, LOGGER, OPT_GENERATION, OPT_REVERSED
 from .direction import CT_REVERSED_ISSUE
-
-if TYPE_CHECKING:
-    from .coordinator import S8000ConfigEntry
+from .models import S8000ConfigEntry
 
 #: A clock further off than this (s) raises the issue ...
 CLOCK_RAISE: Final = 60.0
@@ -140,10 +139,10 @@ class ClockRepairFlow(RepairsFlow):
                 LOGGER.warning("%s: could not set the meter clock: %s", entry.title, err)
                 errors["base"] = "cannot_set_clock"
             else:
-                await entry.runtime_data.readings.async_request_refresh()
+                await entry.runtime_data.coordinator.async_request_refresh()
                 ir.async_delete_issue(self.hass, DOMAIN, self.issue_id)
                 return self.async_create_entry(data={})
-        offset = entry.runtime_data.readings.data.clock_offset
+        offset = entry.runtime_data.coordinator.data.clock_offset
         return self.async_show_form(
             step_id="confirm",
             data_schema=probatio.Schema({}),

@@ -1,17 +1,23 @@
 """Sensors: per point energy, power and demand; per meter voltage, frequency,
-the pulse inputs and the clock.
+the pulse inputs, the clock and the backfill's progress.
 
 The energy counters come from the meter's own 64-bit registers through the
 readings coordinator's guard (:mod:`.counters`): a read that fails or does not
 fit makes them unavailable, never 0 or a jump, so the Energy dashboard's
 statistics never see a dip or a spike.
+
+Every sensor has one :class:`S8000SensorEntityDescription`: whether it exists
+on this meter, and how its value is read from a poll out of what it belongs
+to (a point, the meter, a pulse input, the backfill).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, override
+from datetime import datetime
+from typing import Final, override
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -32,21 +38,22 @@ from homeassistant.const import (
     UnitOfReactivePower,
     UnitOfTime,
 )
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
+from s8000_engine.client import Identity, PointData, Service
+
 from .const import OPT_POINTS, OPT_PULSES, PULSE_KIND, PULSE_UNIT
-from .coordinator import Reading, counter_key, pulse_key
 from .entity import S8000Entity
-
-if TYPE_CHECKING:
-    from datetime import datetime
-
-    from homeassistant.core import HomeAssistant
-    from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-
-    from s8000_engine.client.data import PointData
-
-    from .coordinator import S8000ConfigEntry
+from .models import (
+    BackfillProgress,
+    Reading,
+    S8000ConfigEntry,
+    point_key,
+    points_in_use,
+    pulse_key,
+)
 
 # Coordinator-driven: the readings poll updates every entity at once.
 PARALLEL_UPDATES = 0
@@ -55,16 +62,22 @@ type Value = float | datetime | None
 
 
 @dataclass(frozen=True, kw_only=True)
-class PointSensorDescription(SensorEntityDescription):
-    """A sensor of one meter point; ``value`` reads it from a poll."""
+class S8000SensorEntityDescription[SourceT](SensorEntityDescription):
+    """A sensor of something of the meter's (``SourceT``: a point, the meter
+    itself, a pulse input, the backfill)."""
 
-    value: Callable[[Reading, PointData], Value]
-    counter: bool = False  # a guarded energy counter
+    #: Whether the sensor exists for what the meter reported at setup.
+    exists_fn: Callable[[SourceT], bool] = lambda _: True
+    #: Its value in a poll (None: unknown).
+    value_fn: Callable[[Reading, SourceT], Value]
+    #: A guarded total (see :mod:`.counters`): unavailable, not unknown, while
+    #: the guard holds it.
+    guarded: bool = False
 
 
-def _total(name: str) -> Callable[[Reading, PointData], Value]:
+def _total(key: str) -> Callable[[Reading, PointData], Value]:
     def value(reading: Reading, point: PointData) -> Value:
-        return reading.totals.get(counter_key(point.number, name))
+        return reading.totals.get(point_key(point.number, key))
 
     return value
 
@@ -77,186 +90,246 @@ def _percent(pf: float | None) -> float | None:
     return None if pf is None else round(pf * 100.0, 1)
 
 
-ENERGY: Final = {
-    "device_class": SensorDeviceClass.ENERGY,
-    "native_unit_of_measurement": UnitOfEnergy.KILO_WATT_HOUR,
-    "state_class": SensorStateClass.TOTAL_INCREASING,
-    "suggested_display_precision": 3,
-    "counter": True,
-}
-REACTIVE_ENERGY: Final = {
-    "device_class": SensorDeviceClass.REACTIVE_ENERGY,
-    "native_unit_of_measurement": UnitOfReactiveEnergy.KILO_VOLT_AMPERE_REACTIVE_HOUR,
-    "state_class": SensorStateClass.TOTAL_INCREASING,
-    "suggested_display_precision": 3,
-    "counter": True,
-}
-POWER: Final = {
-    "device_class": SensorDeviceClass.POWER,
-    "native_unit_of_measurement": UnitOfPower.WATT,
-    "state_class": SensorStateClass.MEASUREMENT,
-    "suggested_display_precision": 0,
-}
+def _energy(key: str) -> S8000SensorEntityDescription[PointData]:
+    return S8000SensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=3,
+        guarded=True,
+        value_fn=_total(key),
+    )
 
-POINT_SENSORS: Final[tuple[PointSensorDescription, ...]] = (
-    PointSensorDescription(
-        key="energy_delivered",
-        translation_key="energy_delivered",
-        value=_total("energy_delivered"),
-        **ENERGY,  # type: ignore[arg-type]
-    ),
-    PointSensorDescription(
-        key="energy_received",
-        translation_key="energy_received",
-        value=_total("energy_received"),
-        **ENERGY,  # type: ignore[arg-type]
-    ),
-    PointSensorDescription(
-        key="reactive_energy_delivered",
-        translation_key="reactive_energy_delivered",
-        value=_total("reactive_energy_delivered"),
-        **REACTIVE_ENERGY,  # type: ignore[arg-type]
-    ),
-    PointSensorDescription(
-        key="reactive_energy_received",
-        translation_key="reactive_energy_received",
-        value=_total("reactive_energy_received"),
-        **REACTIVE_ENERGY,  # type: ignore[arg-type]
-    ),
-    PointSensorDescription(
-        key="power",
-        value=lambda _, point: point.w,
-        **POWER,  # type: ignore[arg-type]
-    ),
-    PointSensorDescription(
+
+def _reactive_energy(key: str) -> S8000SensorEntityDescription[PointData]:
+    return S8000SensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.REACTIVE_ENERGY,
+        native_unit_of_measurement=UnitOfReactiveEnergy.KILO_VOLT_AMPERE_REACTIVE_HOUR,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=3,
+        guarded=True,
+        value_fn=_total(key),
+    )
+
+
+def _power(
+    key: str, value_fn: Callable[[Reading, PointData], Value], *, translated: bool = False
+) -> S8000SensorEntityDescription[PointData]:
+    return S8000SensorEntityDescription(
+        key=key,
+        translation_key=key if translated else None,
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        value_fn=value_fn,
+    )
+
+
+#: The CT phases a point of each SunSpec meter model has.
+PHASES: Final = {201: ("A",), 202: ("A", "B"), 203: ("A", "B", "C"), 204: ("A", "B", "C")}
+
+
+def _phase_sensors(phase: str) -> tuple[S8000SensorEntityDescription[PointData], ...]:
+    """The power and current of one phase (CT) of a point, disabled until enabled."""
+
+    def has_phase(point: PointData) -> bool:
+        return phase in PHASES.get(point.model_id, ())
+
+    return (
+        S8000SensorEntityDescription(
+            key=f"phase_power_{phase.lower()}",
+            translation_key="phase_power",
+            translation_placeholders={"phase": phase},
+            device_class=SensorDeviceClass.POWER,
+            native_unit_of_measurement=UnitOfPower.WATT,
+            state_class=SensorStateClass.MEASUREMENT,
+            suggested_display_precision=0,
+            entity_registry_enabled_default=False,
+            exists_fn=has_phase,
+            value_fn=lambda _, point: point.phase_w.get(phase),
+        ),
+        S8000SensorEntityDescription(
+            key=f"phase_current_{phase.lower()}",
+            translation_key="phase_current",
+            translation_placeholders={"phase": phase},
+            device_class=SensorDeviceClass.CURRENT,
+            native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+            state_class=SensorStateClass.MEASUREMENT,
+            suggested_display_precision=2,
+            entity_registry_enabled_default=False,
+            exists_fn=has_phase,
+            value_fn=lambda _, point: point.phase_a.get(phase),
+        ),
+    )
+
+
+POINT_SENSORS: Final[tuple[S8000SensorEntityDescription[PointData], ...]] = (
+    _energy("energy_delivered"),
+    _energy("energy_received"),
+    _reactive_energy("reactive_energy_delivered"),
+    _reactive_energy("reactive_energy_received"),
+    _power("power", lambda _, point: point.w),
+    S8000SensorEntityDescription(
         key="reactive_power",
         device_class=SensorDeviceClass.REACTIVE_POWER,
         native_unit_of_measurement=UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
-        value=lambda _, point: point.var,
+        value_fn=lambda _, point: point.var,
     ),
-    PointSensorDescription(
+    S8000SensorEntityDescription(
         key="apparent_power",
         device_class=SensorDeviceClass.APPARENT_POWER,
         native_unit_of_measurement=UnitOfApparentPower.VOLT_AMPERE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
-        value=lambda _, point: point.va,
+        value_fn=lambda _, point: point.va,
     ),
-    PointSensorDescription(
+    S8000SensorEntityDescription(
         key="power_factor",
         device_class=SensorDeviceClass.POWER_FACTOR,
         native_unit_of_measurement=PERCENTAGE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
-        value=lambda _, point: _percent(point.pf),
+        value_fn=lambda _, point: _percent(point.pf),
     ),
-    PointSensorDescription(
+    S8000SensorEntityDescription(
         key="current",
         device_class=SensorDeviceClass.CURRENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=2,
-        value=lambda _, point: point.a,
+        value_fn=lambda _, point: point.a,
     ),
-    PointSensorDescription(
-        key="demand",
-        translation_key="demand",
-        value=lambda _, point: point.demand_w,
-        **POWER,  # type: ignore[arg-type]
-    ),
-    PointSensorDescription(
-        key="peak_demand",
-        translation_key="peak_demand",
-        value=lambda _, point: point.peak_demand_w,
-        **POWER,  # type: ignore[arg-type]
-    ),
-    PointSensorDescription(
+    _power("demand", lambda _, point: point.demand_w, translated=True),
+    _power("peak_demand", lambda _, point: point.peak_demand_w, translated=True),
+    S8000SensorEntityDescription(
         key="peak_demand_time",
         translation_key="peak_demand_time",
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_registry_enabled_default=False,
-        value=lambda _, point: _timestamp(point.peak_demand_time),
+        value_fn=lambda _, point: _timestamp(point.peak_demand_time),
     ),
-    PointSensorDescription(
+    S8000SensorEntityDescription(
         key="ct_primary",
         translation_key="ct_primary",
         device_class=SensorDeviceClass.CURRENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         entity_category=EntityCategory.DIAGNOSTIC,
-        value=lambda _, point: point.ct_primary_a,
+        value_fn=lambda _, point: point.ct_primary_a,
+    ),
+    *_phase_sensors("A"),
+    *_phase_sensors("B"),
+    *_phase_sensors("C"),
+)
+
+
+#: The voltages a meter measures, by its service (its
+#: :attr:`~s8000_engine.client.Identity.service`): its phases to neutral, and
+#: between which lines.
+SERVICE_VOLTAGES: Final[dict[Service, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    Service.SINGLE_PHASE_2W: (("A",), ()),
+    Service.SINGLE_PHASE_3W: (("A", "B"), ("AB",)),
+    Service.WYE_4W: (("A", "B", "C"), ("AB", "BC", "CA")),
+    Service.DELTA_3W: ((), ("AB", "BC", "CA")),
+}
+#: A meter that does not say its service may measure any of them.
+ANY_VOLTAGES: Final = (("A", "B", "C"), ("AB", "BC", "CA"))
+
+
+def _voltages(identity: Identity) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The voltages the meter measures: what its wiring gives it, not what
+    one poll happened to carry (a meter without voltage at that moment, as
+    when it has just started, reports none)."""
+    if identity.service is None:
+        return ANY_VOLTAGES
+    return SERVICE_VOLTAGES.get(identity.service, ANY_VOLTAGES)
+
+
+def _voltage(phase: str) -> S8000SensorEntityDescription[Identity]:
+    """A phase's voltage to neutral, where the meter measures one."""
+    return S8000SensorEntityDescription(
+        key=f"voltage_{phase.lower()}",
+        translation_key="phase_voltage",
+        translation_placeholders={"phase": phase},
+        device_class=SensorDeviceClass.VOLTAGE,
+        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        exists_fn=lambda identity: phase in _voltages(identity)[0],
+        value_fn=lambda reading, _: reading.meter_data.voltage.get(phase),
+    )
+
+
+def _line_voltage(pair: str) -> S8000SensorEntityDescription[Identity]:
+    """The voltage between two lines, where the meter measures one."""
+    return S8000SensorEntityDescription(
+        key=f"line_voltage_{pair.lower()}",
+        translation_key="line_voltage",
+        translation_placeholders={"phase": pair},
+        device_class=SensorDeviceClass.VOLTAGE,
+        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        entity_registry_enabled_default=False,
+        exists_fn=lambda identity: pair in _voltages(identity)[1],
+        value_fn=lambda reading, _: reading.meter_data.line_voltage.get(pair),
+    )
+
+
+def _clock_offset(reading: Reading, _: Identity) -> float | None:
+    return None if reading.clock_offset is None else round(reading.clock_offset)
+
+
+METER_SENSORS: Final[tuple[S8000SensorEntityDescription[Identity], ...]] = (
+    *(_voltage(phase) for phase in ("A", "B", "C")),
+    *(_line_voltage(pair) for pair in ("AB", "BC", "CA")),
+    S8000SensorEntityDescription(
+        key="frequency",
+        device_class=SensorDeviceClass.FREQUENCY,
+        native_unit_of_measurement=UnitOfFrequency.HERTZ,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+        value_fn=lambda reading, _: reading.meter_data.frequency,
+    ),
+    S8000SensorEntityDescription(
+        key="clock_offset",
+        translation_key="clock_offset",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=_clock_offset,
+    ),
+    S8000SensorEntityDescription(
+        key="stored_intervals",
+        translation_key="stored_intervals",
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=lambda reading, _: reading.meter_data.intervals.count,
     ),
 )
 
-#: The CT phases a point of each SunSpec meter model has.
-PHASES: Final = {201: ("A",), 202: ("A", "B"), 203: ("A", "B", "C"), 204: ("A", "B", "C")}
+BACKFILL_SENSOR: Final[S8000SensorEntityDescription[BackfillProgress]] = (
+    S8000SensorEntityDescription(
+        key="backfill_progress",
+        translation_key="backfill_progress",
+        native_unit_of_measurement=PERCENTAGE,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        suggested_display_precision=0,
+        value_fn=lambda _, backfill: backfill.progress,
+    )
+)
 
-PHASE_POWER: Final = SensorEntityDescription(
-    key="phase_power",
-    translation_key="phase_power",
-    device_class=SensorDeviceClass.POWER,
-    native_unit_of_measurement=UnitOfPower.WATT,
-    state_class=SensorStateClass.MEASUREMENT,
-    suggested_display_precision=0,
-    entity_registry_enabled_default=False,
-)
-PHASE_CURRENT: Final = SensorEntityDescription(
-    key="phase_current",
-    translation_key="phase_current",
-    device_class=SensorDeviceClass.CURRENT,
-    native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
-    state_class=SensorStateClass.MEASUREMENT,
-    suggested_display_precision=2,
-    entity_registry_enabled_default=False,
-)
-VOLTAGE: Final = SensorEntityDescription(
-    key="voltage",
-    translation_key="phase_voltage",
-    device_class=SensorDeviceClass.VOLTAGE,
-    native_unit_of_measurement=UnitOfElectricPotential.VOLT,
-    state_class=SensorStateClass.MEASUREMENT,
-    suggested_display_precision=1,
-)
-LINE_VOLTAGE: Final = SensorEntityDescription(
-    key="line_voltage",
-    translation_key="line_voltage",
-    device_class=SensorDeviceClass.VOLTAGE,
-    native_unit_of_measurement=UnitOfElectricPotential.VOLT,
-    state_class=SensorStateClass.MEASUREMENT,
-    suggested_display_precision=1,
-    entity_registry_enabled_default=False,
-)
-FREQUENCY: Final = SensorEntityDescription(
-    key="frequency",
-    device_class=SensorDeviceClass.FREQUENCY,
-    native_unit_of_measurement=UnitOfFrequency.HERTZ,
-    state_class=SensorStateClass.MEASUREMENT,
-    suggested_display_precision=2,
-)
-CLOCK_OFFSET: Final = SensorEntityDescription(
-    key="clock_offset",
-    translation_key="clock_offset",
-    device_class=SensorDeviceClass.DURATION,
-    native_unit_of_measurement=UnitOfTime.SECONDS,
-    state_class=SensorStateClass.MEASUREMENT,
-    suggested_display_precision=0,
-    entity_category=EntityCategory.DIAGNOSTIC,
-)
-INTERVALS: Final = SensorEntityDescription(
-    key="stored_intervals",
-    translation_key="stored_intervals",
-    state_class=SensorStateClass.MEASUREMENT,
-    entity_category=EntityCategory.DIAGNOSTIC,
-    entity_registry_enabled_default=False,
-)
-BACKFILL: Final = SensorEntityDescription(
-    key="backfill_progress",
-    translation_key="backfill_progress",
-    native_unit_of_measurement=PERCENTAGE,
-    entity_category=EntityCategory.DIAGNOSTIC,
-    suggested_display_precision=0,
-)
+#: The meter's two pulse inputs.
+PULSE_INPUTS: Final = (1, 2)
 #: What a pulse input counts: its device class (None: plain pulses).
 PULSE_DEVICE_CLASSES: Final = {
     "count": None,
@@ -266,205 +339,147 @@ PULSE_DEVICE_CLASSES: Final = {
 }
 
 
+def _pulse_total(reading: Reading, number: int) -> float | None:
+    """A pulse input's total: pulses times a float32 scaling, rounded to what
+    that carries."""
+    total = reading.totals.get(pulse_key(number))
+    return None if total is None else round(total, 6)
+
+
+def pulse_sensor(number: int, options: Mapping[str, str]) -> S8000SensorEntityDescription[int]:
+    """Pulse input ``number``, counted as water, gas, energy or plain pulses
+    in the unit the options give it."""
+    kind = options.get(PULSE_KIND, "count")
+    device_class = PULSE_DEVICE_CLASSES.get(kind)
+    return S8000SensorEntityDescription(
+        key=f"pulse_{number}",
+        translation_key=f"pulse_{kind}",
+        translation_placeholders={"number": str(number)},
+        device_class=device_class,
+        native_unit_of_measurement=(options.get(PULSE_UNIT) or None) if device_class else None,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        guarded=True,
+        value_fn=_pulse_total,
+    )
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: S8000ConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the sensors of a meter and of the points in use."""
+    """Add the sensors of the meter and of the points in use."""
     runtime = entry.runtime_data
-    data = runtime.readings.data.data
-    in_use = set(entry.options.get(OPT_POINTS) or range(1, runtime.identity.points + 1))
-    entities: list[SensorEntity] = []
-    for point in data.points:
-        if point.number not in in_use:
-            continue
-        entities.extend(
-            S8000PointSensor(entry, description, point.number) for description in POINT_SENSORS
-        )
-        for phase in PHASES.get(point.model_id, ()):
-            entities.append(S8000PhaseSensor(entry, PHASE_POWER, point.number, phase))
-            entities.append(S8000PhaseSensor(entry, PHASE_CURRENT, point.number, phase))
+    data = runtime.coordinator.data.meter_data
+    in_use = points_in_use(entry.options.get(OPT_POINTS), runtime.identity.points)
+    entities: list[SensorEntity] = [
+        S8000PointSensor(entry, description, point.number)
+        for point in data.points
+        if point.number in in_use
+        for description in POINT_SENSORS
+        if description.exists_fn(point)
+    ]
     entities.extend(
-        S8000VoltageSensor(entry, VOLTAGE, phase)
-        for phase, volts in data.voltage.items()
-        if volts is not None
+        S8000MeterSensor(entry, description)
+        for description in METER_SENSORS
+        if description.exists_fn(runtime.identity)
     )
-    entities.extend(
-        S8000VoltageSensor(entry, LINE_VOLTAGE, pair)
-        for pair, volts in data.line_voltage.items()
-        if volts is not None
-    )
-    entities.append(S8000MeterSensor(entry, FREQUENCY, lambda r: r.data.frequency))
-    entities.append(S8000MeterSensor(entry, CLOCK_OFFSET, _clock_offset))
-    entities.append(S8000MeterSensor(entry, INTERVALS, lambda r: r.data.intervals.count))
-    entities.append(S8000BackfillSensor(entry))
+    entities.append(S8000BackfillSensor(entry, BACKFILL_SENSOR))
     pulses = entry.options.get(OPT_PULSES, {})
     entities.extend(
-        S8000PulseSensor(entry, number, pulses.get(str(number), {})) for number in (1, 2)
+        S8000PulseSensor(entry, pulse_sensor(number, pulses.get(str(number), {})), number)
+        for number in PULSE_INPUTS
     )
     async_add_entities(entities)
 
 
-def _clock_offset(reading: Reading) -> float | None:
-    return None if reading.clock_offset is None else round(reading.clock_offset)
+class S8000Sensor[SourceT](S8000Entity, SensorEntity):
+    """A sensor whose value is read from what it belongs to (its source)."""
+
+    entity_description: S8000SensorEntityDescription[SourceT]
+
+    @abstractmethod
+    def _source(self) -> SourceT | None:
+        """What the sensor belongs to, as the last poll has it (None: not in it)."""
+
+    @property
+    @override
+    def available(self) -> bool:
+        """Unavailable while the poll fails, and while a guarded total is held."""
+        if not super().available or self._source() is None:
+            return False
+        return not self.entity_description.guarded or self.native_value is not None
+
+    @property
+    @override
+    def native_value(self) -> Value:
+        """The value in the last poll."""
+        source = self._source()
+        if source is None:
+            return None
+        return self.entity_description.value_fn(self.coordinator.data, source)
 
 
-class S8000PointSensor(S8000Entity, SensorEntity):
+class S8000PointSensor(S8000Sensor[PointData]):
     """A sensor of one meter point."""
 
-    entity_description: PointSensorDescription
-
     def __init__(
-        self, entry: S8000ConfigEntry, description: PointSensorDescription, point: int
+        self,
+        entry: S8000ConfigEntry,
+        description: S8000SensorEntityDescription[PointData],
+        point: int,
     ) -> None:
         """Set up the sensor of ``point``."""
         super().__init__(entry, description, point=point)
         self._number = point
 
-    def _point(self) -> PointData | None:
-        for point in self.coordinator.data.data.points:
+    @override
+    def _source(self) -> PointData | None:
+        for point in self.coordinator.data.meter_data.points:
             if point.number == self._number:
                 return point
         return None
 
-    @property
-    @override
-    def available(self) -> bool:
-        """Unavailable while the poll fails, and while a counter is held."""
-        if not super().available or self._point() is None:
-            return False
-        if self.entity_description.counter:
-            return self.native_value is not None
-        return True
 
-    @property
-    @override
-    def native_value(self) -> Value:
-        """The value of the last poll."""
-        point = self._point()
-        return (
-            None if point is None else self.entity_description.value(self.coordinator.data, point)
-        )
-
-
-class S8000PhaseSensor(S8000Entity, SensorEntity):
-    """Power or current of one phase (CT) of a point."""
-
-    def __init__(
-        self,
-        entry: S8000ConfigEntry,
-        description: SensorEntityDescription,
-        point: int,
-        phase: str,
-    ) -> None:
-        """Set up the phase sensor."""
-        super().__init__(
-            entry,
-            description,
-            point=point,
-            suffix=f"_{phase.lower()}",
-            placeholders={"phase": phase},
-        )
-        self._number = point
-        self._phase = phase
-
-    @property
-    @override
-    def native_value(self) -> float | None:
-        """The phase's value in the last poll."""
-        for point in self.coordinator.data.data.points:
-            if point.number == self._number:
-                values = (
-                    point.phase_w if self.entity_description.key == "phase_power" else point.phase_a
-                )
-                return values.get(self._phase)
-        return None
-
-
-class S8000VoltageSensor(S8000Entity, SensorEntity):
-    """A phase (to neutral) or line (to line) voltage of the meter."""
-
-    def __init__(
-        self, entry: S8000ConfigEntry, description: SensorEntityDescription, phase: str
-    ) -> None:
-        """Set up the voltage sensor."""
-        super().__init__(
-            entry, description, suffix=f"_{phase.lower()}", placeholders={"phase": phase}
-        )
-        self._phase = phase
-
-    @property
-    @override
-    def native_value(self) -> float | None:
-        """The voltage in the last poll."""
-        data = self.coordinator.data.data
-        table = data.voltage if self.entity_description.key == "voltage" else data.line_voltage
-        return table.get(self._phase)
-
-
-class S8000MeterSensor(S8000Entity, SensorEntity):
+class S8000MeterSensor(S8000Sensor[Identity]):
     """A sensor of the meter as a whole."""
 
     def __init__(
-        self,
-        entry: S8000ConfigEntry,
-        description: SensorEntityDescription,
-        value: Callable[[Reading], float | None],
+        self, entry: S8000ConfigEntry, description: S8000SensorEntityDescription[Identity]
     ) -> None:
-        """Set up the meter sensor."""
+        """Set up the sensor of the entry's meter."""
         super().__init__(entry, description)
-        self._value = value
+        self._identity = entry.runtime_data.identity
 
-    @property
     @override
-    def native_value(self) -> float | None:
-        """The value in the last poll."""
-        return self._value(self.coordinator.data)
+    def _source(self) -> Identity:
+        return self._identity
 
 
-class S8000PulseSensor(S8000Entity, SensorEntity):
-    """A pulse input: pulses times the meter's scaling, counted as water, gas,
-    energy or plain pulses, in the unit the options give it."""
+class S8000PulseSensor(S8000Sensor[int]):
+    """A pulse input's total."""
 
-    _attr_state_class = SensorStateClass.TOTAL_INCREASING
+    def __init__(
+        self, entry: S8000ConfigEntry, description: S8000SensorEntityDescription[int], number: int
+    ) -> None:
+        """Set up pulse input ``number``."""
+        super().__init__(entry, description)
+        self._number = number
 
-    def __init__(self, entry: S8000ConfigEntry, number: int, options: dict[str, str]) -> None:
-        """Set up pulse input ``number`` as the options describe it."""
-        kind = options.get(PULSE_KIND, "count")
-        super().__init__(
-            entry,
-            SensorEntityDescription(key="pulse", translation_key=f"pulse_{kind}"),
-            suffix=f"_{number}",
-            placeholders={"number": str(number)},
-        )
-        self._key = pulse_key(number)
-        self._attr_device_class = PULSE_DEVICE_CLASSES.get(kind)
-        unit = options.get(PULSE_UNIT) or None
-        self._attr_native_unit_of_measurement = unit if self._attr_device_class else None
-
-    @property
     @override
-    def available(self) -> bool:
-        """Unavailable while the poll fails, and while the total is held."""
-        return super().available and self.native_value is not None
-
-    @property
-    @override
-    def native_value(self) -> float | None:
-        """The input's total (pulses times a float32 scaling: rounded to what
-        that carries)."""
-        total = self.coordinator.data.totals.get(self._key)
-        return None if total is None else round(total, 6)
+    def _source(self) -> int:
+        return self._number
 
 
-class S8000BackfillSensor(S8000Entity, SensorEntity):
+class S8000BackfillSensor(S8000Sensor[BackfillProgress]):
     """How far an import of the meter's records into the statistics has got:
     a percentage while one runs, unknown otherwise."""
 
-    def __init__(self, entry: S8000ConfigEntry) -> None:
+    def __init__(
+        self, entry: S8000ConfigEntry, description: S8000SensorEntityDescription[BackfillProgress]
+    ) -> None:
         """Set up the progress sensor of the entry's backfill."""
-        super().__init__(entry, BACKFILL)
+        super().__init__(entry, description)
         self._backfill = entry.runtime_data.backfill
 
     @override
@@ -473,8 +488,6 @@ class S8000BackfillSensor(S8000Entity, SensorEntity):
         await super().async_added_to_hass()
         self.async_on_remove(self._backfill.add_listener(self.async_write_ha_state))
 
-    @property
     @override
-    def native_value(self) -> float | None:
-        """The share of the meter's records read so far (None: idle)."""
-        return self._backfill.progress
+    def _source(self) -> BackfillProgress:
+        return self._backfill

@@ -26,11 +26,11 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 
-from s8000_engine.exceptions import S8000ConnectionError, S8000Error
+from s8000_engine.client import S8000ConnectionError, S8000Error
 
 from . import backfill
 from .const import DOMAIN
-from .coordinator import S8000ConfigEntry
+from .models import S8000ConfigEntry
 
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_TIME: Final = "time"
@@ -105,14 +105,14 @@ async def _async_set_clock(call: ServiceCall) -> None:
     # A time without a zone is Home Assistant's local time.
     utc = time.time() if moment is None else dt_util.as_utc(moment).timestamp()
     await async_write(lambda: entry.runtime_data.client.set_clock(utc))
-    await entry.runtime_data.readings.async_request_refresh()
+    await entry.runtime_data.coordinator.async_request_refresh()
 
 
 async def _async_reset_peak_demand(call: ServiceCall) -> None:
     """Reset the peak demand of every point of the meter."""
     entry = async_get_entry(call.hass, call.data[ATTR_CONFIG_ENTRY_ID])
     await async_write(entry.runtime_data.client.reset_peak_demand)
-    await entry.runtime_data.readings.async_request_refresh()
+    await entry.runtime_data.coordinator.async_request_refresh()
 
 
 async def _async_send_data(call: ServiceCall) -> None:

@@ -7,6 +7,8 @@ sockets otherwise)."""
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import select
 import shutil
 import signal
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tty
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +27,7 @@ from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TYPE
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN
+from s8000_engine.client.client import connect_tcp
 from s8000_engine.storage.store import DATABASE_NAME, Store
 from tests.engine.meterproc import engine, free_port
 
@@ -31,6 +35,13 @@ __all__ = ["free_port"]  # the tests import it from here
 
 SERIAL = "4200012345"
 MAC = "00:21:B6:12:34:56"
+
+# pytest-homeassistant-custom-component turns SQLAlchemy's engine logger up to
+# INFO as it loads (a copy of core's tests/conftest.py), so every statement the
+# recorder runs is logged, and what its thread logs after a test has ended
+# reaches the output uncaptured: thousands of lines.  A statement is of no use
+# in a failure here.
+logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +56,92 @@ def seed_store(data: Path, serial: str = SERIAL, mac: str = MAC) -> None:
     with Store.open(data / DATABASE_NAME) as store:
         store.set_meta("serial", serial)
         store.set_meta("mac", mac)
+
+
+def _crc16(frame: bytes) -> bytes:
+    """Modbus RTU's CRC (polynomial 0xA001), low byte first."""
+    crc = 0xFFFF
+    for byte in frame:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc.to_bytes(2, "little")
+
+
+def _rtu_read(device: str, unit_id: int, address: int, count: int) -> list[int] | None:
+    """Holding registers read over Modbus RTU on the serial device ``device``
+    (None: no answer, or a wrong one)."""
+    request = bytes([unit_id, 0x03]) + address.to_bytes(2, "big") + count.to_bytes(2, "big")
+    size = 5 + 2 * count  # unit, function, byte count, the registers, the CRC
+    fd = os.open(device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        tty.setraw(fd)
+        os.write(fd, request + _crc16(request))
+        received = b""
+        deadline = time.monotonic() + 0.3
+        while len(received) < size and time.monotonic() < deadline:
+            if select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                received += os.read(fd, 256)
+        # Whatever else comes (an answer to an earlier try, late) is read
+        # and dropped here, not left for Home Assistant's first request.
+        while select.select([fd], [], [], 0.05)[0]:
+            os.read(fd, 256)
+    finally:
+        os.close(fd)
+    if (
+        len(received) != size
+        or received[:3] != bytes([unit_id, 0x03, 2 * count])
+        or _crc16(received[:-2]) != received[-2:]
+    ):
+        return None
+    return [int.from_bytes(received[3 + 2 * i : 5 + 2 * i], "big") for i in range(count)]
+
+
+def _tcp_read(host: str, port: int, unit_id: int, address: int, count: int) -> list[int] | None:
+    """Holding registers read over Modbus TCP (None: no answer, or a wrong one)."""
+    pdu = bytes([0x03]) + address.to_bytes(2, "big") + count.to_bytes(2, "big")
+    request = b"\x00\x01\x00\x00" + (len(pdu) + 1).to_bytes(2, "big") + bytes([unit_id]) + pdu
+    size = 9 + 2 * count  # the MBAP header, function, byte count, the registers
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as link:
+            link.sendall(request)
+            received = b""
+            while len(received) < size and (chunk := link.recv(256)):
+                received += chunk
+    except OSError:
+        return None
+    if len(received) != size or received[7:9] != bytes([0x03, 2 * count]):
+        return None
+    return [int.from_bytes(received[9 + 2 * i : 11 + 2 * i], "big") for i in range(count)]
+
+
+#: SunSpec's "not implemented" for an int16 register.
+NOT_IMPLEMENTED = 0x8000
+
+
+def meter_meters(meter: LocalMeter, unit_id: int | None = None) -> bool:
+    """Whether the meter serves, and has metered: its first SunSpec meter
+    model has a frequency.  (A meter that has just started serves its
+    registers before its first metered second, without readings.)  Read by
+    hand, walking the SunSpec chain, so that it is not the code under test."""
+    unit = meter.unit_id if unit_id is None else unit_id
+
+    def read(address: int, count: int) -> list[int] | None:
+        if meter.rtu_device:
+            return _rtu_read(meter.device, unit, address, count)
+        return _tcp_read(meter.host, meter.port, unit, address, count)
+
+    if read(40000, 2) != [0x5375, 0x6E53]:  # "SunS"
+        return False
+    common = read(40002, 2)
+    if common is None or common[0] != 1:
+        return False
+    first = 40004 + common[1]  # the first meter model's header
+    header = read(first, 2)
+    if header is None or header[0] not in (201, 202, 203, 204):
+        return False
+    hz = read(first + 2 + 14, 1)  # Hz, the 15th register of a meter model
+    return hz is not None and hz[0] != NOT_IMPLEMENTED
 
 
 @dataclass
@@ -63,7 +160,7 @@ class LocalMeter:
     process: subprocess.Popen[str] | None = field(default=None, repr=False)
 
     def start(self) -> None:
-        """Start (or restart) the meter and wait until it serves."""
+        """Start (or restart) the meter, and wait until it serves what it meters."""
         assert self.process is None or self.process.poll() is not None
         serve = (
             ["--modbus-rtu", self.rtu_device, "--unit-id", str(self.unit_id)]
@@ -76,19 +173,12 @@ class LocalMeter:
             stderr=subprocess.PIPE,
             text=True,
         )
-        if self.rtu_device:
-            time.sleep(1.5)  # until it has opened its end of the cable
-            return
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection((self.host, self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.process.kill()
-                    pytest.fail(f"the meter did not start: {self.process.communicate()[1]}")
-                time.sleep(0.05)
+        while not meter_meters(self):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                pytest.fail(f"the meter did not start: {self.process.communicate()[1]}")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         """Stop the meter (it stops answering; the port refuses connections)."""
@@ -111,6 +201,24 @@ class LocalMeter:
         self.stop()
         shutil.rmtree(self.data)
         seed_store(self.data, self.serial, self.mac)
+
+
+#: How far two reads of the meter's clock may differ: its register holds whole
+#: seconds (truncated) and is refreshed once a metered second.
+CLOCK_RESOLUTION_S = 2.0
+
+
+async def meter_clock_offset(meter: LocalMeter) -> float:
+    """The meter's clock minus this machine's (s), read from the meter's clock
+    register over a connection of the test's own: what the integration's
+    offsets are compared with, rather than what the meter was started with
+    (its start-up time is in there)."""
+    async with connect_tcp(meter.host, meter.port) as client:
+        before = time.time()
+        data = await client.read()
+        after = time.time()
+    assert data.utc is not None
+    return data.utc - (before + after) / 2
 
 
 @pytest.fixture

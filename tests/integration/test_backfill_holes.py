@@ -4,11 +4,9 @@ are written, and when a hole is left alone."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 from custom_components.s8000.backfill import _fill, _Hole, _holes, _Target
-from custom_components.s8000.counters import CounterGuard
 
 H = timedelta(hours=1)
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
@@ -27,13 +25,14 @@ def registers(kwh_by_hour: dict[int, float]) -> dict[float, tuple[tuple[int, int
     }
 
 
-def entry(offset: float = 0.0, reversed_points: tuple[int, ...] = ()) -> Any:
-    guard = CounterGuard({"point1_energy_delivered": {"raw": 1.0, "utc": 0.0, "offset": offset}})
-    return SimpleNamespace(
-        title="meter",
-        options={"reversed": list(reversed_points)},
-        runtime_data=SimpleNamespace(readings=SimpleNamespace(guard=guard)),
-    )
+def fill(
+    hole: _Hole,
+    ends: dict[float, tuple[tuple[int, int, int, int], ...]],
+    *,
+    offset: float = 0.0,
+    reversed_point: bool = False,
+) -> list[Any]:
+    return _fill(hole, ends, offset=offset, reversed_point=reversed_point)
 
 
 def test_a_trailing_hole_runs_to_the_end_of_the_range() -> None:
@@ -71,32 +70,30 @@ def test_a_hole_before_the_range_and_rows_without_sums_are_skipped() -> None:
 
 def test_filling_continues_the_anchor() -> None:
     hole = _Hole(TARGET, row(0, 100.0, 10.5), [T0 + H, T0 + 2 * H], None)
-    rows = _fill(hole, registers({1: 10.0, 2: 11.0, 3: 13.0}), cast(Any, entry()))
+    rows = fill(hole, registers({1: 10.0, 2: 11.0, 3: 13.0}))
     assert [r["state"] for r in rows] == [11.0, 13.0]
     assert [r["sum"] for r in rows] == [100.5, 102.5]
 
 
 def test_a_reset_inside_the_hole_counts_from_zero() -> None:
     hole = _Hole(TARGET, row(0, 100.0, 50.0), [T0 + H, T0 + 2 * H, T0 + 3 * H], None)
-    rows = _fill(hole, registers({1: 50.0, 2: 51.0, 3: 0.5, 4: 1.5}), cast(Any, entry()))
+    rows = fill(hole, registers({1: 50.0, 2: 51.0, 3: 0.5, 4: 1.5}))
     assert [r["sum"] for r in rows] == [101.0, 101.5, 102.5]
 
 
 def test_a_missing_record_stops_the_fill_and_an_inner_hole_must_fit() -> None:
     hole = _Hole(TARGET, row(0, 0.0, 10.0), [T0 + H, T0 + 2 * H], None)
-    assert len(_fill(hole, registers({1: 10.0, 2: 11.0}), cast(Any, entry()))) == 1
+    assert len(fill(hole, registers({1: 10.0, 2: 11.0}))) == 1
     inner = _Hole(TARGET, row(0, 0.0, 10.0), [T0 + H, T0 + 2 * H], 1.0)
-    assert _fill(inner, registers({1: 10.0, 2: 11.0}), cast(Any, entry())) == []  # incomplete
-    assert (
-        _fill(inner, registers({1: 10.0, 2: 11.0, 3: 13.0}), cast(Any, entry())) == []
-    )  # too much
-    fits = _fill(inner, registers({1: 10.0, 2: 10.5, 3: 11.0}), cast(Any, entry()))
+    assert fill(inner, registers({1: 10.0, 2: 11.0})) == []  # incomplete
+    assert fill(inner, registers({1: 10.0, 2: 11.0, 3: 13.0})) == []  # too much
+    fits = fill(inner, registers({1: 10.0, 2: 10.5, 3: 11.0}))
     assert [r["sum"] for r in fits] == [0.5, 1.0]
 
 
 def test_the_guard_offset_puts_records_on_the_entity_scale() -> None:
     hole = _Hole(TARGET, row(0, 0.0, 1010.0), [T0 + H], None)
-    (filled,) = _fill(hole, registers({1: 10.0, 2: 12.0}), cast(Any, entry(offset=1000.0)))
+    (filled,) = fill(hole, registers({1: 10.0, 2: 12.0}), offset=1000.0)
     assert filled["state"] == 1012.0
     assert filled["sum"] == 2.0
 
@@ -107,5 +104,5 @@ def test_a_reversed_point_follows_its_received_register() -> None:
         (T0 + hour * H).timestamp(): ((0, round(kwh * 1e6), 0, 0),)
         for hour, kwh in {1: 10.0, 2: 12.5}.items()
     }
-    (filled,) = _fill(hole, received, cast(Any, entry(reversed_points=(1,))))
+    (filled,) = fill(hole, received, reversed_point=True)
     assert filled["sum"] == 2.5

@@ -81,7 +81,7 @@ async def _run(
         freezer.move_to(start + timedelta(minutes=5 * i))
         if step is not None:
             step()
-        await entry.runtime_data.readings.async_refresh()
+        await entry.runtime_data.coordinator.async_refresh()
         await hass.async_block_till_done()
         states.append(hass.states.get(entity_id).state)  # type: ignore[union-attr]
     await async_wait_recording_done(hass)

@@ -14,7 +14,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN, OPT_NAMES, OPT_POINTS
 
-from .conftest import MAC, SERIAL, LocalMeter, tcp_entry
+from .conftest import MAC, SERIAL, LocalMeter, free_port, tcp_entry
 
 
 async def test_integration_loads_from_custom_components(hass: HomeAssistant) -> None:
@@ -69,6 +69,51 @@ async def test_meter_and_points_are_set_up(
     assert entry.state is ConfigEntryState.NOT_LOADED
 
 
+#: The entities of a point of the demo meter (three CTs), by key.
+POINT_KEYS = (
+    "energy_delivered",
+    "energy_received",
+    "reactive_energy_delivered",
+    "reactive_energy_received",
+    "power",
+    "reactive_power",
+    "apparent_power",
+    "power_factor",
+    "current",
+    "demand",
+    "peak_demand",
+    "peak_demand_time",
+    "ct_primary",
+    *(f"phase_{what}_{phase}" for what in ("power", "current") for phase in "abc"),
+)
+METER_KEYS = (
+    *(f"voltage_{phase}" for phase in "abc"),
+    *(f"line_voltage_{pair}" for pair in ("ab", "bc", "ca")),
+    "frequency",
+    "clock_offset",
+    "stored_intervals",
+    "backfill_progress",
+    "pulse_1",
+    "pulse_2",
+)
+
+
+async def test_unique_ids_stay_what_they_were(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter
+) -> None:
+    """An entity's unique id is what keeps its history and its user's
+    settings: every entity of the demo meter keeps the one it has always had."""
+    entry = tcp_entry(local_meter)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    entries = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+    assert {e.unique_id for e in entries} == {
+        *(f"{SERIAL}_point{n}_{key}" for n in range(1, 9) for key in POINT_KEYS),
+        *(f"{SERIAL}_{key}" for key in METER_KEYS),
+    }
+
+
 async def test_only_points_in_use_get_entities(
     hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter
 ) -> None:
@@ -87,8 +132,6 @@ async def test_only_points_in_use_get_entities(
 async def test_unreachable_meter_retries(
     hass: HomeAssistant, socket_enabled: None, unit_id: int
 ) -> None:
-    from .conftest import free_port
-
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=SERIAL,

@@ -1,22 +1,35 @@
 """The integration at run time against the real local meter: RTU over a pty
-pair, a meter replaced by another, identity polls, pulse inputs, diagnostics,
+pair, a meter replaced by another, identity checks, pulse inputs, diagnostics,
 removing devices, and what is kept across a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from datetime import timedelta
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from homeassistant.components.modbus import async_get_temporary_unit
 from homeassistant.components.modbus.connection import async_get_connection_info
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_DEVICE, CONF_HOST, CONF_PORT, CONF_TYPE, STATE_UNAVAILABLE
+from homeassistant.const import (
+    CONF_DEVICE,
+    CONF_HOST,
+    CONF_PORT,
+    CONF_TYPE,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.util import dt as dt_util
+from homeassistant.util.async_ import get_scheduled_timer_handles
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
@@ -28,15 +41,34 @@ from custom_components.s8000.const import (
     CONF_PARITY,
     CONF_UNIT_ID,
     DOMAIN,
+    IDENTITY_SCAN_INTERVAL,
     OPT_NAMES,
     OPT_POINTS,
     OPT_PULSES,
 )
 from custom_components.s8000.helpers import create_modbus_params
+from custom_components.s8000.repairs import wrong_meter_issue_id
+from s8000_engine.client.client import S8000Client
+from s8000_engine.client.data import Identity, MeterData
 
-from .conftest import SERIAL, LocalMeter, free_port, seed_store, tcp_entry
+from .conftest import (
+    SERIAL,
+    LocalMeter,
+    free_port,
+    meter_meters,
+    null_modem,
+    seed_store,
+    tcp_entry,
+)
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+
+async def _recheck_identity(hass: HomeAssistant) -> None:
+    """Let the time of the next identity check come, and wait until it (a
+    background task) and what it started are over."""
+    async_fire_time_changed(hass, dt_util.utcnow() + IDENTITY_SCAN_INTERVAL + timedelta(seconds=1))
+    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 async def _load(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -71,8 +103,8 @@ async def test_a_meter_on_rs485(hass: HomeAssistant, serial_meter: LocalMeter) -
     assert entry.state is ConfigEntryState.LOADED
     assert float(_state(hass, f"{SERIAL}_point8_energy_delivered")) >= 0
     assert float(_state(hass, f"{SERIAL}_voltage_a")) == pytest.approx(120, rel=0.05)
-    assert entry.runtime_data.readings.update_interval is not None
-    assert entry.runtime_data.readings.update_interval.total_seconds() == 30
+    assert entry.runtime_data.coordinator.update_interval is not None
+    assert entry.runtime_data.coordinator.update_interval.total_seconds() == 30
 
     # One connection to the port, shared: another integration borrowing a
     # unit on it reads through the same link while this one polls.
@@ -80,8 +112,8 @@ async def test_a_meter_on_rs485(hass: HomeAssistant, serial_meter: LocalMeter) -
     assert link.units == {entry.entry_id: [7]}
     async with async_get_temporary_unit(hass, create_modbus_params(entry.data), 7) as unit:
         assert await unit.read_holding_registers(40000, 2) == [0x5375, 0x6E53]
-        await entry.runtime_data.readings.async_refresh()
-        assert entry.runtime_data.readings.last_update_success
+        await entry.runtime_data.coordinator.async_refresh()
+        assert entry.runtime_data.coordinator.last_update_success
     assert len(async_get_connection_info(hass)) == 1
 
     # Another meter on the same port, at another baud rate: one connection
@@ -98,6 +130,23 @@ async def test_a_meter_on_rs485(hass: HomeAssistant, serial_meter: LocalMeter) -
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+def test_a_meter_on_rs485_is_ready_when_it_answers_with_readings(
+    serial_meter: LocalMeter,
+) -> None:
+    """The fixtures wait for a Modbus answer with readings, not for a time:
+    the probe they use says no where nothing answers, or another unit would."""
+    assert meter_meters(serial_meter)
+    assert not meter_meters(serial_meter, serial_meter.unit_id + 1)
+    with null_modem() as (_, nobody):
+        assert not meter_meters(dataclasses.replace(serial_meter, device=nobody))
+
+
+def test_a_meter_on_tcp_is_ready_when_it_answers_with_readings(local_meter: LocalMeter) -> None:
+    assert meter_meters(local_meter)
+    assert not meter_meters(local_meter, local_meter.unit_id + 1)
+    assert not meter_meters(dataclasses.replace(local_meter, port=free_port()))
+
+
 async def test_another_meter_at_the_address(
     hass: HomeAssistant, local_meter: LocalMeter, tmp_path: Path
 ) -> None:
@@ -111,13 +160,23 @@ async def test_another_meter_at_the_address(
     seed_store(local_meter.data, "4200099999", "00:21:B6:99:99:99")
     local_meter.start()
 
-    await runtime.readings.async_refresh()
-    assert not runtime.readings.last_update_success
-    assert "Another meter answers" in str(runtime.readings.last_exception)
+    await runtime.coordinator.async_refresh()
+    assert not runtime.coordinator.last_update_success
+    assert "Another meter answers" in str(runtime.coordinator.last_exception)
     assert _state(hass, f"{SERIAL}_point8_energy_delivered") == STATE_UNAVAILABLE
-    await runtime.meter.async_refresh()
-    assert not runtime.meter.last_update_success
-    assert "4200099999" in str(runtime.meter.last_exception)
+
+    # The identity check finds the other meter too, and says which it is.
+    ir.async_delete_issue(hass, DOMAIN, wrong_meter_issue_id(entry.entry_id))
+    await _recheck_identity(hass)
+    assert runtime.identity_error == f"found S8UTS-083 serial 4200099999, expected {SERIAL}"
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, wrong_meter_issue_id(entry.entry_id))
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["found"] == "S8UTS-083 serial 4200099999"
+    # ... and the readings poll still refuses that meter's registers as this one's.
+    await runtime.coordinator.async_refresh()
+    assert not runtime.coordinator.last_update_success
+    assert "found S8UTS-083 serial 4200099999" in str(runtime.coordinator.last_exception)
 
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
@@ -126,34 +185,98 @@ async def test_another_meter_at_the_address(
     assert "4200099999" in entry.reason
 
 
-async def test_the_identity_poll_follows_firmware_and_points(
+async def test_the_identity_check_follows_firmware_and_points(
     hass: HomeAssistant, local_meter: LocalMeter
 ) -> None:
+    """Now and then (a timer, cancelled on unload), the meter is identified
+    again: a firmware update shows on its device, a change of its points
+    reloads the entry."""
     entry = tcp_entry(local_meter)
     await _load(hass, entry)
-    meter = entry.runtime_data.meter
+    runtime = entry.runtime_data
     devices = dr.async_get(hass)
     device = devices.async_get_device_by_identifier((DOMAIN, SERIAL), entry.entry_id)
     assert device is not None
     devices.async_update_device(device.id, sw_version="1.00")
-    meter.initial = dataclasses.replace(meter.initial, firmware="1.00")
-    await meter.async_refresh()
-    assert meter.last_update_success
+    runtime.identity = dataclasses.replace(runtime.identity, firmware="1.00")
+    await _recheck_identity(hass)
+    assert runtime.identity_error is None
     device = devices.async_get(device.id)
     assert device is not None
     assert device.sw_version == "1.60"
 
     # The meter's points changed (it was reconfigured): the entry reloads.
-    meter.initial = dataclasses.replace(meter.initial, point_models=(201,))
-    await meter.async_refresh()
-    await hass.async_block_till_done()
+    runtime.identity = dataclasses.replace(runtime.identity, point_models=(201,))
+    await _recheck_identity(hass)
     assert entry.state is ConfigEntryState.LOADED
-    assert entry.runtime_data.meter is not meter
+    assert entry.runtime_data is not runtime
 
     local_meter.stop()
-    await entry.runtime_data.meter.async_refresh()
-    assert not entry.runtime_data.meter.last_update_success
-    assert "did not answer" in str(entry.runtime_data.meter.last_exception)
+    await _recheck_identity(hass)
+    assert "the connection failed" in str(entry.runtime_data.identity_error)
+
+
+async def test_the_identity_check_stops_with_the_entry(
+    hass: HomeAssistant, local_meter: LocalMeter
+) -> None:
+    entry = tcp_entry(local_meter)
+    await _load(hass, entry)
+    checks: list[S8000Client] = []
+    identify = S8000Client.identify
+
+    async def counted(client: S8000Client) -> Identity:
+        checks.append(client)
+        return await identify(client)
+
+    with patch.object(S8000Client, "identify", counted):
+        await _recheck_identity(hass)
+    assert len(checks) == 1
+    # Its own client: the readings' one goes on refusing another meter.
+    assert checks[0] is not entry.runtime_data.client
+
+    def identity_timers() -> list[asyncio.TimerHandle]:
+        """The timers of this entry's identity check (by the name it gives them)."""
+        name = f"{DOMAIN} identity {entry.entry_id}"
+        return [
+            handle
+            for handle in get_scheduled_timer_handles(hass.loop)
+            if str(getattr(getattr(handle, "_callback", None), "__self__", None)).find(name) >= 0
+        ]
+
+    assert len(identity_timers()) == 1
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert identity_timers() == []
+
+
+async def test_voltage_sensors_follow_the_wiring_not_the_first_poll(
+    hass: HomeAssistant, local_meter: LocalMeter
+) -> None:
+    """A meter without voltage when the entry is set up (it has just started,
+    or a fuse is out) still gets the voltage sensors its service measures."""
+    read = S8000Client.read
+
+    async def without_voltage(client: S8000Client) -> MeterData:
+        data = await read(client)
+        return dataclasses.replace(
+            data,
+            voltage=dict.fromkeys(data.voltage),
+            line_voltage=dict.fromkeys(data.line_voltage),
+        )
+
+    entry = tcp_entry(local_meter)
+    with patch.object(S8000Client, "read", without_voltage):
+        await _load(hass, entry)
+        assert entry.state is ConfigEntryState.LOADED
+        assert _state(hass, f"{SERIAL}_voltage_a") == STATE_UNKNOWN
+    registry = er.async_get(hass)
+    for key in (
+        *(f"voltage_{p}" for p in "abc"),
+        *(f"line_voltage_{p}" for p in ("ab", "bc", "ca")),
+    ):
+        assert registry.async_get_entity_id("sensor", DOMAIN, f"{SERIAL}_{key}"), key
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert float(_state(hass, f"{SERIAL}_voltage_c")) == pytest.approx(120, rel=0.05)
 
 
 async def test_pulse_inputs_as_the_options_describe_them(
@@ -234,7 +357,7 @@ async def test_a_reset_while_home_assistant_was_away_is_caught(
     entry was down is caught on the first poll after it comes back."""
     entry = tcp_entry(local_meter)
     await _load(hass, entry)
-    await entry.runtime_data.readings.async_refresh()
+    await entry.runtime_data.coordinator.async_refresh()
     before = float(_state(hass, f"{SERIAL}_point8_energy_delivered"))
     assert before > 0
     assert await hass.config_entries.async_unload(entry.entry_id)
@@ -244,7 +367,7 @@ async def test_a_reset_while_home_assistant_was_away_is_caught(
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert _state(hass, f"{SERIAL}_point8_energy_delivered") == STATE_UNAVAILABLE
-    await entry.runtime_data.readings.async_refresh()
+    await entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
     after = float(_state(hass, f"{SERIAL}_point8_energy_delivered"))
     assert after >= before

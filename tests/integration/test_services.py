@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
@@ -22,11 +24,20 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.s8000.const import DOMAIN
-from custom_components.s8000.coordinator import S8000ConfigEntry
+from custom_components.s8000.models import S8000ConfigEntry
+from custom_components.s8000.repairs import CLOCK_RAISE
 from s8000_engine.exceptions import S8000ConnectionError
 from s8000_engine.local.meter import DEMO_CONFIG
 
-from .conftest import SERIAL, LocalMeter, free_port, seed_store, tcp_entry
+from .conftest import (
+    CLOCK_RESOLUTION_S,
+    SERIAL,
+    LocalMeter,
+    free_port,
+    meter_clock_offset,
+    seed_store,
+    tcp_entry,
+)
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -63,15 +74,30 @@ def late_meter(tmp_path: Path) -> Iterator[LocalMeter]:
         meter.stop()
 
 
+#: When the block meter's first demand interval ends.
+FIRST_END = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
+#: Its demand intervals.
+DEMAND_INTERVAL = timedelta(minutes=15)
+
+
 @pytest.fixture
 def block_meter(tmp_path: Path) -> Iterator[LocalMeter]:
-    """The demo meter with one-minute block demand: at 20 times real speed, a
-    demand interval ends every 3 s."""
+    """The demo meter with 15-minute block demand, 20 times faster than real
+    time, started 5 s of its time before an interval ends: its first peak
+    comes at once, and the next interval ends 45 s (real) after it."""
     config = tmp_path / "config.json"
     config.write_text(
-        json.dumps({**DEMO_CONFIG, "demand": {"type": "block", "interval_minutes": 1}})
+        json.dumps(
+            {
+                **DEMO_CONFIG,
+                "demand": {
+                    "type": "block",
+                    "interval_minutes": round(DEMAND_INTERVAL.total_seconds() / 60),
+                },
+            }
+        )
     )
-    meter = meter_at(tmp_path, 20)
+    meter = meter_at(tmp_path, 20, FIRST_END - timedelta(seconds=5))
     meter.options += ["--config", str(config)]
     meter.start()
     try:
@@ -80,18 +106,18 @@ def block_meter(tmp_path: Path) -> Iterator[LocalMeter]:
         meter.stop()
 
 
-async def _offset_settles(entry: S8000ConfigEntry, near: float, within: float = 5.0) -> float:
-    """The meter's clock offset once it is within ``within`` s of ``near`` (the
-    meter applies a write at its next second), polling for up to 5 s."""
-    readings = entry.runtime_data.readings
-    deadline = time.monotonic() + 5
-    while True:
-        offset = readings.data.clock_offset
-        assert offset is not None
-        if abs(offset - near) < within or time.monotonic() > deadline:
-            return offset
-        await asyncio.sleep(0.2)
-        await readings.async_refresh()
+async def _clock_offset(entry: S8000ConfigEntry, meter: LocalMeter, near: float) -> float:
+    """The meter's clock offset, once the meter's own clock is within a second
+    or two of ``near`` s ahead of this machine's (it applies a write at its
+    next second): as the meter has it, and as the integration reads it."""
+    deadline = time.monotonic() + 10
+    while abs((measured := await meter_clock_offset(meter)) - near) > CLOCK_RESOLUTION_S:
+        assert time.monotonic() < deadline, f"the meter's clock is {measured:+.1f} s off"
+        await asyncio.sleep(0.1)
+    coordinator = entry.runtime_data.coordinator
+    await coordinator.async_refresh()
+    assert coordinator.data.clock_offset == pytest.approx(measured, abs=CLOCK_RESOLUTION_S)
+    return measured
 
 
 async def test_actions_exist_before_any_meter_is_loaded(hass: HomeAssistant) -> None:
@@ -131,16 +157,19 @@ async def test_set_clock_to_now_and_to_a_given_time(
     hass: HomeAssistant, late_meter: LocalMeter
 ) -> None:
     entry = await _load(hass, late_meter)
-    offset = entry.runtime_data.readings.data.clock_offset
-    assert offset == pytest.approx(-3600, abs=5)
+    coordinator = entry.runtime_data.coordinator
+    behind = await meter_clock_offset(late_meter)
+    assert behind < -CLOCK_RAISE  # far enough off to say so
+    assert coordinator.data.clock_offset == pytest.approx(behind, abs=CLOCK_RESOLUTION_S)
 
     # To Home Assistant's time.
     await hass.services.async_call(
         DOMAIN, "set_clock", {"config_entry_id": entry.entry_id}, blocking=True
     )
-    assert await _offset_settles(entry, 0) == pytest.approx(0, abs=3)
+    await _clock_offset(entry, late_meter, 0)
 
-    # To a given time, in Home Assistant's time zone (as the datetime selector gives it).
+    # To a given time, in Home Assistant's time zone (as the datetime selector
+    # gives it, in whole seconds).
     tomorrow = dt_util.now() + timedelta(days=1)
     await hass.services.async_call(
         DOMAIN,
@@ -148,7 +177,7 @@ async def test_set_clock_to_now_and_to_a_given_time(
         {"config_entry_id": entry.entry_id, "time": tomorrow.strftime("%Y-%m-%d %H:%M:%S")},
         blocking=True,
     )
-    assert await _offset_settles(entry, 86400) == pytest.approx(86400, abs=3)
+    await _clock_offset(entry, late_meter, 86400 - tomorrow.microsecond / 1e6)
 
     # A time the meter's clock cannot hold: refused before it is sent.
     with pytest.raises(HomeAssistantError) as caught:
@@ -164,30 +193,35 @@ async def test_set_clock_to_now_and_to_a_given_time(
 
 
 async def test_reset_peak_demand(hass: HomeAssistant, block_meter: LocalMeter) -> None:
+    """Waited for by the meter's own clock: the first demand interval ends
+    and sets a peak; after the reset, a poll before the next interval ends
+    (15 minutes of meter time later) finds the peak cleared."""
     entry = await _load(hass, block_meter)
-    readings = entry.runtime_data.readings
+    coordinator = entry.runtime_data.coordinator
 
-    def peak() -> float | None:
-        return readings.data.data.point(8).peak_demand_w
+    async def poll() -> tuple[float | None, datetime]:
+        """Point 8's peak demand, and the meter's time, in a new poll."""
+        await coordinator.async_refresh()
+        assert coordinator.last_update_success
+        data = coordinator.data.meter_data
+        assert data.utc is not None
+        return data.point(8).peak_demand_w, datetime.fromtimestamp(data.utc, UTC)
 
-    # The base load's first demand interval ends within a few seconds; the
-    # reset follows at once, well before the next one ends.
-    deadline = time.monotonic() + 30
-    while not peak():
-        assert time.monotonic() < deadline, "no peak demand yet"
-        await asyncio.sleep(0.1)
-        await readings.async_refresh()
+    # The base load's first demand interval ends: its demand is the peak.
+    while not (found := await poll())[0]:
+        assert found[1] < FIRST_END + DEMAND_INTERVAL, "no peak after the first interval"
+        await asyncio.sleep(0.05)
+    assert found[1] >= FIRST_END
 
     await hass.services.async_call(
         DOMAIN, "reset_peak_demand", {"config_entry_id": entry.entry_id}, blocking=True
     )
-    # The meter clears its peaks at its next second (50 ms at 20 times speed).
-    deadline = time.monotonic() + 2
-    while peak():
-        assert time.monotonic() < deadline, f"the peak is still {peak()}"
-        await asyncio.sleep(0.02)
-        await readings.async_refresh()
-    assert peak() in (None, 0)
+    # The meter clears its peaks at its next second; a peak found once the
+    # next interval has ended would prove nothing.
+    while (found := await poll())[0]:
+        assert found[1] < FIRST_END + DEMAND_INTERVAL, f"the peak is still {found[0]} W"
+        await asyncio.sleep(0.05)
+    assert found[0] in (None, 0)
     entity_id = er.async_get(hass).async_get_entity_id(
         "sensor", DOMAIN, f"{SERIAL}_point8_peak_demand"
     )
@@ -197,11 +231,74 @@ async def test_reset_peak_demand(hass: HomeAssistant, block_meter: LocalMeter) -
     assert state.state in (STATE_UNKNOWN, "0", "0.0")
 
 
-async def test_send_data(hass: HomeAssistant, local_meter: LocalMeter) -> None:
-    entry = await _load(hass, local_meter)
+@dataclass
+class ReportHost:
+    """An HTTP host a meter reports to: what it was sent."""
+
+    url: str
+    reports: asyncio.Queue[tuple[dict[str, str], str]] = field(default_factory=asyncio.Queue)
+
+
+@pytest.fixture
+async def report_host() -> AsyncIterator[ReportHost]:
+    """An HTTP host on loopback that takes whatever is POSTed to it."""
+    port = free_port()
+    host = ReportHost(f"http://127.0.0.1:{port}/reports")
+
+    async def receive(request: web.Request) -> web.Response:
+        await host.reports.put((dict(request.headers), await request.text()))
+        return web.Response(text="stored")
+
+    app = web.Application()
+    app.router.add_post("/reports", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield host
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def reporting_meter(tmp_path: Path, report_host: ReportHost) -> Iterator[LocalMeter]:
+    """The demo meter, 20 times faster, recording one-minute intervals (one
+    every 3 s), that reports them to ``report_host`` on Send only (no schedule)."""
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({**DEMO_CONFIG, "reporting": {"protocol": "http", "url": report_host.url}})
+    )
+    meter = meter_at(tmp_path, 20)
+    meter.options += ["--config", str(config), "--interval", "1"]
+    meter.start()
+    try:
+        yield meter
+    finally:
+        meter.stop()
+
+
+async def test_send_data(
+    hass: HomeAssistant, reporting_meter: LocalMeter, report_host: ReportHost
+) -> None:
+    """Send reaches the meter: it reports its interval memory to its host."""
+    entry = await _load(hass, reporting_meter)
+    coordinator = entry.runtime_data.coordinator
+    deadline = time.monotonic() + 30
+    while not coordinator.data.meter_data.intervals.count:
+        assert time.monotonic() < deadline, "the meter stored no interval"
+        await asyncio.sleep(0.2)
+        await coordinator.async_refresh()
+    assert report_host.reports.empty()  # it reports on Send only
+
     await hass.services.async_call(
         DOMAIN, "send_data", {"config_entry_id": entry.entry_id}, blocking=True
     )
+    # The meter uploads in the background, at its next second.
+    headers, body = await asyncio.wait_for(report_host.reports.get(), 30)
+    assert headers["X-S8000-Serial"] == SERIAL
+    assert int(headers["X-S8000-Intervals"]) >= 1
+    assert headers["Content-Type"].startswith("text/csv")
+    assert len(body.splitlines()) > 1  # a header row, and the intervals' rows
 
 
 async def test_a_meter_that_does_not_answer_or_refuses(

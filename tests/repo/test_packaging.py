@@ -102,20 +102,33 @@ def _no_pins(requirements: list[str]) -> None:
         assert ">=" in requirement, f"no lower bound: {requirement}"
 
 
+def _requirements() -> list[str]:
+    return [str(requirement) for requirement in _manifest()["requirements"]]  # type: ignore[attr-defined]
+
+
+def _engine_version() -> str:
+    engine_init = (ROOT / "s8000_engine" / "src" / "s8000_engine" / "__init__.py").read_text()
+    found = re.search(r'__version__ = "([^"]+)"', engine_init)
+    assert found is not None
+    return found[1]
+
+
 def test_requirements_declare_ranges_only() -> None:
-    _no_pins(list(_manifest()["requirements"]))  # type: ignore[call-overload]
+    """The engine's own dependencies are ranges (a library shares an
+    environment); the integration's other requirements too."""
+    _no_pins([r for r in _requirements() if not r.startswith("s8000-engine")])
     project = tomllib.loads((ROOT / "s8000_engine" / "pyproject.toml").read_text())["project"]
     _no_pins(project["dependencies"])
     assert project["name"] == "s8000-engine"
     assert project["requires-python"] == ">=3.12"
 
 
-def test_manifest_version_matches_engine_requirement() -> None:
-    engine_init = (ROOT / "s8000_engine" / "src" / "s8000_engine" / "__init__.py").read_text()
-    engine_version = re.search(r'__version__ = "([^"]+)"', engine_init)
-    assert engine_version is not None
-    requirement = next(r for r in _manifest()["requirements"] if r.startswith("s8000-engine"))  # type: ignore[attr-defined]
-    assert AwesomeVersion(engine_version[1]) >= AwesomeVersion(requirement.split(">=")[1])
+def test_manifest_pins_the_engine_it_is_released_with() -> None:
+    """As core does with its companion libraries: the integration requires
+    exactly the engine released with it, whose version is its own."""
+    engine = [r for r in _requirements() if r.startswith("s8000-engine")]
+    assert engine == [f"s8000-engine=={_engine_version()}"]
+    assert _manifest()["version"] == _engine_version()
 
 
 def test_engine_ships_py_typed() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from s8000_engine.client.client import BACKENDS, BackendName, S8000Client, connect_tcp
 from s8000_engine.client.data import Identity, IntervalMemory, MeterData, PointData, PulseData
+from s8000_engine.const import ENERGY_REGISTERS
 from s8000_engine.exceptions import (
     S8000BadData,
     S8000ConnectionError,
@@ -20,10 +21,11 @@ from s8000_engine.exceptions import (
     S8000WrongMeter,
 )
 from s8000_engine.protocol.intervals import IntervalRow
-from s8000_engine.protocol.sunspec import Status
+from s8000_engine.protocol.sunspec import Service, Status
 
 __all__ = [
     "BACKENDS",
+    "ENERGY_REGISTERS",
     "BackendName",
     "Identity",
     "IntervalMemory",
@@ -38,6 +40,7 @@ __all__ = [
     "S8000MapChanged",
     "S8000NotAnS8000",
     "S8000WrongMeter",
+    "Service",
     "Status",
     "connect_tcp",
 ]
