@@ -55,8 +55,9 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from s8000_engine.client import discovery
+from s8000_engine.config.settings import SettingsError, public_settings
 from s8000_engine.const import FIRMWARE, FIRMWARE_BUILD
-from s8000_engine.panel.state import FrontPanel, PanelInfo
+from s8000_engine.panel.state import Button, FrontPanel, PanelInfo
 from s8000_engine.storage import export
 from s8000_engine.storage.store import IntervalRecord, Store
 from s8000_engine.web.auth import current_session, setup_auth, still_signed_in
@@ -427,8 +428,6 @@ async def _json_object(request: web.Request, shape: str) -> dict[str, Any]:
 
 
 def _settings_payload(meter: WebMeter) -> dict[str, Any]:
-    from s8000_engine.config.settings import public_settings  # noqa: PLC0415
-
     raw, minutes = meter.stored_meta("config", "recording_minutes")
     config = meter.meter.config
     return public_settings(raw or {}, int(minutes or 15), config.model)
@@ -440,8 +439,6 @@ async def _settings(request: web.Request) -> web.Response:
 
 
 async def _settings_change(request: web.Request) -> web.Response:
-    from s8000_engine.config.settings import SettingsError  # noqa: PLC0415
-
     meter = _meter(request)
     changes = await _json_object(request, "the request body must be a JSON object of sections")
     session = current_session(request)
@@ -472,8 +469,6 @@ async def _panel(request: web.Request) -> web.Response:
 
 
 async def _panel_button(request: web.Request) -> web.Response:
-    from s8000_engine.panel.state import Button  # noqa: PLC0415
-
     panel = _meter(request).panel
     body = await _json_object(request, 'expected {"button": ..., "action": ...}')
     try:
