@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import ipaddress
 import json
 import os
 import socket
@@ -20,8 +21,12 @@ from pathlib import Path
 from typing import Any, ClassVar, override
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
 from pyftpdlib.servers import FTPServer
 
 from s8000_engine.client.client import connect_tcp
@@ -117,14 +122,6 @@ class Certificates:
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     """A private CA and a server certificate for 127.0.0.1 signed by it."""
-    pytest.importorskip("cryptography")
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
     directory = tmp_path_factory.mktemp("tls")
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -477,9 +474,6 @@ def test_ftp_timeout(store: Store) -> None:
 
 
 def test_ftps_upload(tmp_path: Path, store: Store, certificates: Certificates) -> None:
-    pytest.importorskip("OpenSSL")
-    from pyftpdlib.handlers import TLS_FTPHandler
-
     with _ftp_server(
         tmp_path / "ftp",
         TLS_FTPHandler,
