@@ -25,7 +25,7 @@ from s8000_engine.local.meter import DEMO_CONFIG
 from s8000_engine.modbus.backend import MeterBackend
 from s8000_engine.modbus.server import Handler, crc16, rtu_frame
 
-from .meterproc import engine, free_port, serving_meter
+from .meterproc import Progress, StderrLines, engine, free_port, serving_meter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,7 +103,7 @@ def test_identification_and_server_id(handler: Handler) -> None:
 @pytest.fixture
 def running_meter(tmp_path: Path) -> Iterator[int]:
     """`s8000-engine run --simulate` serving Modbus TCP on loopback."""
-    with serving_meter(tmp_path, free_port(), "--start", "2026-11-25T12:00:00Z") as port:
+    with serving_meter(tmp_path, "--start", "2026-11-25T12:00:00Z") as port:
         yield port
 
 
@@ -161,8 +161,12 @@ def test_an_independent_pymodbus_client_reads_every_register(running_meter: int)
     assert before["SunS"] == 0x53756E53
     assert before["common.Mn"] == "Leviton"
     assert before["common.Md"] == "S8UTS-083"
-    time.sleep(3)
-    after = values(asyncio.run(read_all()))
+    # A minute of meter time (3 s at 20x on an idle machine), however long it takes here.
+    progress = Progress("a minute of meter time")
+    start = int(before["s8000.UTC"])  # type: ignore[arg-type]
+    while int((after := values(asyncio.run(read_all())))["s8000.UTC"]) < start + 60:  # type: ignore[arg-type]
+        progress.seen(after["s8000.UTC"])
+        time.sleep(0.5)
     grew = [n for n in range(1, 9) if after[f"s8000.Pt{n}WhImp"] > before[f"s8000.Pt{n}WhImp"]]  # type: ignore[operator]
     assert grew, "no delivered energy grew while the loads ran"
     assert after["s8000.UTC"] > before["s8000.UTC"]  # type: ignore[operator]
@@ -265,42 +269,31 @@ def test_interval_memory_is_readable_with_function_20(tmp_path: Path) -> None:
     """Rows of the interval memory over Read File Record, from a running meter."""
     from s8000_engine.protocol.intervals import file_position, row_words
 
-    port = free_port()
-    process = subprocess.Popen(
-        [engine(), "run", "--simulate", "--data", str(tmp_path), "--speed", "60", "--interval", "1",
-         "--start", "2026-11-25T12:00:00Z", "--modbus-tcp", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    options = ("--speed", "60", "--interval", "1", "--sample-rate", "4000",
+               "--start", "2026-11-25T12:00:00Z")  # fmt: skip
+    with serving_meter(tmp_path, *options) as port:
 
         async def fetch() -> list[list[int]]:
-            reader, writer = None, None
-            deadline = time.monotonic() + 30
-            while reader is None:
-                try:
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                except OSError:
-                    assert time.monotonic() < deadline, "the meter did not start"
-                    await asyncio.sleep(0.2)
-            assert writer is not None
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
 
             async def ask(pdu: bytes) -> bytes:
                 writer.write(struct.pack(">HHHB", 1, 0, len(pdu) + 1, 1) + pdu)
                 header = await reader.readexactly(7)
                 return await reader.readexactly(struct.unpack(">H", header[4:6])[0] - 1)
 
-            # Wait until three 1-minute intervals are stored (3 s at 60x).
+            # Wait until three 1-minute intervals are stored (3 s at 60x on an idle machine).
             regmap = build_map(meter_config(DEMO_CONFIG))
             count_at = regmap.address_of("s8000", "IntCount")
-            newest_start = 0
-            for _ in range(100):
+            progress = Progress("three stored intervals")
+            while True:
                 reply = await ask(struct.pack(">BHH", 3, count_at, 6))
                 count_hi, count_lo, _, _, newest_hi, newest_lo = struct.unpack(">6H", reply[2:14])
-                if (count_hi << 16 | count_lo) >= 3:
+                count = count_hi << 16 | count_lo
+                if count >= 3:
                     newest_start = newest_hi << 16 | newest_lo
                     break
+                progress.seen(count)
                 await asyncio.sleep(0.3)
-            assert newest_start, "no intervals were stored"
             rows = []
             for start in (newest_start - 120, newest_start - 60, newest_start):
                 file, record = file_position(start, 60, 8)
@@ -331,15 +324,12 @@ def test_interval_memory_is_readable_with_function_20(tmp_path: Path) -> None:
                     assert value(after, point, k) >= value(before, point, k)
         # The loads ran: some register of some point moved between the rows.
         assert any(value(rows[2], p, k) > value(rows[0], p, k) for p in range(8) for k in range(4))
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def test_the_meter_announces_itself_with_zeroconf(tmp_path: Path) -> None:
     """On 127.0.0.1 only (no root, no other interface): zeroconf sends its
     multicast out of the loopback interface it is given, so none leaves."""
-    with serving_meter(tmp_path, free_port(), "--announce", "127.0.0.1") as port:
+    with serving_meter(tmp_path, "--announce", "127.0.0.1") as port:
         # The announcement follows the Modbus server's start: browse until it
         # is heard (each browse listens 3 s), not for a guessed time.
         deadline = time.monotonic() + 60
@@ -399,17 +389,14 @@ def test_discover_scans_the_unit_ids_of_a_serial_bus(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        rows: list[dict[str, object]] = []
-        for _ in range(10):  # until the meter has opened its end of the cable
-            time.sleep(1)
-            done = subprocess.run(
-                [engine(), "discover", "--serial", cable.paths[1], "--units", "1-10", "--format", "json"],
-                capture_output=True, text=True, timeout=60, check=False,
-            )  # fmt: skip
-            assert done.returncode == 0, done.stderr
-            rows = json.loads(done.stdout)
-            if rows:
-                break
+        serving = re.compile(r"serving Modbus RTU on ")
+        assert StderrLines(process).wait_for(serving, 60), "the meter did not open the cable"
+        done = subprocess.run(
+            [engine(), "discover", "--serial", cable.paths[1], "--units", "1-10", "--format", "json"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        rows = json.loads(done.stdout)
         (row,) = rows
         assert row["port"] == 7
         assert row["model"] == "S8UTS-083"

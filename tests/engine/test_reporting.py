@@ -45,7 +45,7 @@ from s8000_engine.storage.reporting import (
 )
 from s8000_engine.storage.store import Checkpoint, Flag, IntervalRecord, PointRecord, Store
 
-from .meterproc import free_port, serving_meter
+from .meterproc import Progress, serving_meter
 
 T0 = 1_795_564_800  # 2026-11-25T00:00:00Z
 LENGTH = 900
@@ -541,11 +541,11 @@ def test_send_written_over_modbus_reports_the_unreported_intervals(
     names = [p["name"] for p in DEMO_CONFIG["points"]]
     options = ("--config", str(config), "--interval", "1", "--speed", "60",
                "--sample-rate", "4000", "--start", "2026-11-25T12:00:00Z")  # fmt: skip
-    with serving_meter(data, free_port(), *options) as port:
-        before = _wait_for(
-            "two stored intervals",
-            lambda: found if len(found := _stored(data, unreported=True)) >= 2 else None,
-        )
+    with serving_meter(data, *options) as port:
+        progress = Progress("two stored intervals")
+        while len(before := _stored(data, unreported=True)) < 2:
+            progress.seen(len(before))
+            time.sleep(0.2)
         assert ftp_site.files() == {}  # nothing is sent until Send
 
         async def send() -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.meterproc import engine, free_port
+from tests.engine.meterproc import SERVING_TCP, engine
 
 #: Chromium's flags for a sandbox-less root in a closed network (no
 #: background connections to Google's hosts, no first-run pages).
@@ -61,9 +61,11 @@ class WebMeter:
     def __init__(self, data: Path, *options: str, modbus: bool = True) -> None:
         self.data = data
         self.options = list(options)
-        self.modbus_port = free_port() if modbus else None
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        # Port 0: the system picks a free one at the first start (no race with
+        # another test for it); a restart keeps the port it got.
+        self.modbus_port = 0 if modbus else None
+        self.port = 0
+        self.url = ""
         self.password: str | None = None
         self.lines: list[str] = []
         self.process: subprocess.Popen[str] | None = None
@@ -81,8 +83,9 @@ class WebMeter:
         )
         threading.Thread(target=self._drain, daemon=True).start()
         deadline = time.monotonic() + wait_s
+        ready = [self.URL_LINE] + ([SERVING_TCP] if self.modbus_port is not None else [])
         with self._seen:
-            while not any(self.URL_LINE.search(line) for line in self.lines):
+            while not all(any(p.search(line) for line in self.lines) for p in ready):
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError("the local meter did not start:\n" + "".join(self.lines))
@@ -90,6 +93,11 @@ class WebMeter:
         for line in self.lines:
             if found := self.PASSWORD_LINE.search(line):
                 self.password = found.group(1)
+            if found := self.URL_LINE.search(line):
+                self.url = found.group(1)
+                self.port = int(self.url.rpartition(":")[2])
+            if self.modbus_port is not None and (found := SERVING_TCP.search(line)):
+                self.modbus_port = int(found.group(1))
         return self
 
     def _drain(self) -> None:
