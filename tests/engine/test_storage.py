@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -64,9 +65,9 @@ def test_commit_and_reload(tmp_path: Path) -> None:
         (record,) = store.intervals()
         assert record.points[1].registers == [1000, 0, 0, 0]
         assert record.voltage == [120.0, None, None]
-    db = sqlite3.connect(tmp_path / "meter.db")
-    assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with contextlib.closing(sqlite3.connect(tmp_path / "meter.db")) as db:
+        assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_registers_can_never_move_backwards(tmp_path: Path) -> None:
