@@ -53,7 +53,8 @@ class StderrLines:
         self.process = process
         self.lines: list[str] = []
         self._seen = threading.Condition()
-        threading.Thread(target=self._drain, daemon=True).start()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
 
     def _drain(self) -> None:
         assert self.process.stderr is not None
@@ -82,6 +83,12 @@ class StderrLines:
         with self._seen:
             return "".join(self.lines)
 
+    def close(self) -> None:
+        """Once the process has ended: the last lines read, the pipe closed."""
+        self._reader.join(5)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+
 
 SERVING_TCP = re.compile(r"serving Modbus TCP on 127\.0\.0\.1:(\d+)")
 
@@ -101,12 +108,14 @@ def serving_meter(data: Path, *options: str) -> Iterator[int]:
     if serving is None:
         process.kill()
         process.wait()
+        stderr.close()
         pytest.fail(f"the meter did not start: {stderr.text()}")
     try:
         yield int(serving.group(1))
     finally:
         process.terminate()
         process.wait(10)
+        stderr.close()
 
 
 class Progress:

@@ -182,34 +182,38 @@ def test_rtu_on_a_pseudo_terminal_answers_only_its_unit(tmp_path: Path) -> None:
          "--modbus-rtu", device, "--baud", "19200", "--unit-id", "7"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    stderr = StderrLines(process)
     try:
+        serving = re.compile(r"serving Modbus RTU on ")
+        assert stderr.wait_for(serving, 60), f"the meter did not open {device}: {stderr.text()}"
+        os.set_blocking(master, False)
 
-        def exchange(frame: bytes, wait: float = 1.0) -> bytes:
+        def exchange(frame: bytes, answer: int = 0) -> bytes:
+            """Send ``frame``; what comes back: ``answer`` bytes, however long
+            they take (up to 10 s), or, expecting none, what came in 1 s."""
             os.write(master, frame)
-            deadline = time.monotonic() + wait
+            deadline = time.monotonic() + (10.0 if answer else 1.0)
             data = b""
-            os.set_blocking(master, False)
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and (not answer or len(data) < answer):
                 try:
                     data += os.read(master, 512)
                 except BlockingIOError:
                     time.sleep(0.01)
             return data
 
-        deadline = time.monotonic() + 30
-        reply = b""
-        while not reply and time.monotonic() < deadline:
-            reply = exchange(rtu_frame(7, read(40000, 2)), 0.5)
-        assert reply == rtu_frame(7, b"\x03\x04\x53\x75\x6e\x53")
+        signature = rtu_frame(7, b"\x03\x04\x53\x75\x6e\x53")
+        assert exchange(rtu_frame(7, read(40000, 2)), len(signature)) == signature
         assert exchange(rtu_frame(8, read(40000, 2))) == b""  # another meter's address
         corrupt = bytearray(rtu_frame(7, read(40000, 2)))
         corrupt[-1] ^= 0xFF
         assert exchange(bytes(corrupt)) == b""  # a bad CRC is not answered
-        assert exchange(rtu_frame(7, b"\x41")) == rtu_frame(7, b"\xc1\x01")
+        refused = rtu_frame(7, b"\xc1\x01")
+        assert exchange(rtu_frame(7, b"\x41"), len(refused)) == refused
         assert crc16(b"\x01\x03\x00\x00\x00\x01") == 0x0A84
     finally:
         process.terminate()
         process.wait(10)
+        stderr.close()
         os.close(master)
         os.close(slave)
 
@@ -388,9 +392,10 @@ def test_discover_scans_the_unit_ids_of_a_serial_bus(tmp_path: Path) -> None:
          "--modbus-rtu", cable.paths[0], "--unit-id", "7"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    stderr = StderrLines(process)
     try:
         serving = re.compile(r"serving Modbus RTU on ")
-        assert StderrLines(process).wait_for(serving, 60), "the meter did not open the cable"
+        assert stderr.wait_for(serving, 60), f"the meter did not open the cable: {stderr.text()}"
         done = subprocess.run(
             [engine(), "discover", "--serial", cable.paths[1], "--units", "1-10", "--format", "json"],
             capture_output=True, text=True, timeout=60, check=False,
@@ -404,6 +409,7 @@ def test_discover_scans_the_unit_ids_of_a_serial_bus(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+        stderr.close()
         cable.close()
 
 
