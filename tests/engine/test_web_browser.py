@@ -227,6 +227,7 @@ def test_state_changes_without_the_csrf_token_are_refused(browser: Any, meter: W
         evil.wait_for_function("() => document.title === 'sent'")
     finally:
         server.shutdown()
+        server.server_close()
     settings = page.evaluate("fetch('/api/settings').then(r => r.json())")
     assert settings["points"]["items"][0]["ct_primary"] == 50
     changes = page.evaluate("fetch('/api/changes').then(r => r.json())")
