@@ -235,7 +235,9 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
             capture_output=True,
             check=False,
         )
-        error = done.stderr.decode().strip() if done.returncode else ""
+        error = (
+            (done.stderr.decode().strip() or f"exit {done.returncode}") if done.returncode else ""
+        )
     except OSError as failed:  # no sudo (or no mount) installed
         error = str(failed)
     if error:
