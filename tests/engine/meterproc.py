@@ -1,13 +1,16 @@
 """Shared test helpers: the installed command, free ports, a running local
-meter serving Modbus TCP, and a clock the test moves by hand."""
+meter serving Modbus TCP, waiting on a meter that makes progress, and a clock
+the test moves by hand."""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,11 +20,22 @@ import pytest
 from s8000_engine.modbus.server import Backend, Exc, ModbusError
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(*hosts: str) -> int:
+    """A TCP port that nothing listens on now on each of ``hosts`` (127.0.0.1
+    by default).  Another process may take it before it is used: where a
+    server can bind port 0 and say which port it got, let it (serving_meter)."""
+    hosts = hosts or ("127.0.0.1",)
+    while True:
+        with socket.socket() as first:
+            first.bind((hosts[0], 0))
+            port = int(first.getsockname()[1])
+            try:
+                for host in hosts[1:]:
+                    with socket.socket() as other:
+                        other.bind((host, port))
+            except OSError:
+                continue  # taken on another address: another port
+            return port
 
 
 def engine() -> str:
@@ -31,30 +45,99 @@ def engine() -> str:
     return command
 
 
+class StderrLines:
+    """A child process's stderr, read line by line in a thread of its own (so
+    the child never blocks on a full pipe), and waited on for a line."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._seen = threading.Condition()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._seen:
+                self.lines.append(line)
+                self._seen.notify_all()
+        with self._seen:
+            self._seen.notify_all()  # the process ended
+
+    def wait_for(self, pattern: re.Pattern[str], seconds: float) -> re.Match[str] | None:
+        """The first line matching ``pattern``; None if the process ends or
+        ``seconds`` pass first."""
+        deadline = time.monotonic() + seconds
+        with self._seen:
+            while True:
+                for line in self.lines:
+                    if found := pattern.search(line):
+                        return found
+                left = deadline - time.monotonic()
+                if self.process.poll() is not None or left <= 0:
+                    return None
+                self._seen.wait(min(left, 0.5))
+
+    def text(self) -> str:
+        with self._seen:
+            return "".join(self.lines)
+
+    def close(self) -> None:
+        """Once the process has ended: the last lines read, the pipe closed."""
+        self._reader.join(5)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+
+
+SERVING_TCP = re.compile(r"serving Modbus TCP on 127\.0\.0\.1:(\d+)")
+
+
 @contextlib.contextmanager
-def serving_meter(data: Path, port: int, *options: str) -> Iterator[int]:
-    """``s8000-engine run --simulate`` serving Modbus TCP on 127.0.0.1:port,
-    once it accepts connections; stopped on exit."""
+def serving_meter(data: Path, *options: str) -> Iterator[int]:
+    """``s8000-engine run --simulate`` serving Modbus TCP on 127.0.0.1 at a
+    port the system picks (no race with another test for a free port); yields
+    the port once the server listens, and stops the meter on exit."""
     process = subprocess.Popen(
         [engine(), "run", "--simulate", "--data", str(data), "--speed", "20",
-         *options, "--modbus-tcp", f"127.0.0.1:{port}"],
+         *options, "--modbus-tcp", "127.0.0.1:0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"the meter did not start: {process.communicate()[1]}")
-            time.sleep(0.1)
+    stderr = StderrLines(process)
+    serving = stderr.wait_for(SERVING_TCP, 60)
+    if serving is None:
+        process.kill()
+        process.wait()
+        stderr.close()
+        pytest.fail(f"the meter did not start: {stderr.text()}")
     try:
-        yield port
+        yield int(serving.group(1))
     finally:
         process.terminate()
         process.wait(10)
+        stderr.close()
+
+
+class Progress:
+    """A deadline for waiting on a meter that moves on while the meter makes
+    progress: a slow (loaded) machine is not a failure, a stalled meter is.
+    ``seen(value)`` after each poll; ``value`` is what should keep changing."""
+
+    def __init__(self, what: str, stall_s: float = 90.0, limit_s: float = 900.0) -> None:
+        self.what = what
+        self.stall_s = stall_s
+        now = time.monotonic()
+        self._limit = now + limit_s
+        self._deadline = now + stall_s
+        self._last: object = None
+
+    def seen(self, value: object) -> None:
+        now = time.monotonic()
+        if value != self._last:
+            self._last = value
+            self._deadline = now + self.stall_s
+        assert now < self._deadline, f"{self.what}: nothing moved in {self.stall_s} s (at {value})"
+        assert now < self._limit, f"{self.what}: still not done (at {value})"
 
 
 class ManualClock:

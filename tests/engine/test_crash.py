@@ -76,6 +76,9 @@ class Run:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
         self._reader.join(timeout=5)
+        for pipe in (self.process.stdout, self.process.stderr):
+            assert pipe is not None
+            pipe.close()
 
 
 def _check_sequence(records: list[IntervalRecord]) -> None:

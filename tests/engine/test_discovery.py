@@ -47,7 +47,7 @@ def backend(request: pytest.FixtureRequest) -> BackendName:
 @pytest.fixture(scope="module")
 def running_meter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """`s8000-engine run --simulate` (the demo S8UTS-083) serving Modbus TCP on loopback."""
-    with serving_meter(tmp_path_factory.mktemp("meter"), free_port()) as port:
+    with serving_meter(tmp_path_factory.mktemp("meter")) as port:
         yield port
 
 

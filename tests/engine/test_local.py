@@ -246,6 +246,7 @@ def test_send_reports_to_a_real_http_host(tmp_path: Path) -> None:
         assert all(r.reported_at is not None for r in reported)
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_a_full_disk_keeps_the_pending_intervals_in_memory(tmp_path: Path) -> None:

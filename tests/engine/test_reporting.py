@@ -1,13 +1,18 @@
 """Reporting: uploads to real FTP, FTPS, HTTP and HTTPS servers on loopback, the
-acknowledge-then-mark rule, the schedule and the configuration's errors."""
+acknowledge-then-mark rule, the schedule, the configuration's errors, and the
+Send command written over Modbus to a running local meter."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import ipaddress
+import json
 import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -16,12 +21,18 @@ from pathlib import Path
 from typing import Any, ClassVar, override
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
 from pyftpdlib.servers import FTPServer
 
+from s8000_engine.client.client import connect_tcp
 from s8000_engine.config.reporting import ReportingConfig, ReportingProtocol, reporting_config
 from s8000_engine.exceptions import ReportError
+from s8000_engine.local.meter import DEMO_CONFIG
 from s8000_engine.storage.export import to_csv
 from s8000_engine.storage.reporting import (
     META_LAST_ATTEMPT,
@@ -33,6 +44,8 @@ from s8000_engine.storage.reporting import (
     report_filename,
 )
 from s8000_engine.storage.store import Checkpoint, Flag, IntervalRecord, PointRecord, Store
+
+from .meterproc import Progress, serving_meter
 
 T0 = 1_795_564_800  # 2026-11-25T00:00:00Z
 LENGTH = 900
@@ -109,14 +122,6 @@ class Certificates:
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     """A private CA and a server certificate for 127.0.0.1 signed by it."""
-    pytest.importorskip("cryptography")
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
     directory = tmp_path_factory.mktemp("tls")
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -469,9 +474,6 @@ def test_ftp_timeout(store: Store) -> None:
 
 
 def test_ftps_upload(tmp_path: Path, store: Store, certificates: Certificates) -> None:
-    pytest.importorskip("OpenSSL")
-    from pyftpdlib.handlers import TLS_FTPHandler
-
     with _ftp_server(
         tmp_path / "ftp",
         TLS_FTPHandler,
@@ -500,6 +502,74 @@ def test_ftps_missing_ca_file(tmp_path: Path) -> None:
     )
     with pytest.raises(ReportError, match=r"cannot load ca_file .*none\.pem"):
         FtpUploader(config).upload("x.csv", b"")
+
+
+# -- Send over Modbus ----------------------------------------------------------------------------
+
+
+def _wait_for[T](what: str, probe: Callable[[], T | None], seconds: float = 60.0) -> T:
+    """``probe()``'s first answer that is not None, polled until a deadline."""
+    deadline = time.monotonic() + seconds
+    while (found := probe()) is None:
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return found
+
+
+def _stored(data: Path, *, unreported: bool = False) -> list[IntervalRecord]:
+    with Store.open(data, create=False) as store:
+        return store.intervals(unreported=unreported)
+
+
+def test_send_written_over_modbus_reports_the_unreported_intervals(
+    tmp_path: Path, ftp_site: FtpSite
+) -> None:
+    """The client writes Send (Cmd = SEND_DATA) to ``s8000-engine run``: the
+    meter uploads its unreported intervals to the FTP host and marks them."""
+    data = tmp_path / "meter"
+    config = tmp_path / "meter.json"
+    reporting = {
+        "protocol": "ftp",
+        "host": LOOPBACK,
+        "port": ftp_site.port,
+        "username": USER,
+        "password": PASSWORD,
+        "upload_directory": "upload",
+        "every_minutes": 0,  # never on a schedule: only Send reports
+    }
+    config.write_text(json.dumps({**DEMO_CONFIG, "reporting": reporting}))
+    names = [p["name"] for p in DEMO_CONFIG["points"]]
+    options = ("--config", str(config), "--interval", "1", "--speed", "60",
+               "--sample-rate", "4000", "--start", "2026-11-25T12:00:00Z")  # fmt: skip
+    with serving_meter(data, *options) as port:
+        progress = Progress("two stored intervals")
+        while len(before := _stored(data, unreported=True)) < 2:
+            progress.seen(len(before))
+            time.sleep(0.2)
+        assert ftp_site.files() == {}  # nothing is sent until Send
+
+        async def send() -> str:
+            async with connect_tcp(LOOPBACK, port) as client:
+                await client.send_now()
+                return (await client.identify()).serial
+
+        serial = asyncio.run(send())
+        [(name, body)] = _wait_for("the report", lambda: list(ftp_site.files().items()) or None)
+        reported = _wait_for(
+            "the intervals marked reported",
+            lambda: found if (found := [r for r in _stored(data) if r.reported_at]) else None,
+        )
+
+    # Every interval that was waiting went, in one file that holds exactly the
+    # marked intervals (those the meter stored before it acted on Send).
+    assert {r.start for r in before} <= {r.start for r in reported}
+    assert name == report_filename(serial, reported)
+    assert body == to_csv(reported, names).encode()
+    ack = f"ftp://127.0.0.1:{ftp_site.port}/upload/{name} (226, {len(body)} bytes)"
+    assert {r.destination for r in reported} == {ack}
+    assert [r.start for r in _stored(data, unreported=True)] == [
+        r.start for r in _stored(data) if r.start > reported[-1].start
+    ]
 
 
 # -- a real HTTP server -------------------------------------------------------------------------

@@ -60,8 +60,16 @@ def test_file_is_a_standard_wave_file_with_documented_metadata(tmp_path: Path) -
     }
 
 
-@pytest.mark.parametrize(("encoding", "tolerance"), [("pcm16", 450 / 32768), (FLOAT32, 1e-4)])
-def test_round_trip(tmp_path: Path, encoding: str, tolerance: float) -> None:
+@pytest.mark.parametrize(
+    ("encoding", "volts", "amps"),
+    [
+        # One step of 16 bits of each full scale (450 V, 0.4 A).
+        ("pcm16", 450 / 32768, 0.4 / 32768),
+        # float32 keeps about 7 significant digits of a 170 V or 0.11 A peak.
+        (FLOAT32, 1e-4, 1e-6),
+    ],
+)
+def test_round_trip(tmp_path: Path, encoding: str, volts: float, amps: float) -> None:
     path = tmp_path / "oven.wav"
     v, i = _signals()
     with WaveformWriter(path, "S8120-032", 8000, encoding=encoding, config=CONFIG) as writer:
@@ -74,8 +82,8 @@ def test_round_trip(tmp_path: Path, encoding: str, tolerance: float) -> None:
         blocks = list(reader.blocks(frames=1234))
     v2 = np.concatenate([b[0] for b in blocks], axis=1)
     i2 = np.concatenate([b[1] for b in blocks], axis=1)
-    assert np.abs(v2 - v).max() <= tolerance
-    assert np.abs(i2 - i).max() <= 0.4 / 32768 if encoding == "pcm16" else 1e-6
+    assert np.abs(v2 - v).max() <= volts
+    assert np.abs(i2 - i).max() <= amps
 
 
 def test_metering_a_file_equals_metering_the_samples(tmp_path: Path) -> None:

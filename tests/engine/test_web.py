@@ -52,8 +52,9 @@ class Client:
                 raw = response.read()
                 status, answer = response.status, dict(response.headers)
         except urllib.error.HTTPError as error:
-            raw = error.read()
-            status, answer = error.code, dict(error.headers)
+            with error:  # an error answer holds its connection until closed
+                raw = error.read()
+                status, answer = error.code, dict(error.headers)
         try:
             parsed = json.loads(raw)
         except ValueError:

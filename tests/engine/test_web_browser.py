@@ -34,7 +34,7 @@ LOGIN = re.compile(r"/login(\?|$)")
 def meters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WebMeter, WebMeter]]:
     """The meter under test, and a second one on 127.0.0.2 for the discovery page."""
     root = tmp_path_factory.mktemp("web")
-    port = free_port()
+    port = free_port("127.0.0.1", "127.0.0.2")  # one port, the discovery page probes both
     other = WebMeter(root / "other", "--speed", "30", modbus=False)
     other.options += ["--modbus-tcp", f"127.0.0.2:{port}"]
     main = WebMeter(
@@ -227,6 +227,7 @@ def test_state_changes_without_the_csrf_token_are_refused(browser: Any, meter: W
         evil.wait_for_function("() => document.title === 'sent'")
     finally:
         server.shutdown()
+        server.server_close()
     settings = page.evaluate("fetch('/api/settings').then(r => r.json())")
     assert settings["points"]["items"][0]["ct_primary"] == 50
     changes = page.evaluate("fetch('/api/changes').then(r => r.json())")
@@ -237,11 +238,22 @@ def _item(page: Any) -> str:
     return str(page.locator("#lcd").get_attribute("data-item"))
 
 
-def _hold_display(page: Any, seconds: float) -> None:
+def _hold_display(page: Any, until_mode: str) -> dict[str, Any]:
+    """Hold Display until the page shows ``until_mode``, then let go; the
+    panel's answer to the release.  The meter switches after 5 s held, while
+    the button is still down, and the page polls it: no guessed hold time, so
+    a slow machine cannot let go too early."""
     page.hover("#btn-display")
     page.mouse.down()
-    page.wait_for_timeout(seconds * 1000)
-    page.mouse.up()
+    page.wait_for_function(
+        "(mode) => document.getElementById('lcd').dataset.mode === mode",
+        arg=until_mode,
+        timeout=30_000,  # the meter lets go by itself of a button held 60 s
+    )
+    with page.expect_response(lambda r: r.url.endswith("/api/panel/button")) as released:
+        page.mouse.up()
+    answer: dict[str, Any] = released.value.json()
+    return answer
 
 
 def test_the_front_panel_walks_through_both_modes(browser: Any, meter: WebMeter) -> None:
@@ -285,9 +297,8 @@ def test_the_front_panel_walks_through_both_modes(browser: Any, meter: WebMeter)
     assert _item(page) == "kwh_d"
     assert lcd.get_attribute("data-mode") == "normal"
 
-    # Diagnostics: Display held for 5 s.
-    _hold_display(page, 5.6)
-    page.wait_for_function("() => document.getElementById('lcd').dataset.mode === 'diagnostics'")
+    # Diagnostics: Display held for 5 s; letting go then is no Display press.
+    assert _hold_display(page, "diagnostics")["mode"] == "diagnostics"
     assert _item(page) == "send"
     walked = ["send"]
     for _ in range(5):
@@ -315,8 +326,7 @@ def test_the_front_panel_walks_through_both_modes(browser: Any, meter: WebMeter)
     )
     _shot(page, "web-panel-diagnostics.png")
     # Back to normal mode: Display held 5 s again.
-    _hold_display(page, 5.6)
-    page.wait_for_function("() => document.getElementById('lcd').dataset.mode === 'normal'")
+    assert _hold_display(page, "normal")["mode"] == "normal"
 
 
 def test_the_history_chart_and_its_csv(browser: Any, meter: WebMeter, tmp_path: Path) -> None:

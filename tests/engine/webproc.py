@@ -14,13 +14,12 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.engine.meterproc import engine, free_port
+from tests.engine.meterproc import SERVING_TCP, StderrLines, engine
 
 #: Chromium's flags for a sandbox-less root in a closed network (no
 #: background connections to Google's hosts, no first-run pages).
@@ -61,58 +60,56 @@ class WebMeter:
     def __init__(self, data: Path, *options: str, modbus: bool = True) -> None:
         self.data = data
         self.options = list(options)
-        self.modbus_port = free_port() if modbus else None
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        # Port 0: the system picks a free one at the first start (no race with
+        # another test for it); a restart keeps the port it got.
+        self.modbus_port = 0 if modbus else None
+        self.port = 0
+        self.url = ""
         self.password: str | None = None
-        self.lines: list[str] = []
         self.process: subprocess.Popen[str] | None = None
-        self._seen = threading.Condition()
+        self.stderr: StderrLines | None = None
 
     def start(self, wait_s: float = 60.0) -> WebMeter:
-        """Start it and wait until the web interface answers."""
+        """Start it and wait until the web interface (and Modbus) serve."""
         command = [engine(), "run", "--simulate", "--data", str(self.data),
                    "--web", f"127.0.0.1:{self.port}", *self.options]  # fmt: skip
         if self.modbus_port is not None:
             command += ["--modbus-tcp", f"127.0.0.1:{self.modbus_port}"]
-        self.lines = []
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
-        threading.Thread(target=self._drain, daemon=True).start()
+        self.stderr = stderr = StderrLines(self.process)
         deadline = time.monotonic() + wait_s
-        with self._seen:
-            while not any(self.URL_LINE.search(line) for line in self.lines):
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("the local meter did not start:\n" + "".join(self.lines))
-                self._seen.wait(0.1)
-        for line in self.lines:
+        ready = [self.URL_LINE] + ([SERVING_TCP] if self.modbus_port is not None else [])
+        for pattern in ready:
+            if stderr.wait_for(pattern, deadline - time.monotonic()) is None:
+                self.stop()
+                raise RuntimeError("the local meter did not start:\n" + stderr.text())
+        for line in stderr.text().splitlines():
             if found := self.PASSWORD_LINE.search(line):
                 self.password = found.group(1)
+            if found := self.URL_LINE.search(line):
+                self.url = found.group(1)
+                self.port = int(self.url.rpartition(":")[2])
+            if self.modbus_port is not None and (found := SERVING_TCP.search(line)):
+                self.modbus_port = int(found.group(1))
         return self
-
-    def _drain(self) -> None:
-        assert self.process is not None
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            with self._seen:
-                self.lines.append(line)
-                self._seen.notify_all()
 
     def stop(self) -> None:
         """Stop it (SIGTERM, then SIGKILL)."""
         process = self.process
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self.stderr is not None:
+            self.stderr.close()
 
     def log(self) -> str:
         """Everything it wrote on stderr so far."""
-        with self._seen:
-            return "".join(self.lines)
+        return self.stderr.text() if self.stderr is not None else ""

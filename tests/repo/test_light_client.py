@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.meterproc import free_port, serving_meter
+from tests.engine.meterproc import serving_meter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +85,7 @@ def test_the_base_install_has_no_meter_libraries(light_venv: Path) -> None:
 
 def test_read_and_discover_work_from_the_base_install(light_venv: Path, tmp_path: Path) -> None:
     command = str(light_venv / "bin" / "s8000-engine")
-    with serving_meter(tmp_path / "data", free_port()) as port:
+    with serving_meter(tmp_path / "data") as port:
         read = subprocess.run(
             [command, "read", f"127.0.0.1:{port}", "--format", "json"],
             capture_output=True, text=True, check=False, timeout=60,
