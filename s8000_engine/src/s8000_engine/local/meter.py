@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from s8000_engine.config.demand import DemandConfig, demand_config
+from s8000_engine.config.demand import demand_config
 from s8000_engine.config.meter import MeterConfig, meter_config
 from s8000_engine.config.pulses import PULSE_INPUTS
 from s8000_engine.config.settings import apply_changes, differences, public_settings, raw_config
@@ -616,36 +616,15 @@ class LocalMeter:
         """New metering for ``config`` that goes on with the sample stream, the
         registers (whole and fraction) and the demand of the points kept."""
         old = self.meter
-        meter = Meter(config, self.sample_rate, old.start_time)
-        # The samples not metered yet, in the new scales (they are kept scaled).
-        meter._buffer_v = old._buffer_v * (meter._v_scale / old._v_scale)[:, None]
-        meter._buffer_i = old._buffer_i * (meter._i_scale / old._i_scale)[:, None]
-        meter._buffer_start = old._buffer_start
-        meter._received = old._received
-        meter._window_start = old._window_start
-        meter._crossings = list(old._crossings)
-        meter._at_crossing = old._at_crossing
-        meter._schmitt = old._schmitt
-        meter._last_crossing_scan = old._last_crossing_scan
-        meter.windows = old.windows
-        same_layout = np.array_equal(old.element_ct, meter.element_ct) and np.array_equal(
-            old.element_point, meter.element_point
-        )
-        meter.readings = old.readings if same_layout else None
-        points = meter.points
-        kept = min(points, old.points)
-        whole = np.zeros((points, 8), dtype=np.int64)
-        fraction = np.zeros((points, 8))
-        whole[:kept] = old.energy.whole[:kept]
-        fraction[:kept] = old.energy.fraction[:kept]
-        if points > old.points:
+        meter = old.reconfigured(config)
+        if meter.points > old.points:
             # A point added back has the registers it had (they never go back).
             checkpoint = self.store.load_checkpoint()
             stored = [] if checkpoint is None else checkpoint.registers
-            for index in range(old.points, min(points, len(stored))):
+            whole = meter.energy.whole.copy()
+            for index in range(old.points, min(meter.points, len(stored))):
                 whole[index] = stored[index]
-        meter.energy.restore(whole, fraction)
-        meter.demand = _resized_demand(old.demand, config.demand, points)
+            meter.energy.restore(whole, meter.energy.fraction)
         return meter
 
     def _rebuilt_recorder(self, meter: Meter) -> IntervalRecorder:
@@ -871,32 +850,6 @@ def _layout(regmap: RegisterMap) -> tuple[Any, ...]:
         regmap.end,
         tuple((p.label, p.address, p.model.model_id, p.model.length) for p in regmap.chain),
     )
-
-
-def _resized_demand(
-    calculator: DemandCalculator, config: DemandConfig, points: int
-) -> DemandCalculator:
-    """The demand of the points kept (new points start empty); new demand
-    settings start demand again, as :meth:`LocalMeter.set_demand` does."""
-    if calculator.config != config:
-        return DemandCalculator(config, points)
-    if calculator.channels == points:
-        return calculator
-    data = calculator.to_dict()
-
-    def fit(values: list[Any], missing: Any) -> list[Any]:
-        return [values[k] if k < len(values) else missing for k in range(points)]
-
-    for name, missing in (
-        ("bucket_energy_wh", 0.0),
-        ("demand_w", None),
-        ("peak_w", None),
-        ("peak_time", None),
-    ):
-        data[name] = fit(data[name], missing)
-    data["ring_energy_wh"] = [fit(row, 0.0) for row in data["ring_energy_wh"]]
-    data["channels"] = points
-    return DemandCalculator.from_dict(config, points, data)
 
 
 def simulated_clock(store: Store, speed: float, start: float | None = None) -> SimulatedClock:
