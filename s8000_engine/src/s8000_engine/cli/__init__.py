@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import ipaddress
 import json
 import math
@@ -444,6 +445,7 @@ def _points(text: str | None) -> list[int] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from s8000_engine.local import changes  # noqa: PLC0415
     from s8000_engine.local import meter as local  # noqa: PLC0415
 
     if not args.speed > 0:
@@ -493,7 +495,6 @@ def _run(args: argparse.Namespace) -> int:
             source = PanelSimulator(config, seed=args.seed, sample_rate=args.sample_rate)
             sample_rate = args.sample_rate
         config = meter_config(raw)
-        store.set_meta("config", raw)
 
         def progress(event: local.Progress) -> None:
             line = {"event": event.event, "time": event.time, "registers": event.registers}
@@ -512,6 +513,9 @@ def _run(args: argparse.Namespace) -> int:
             pulses=local.SimulatedPulses(args.seed) if args.simulate else None,
             on_progress=progress if args.progress else None,
         )
+        # A configuration given here is a change like any other: validated,
+        # stored with its change-log entry (origin "cli"), before metering starts.
+        meter.apply_change(changes.Replacement(raw), origin=changes.Origin.CLI, user=_user())
         meter.start()
         if args.modbus_tcp or args.modbus_rtu or args.web:
             if not 1 <= args.unit_id <= 247:
@@ -527,6 +531,14 @@ def _run(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt, EOFError):  # Ctrl-C; end of a replay
             meter.run(seconds=args.seconds)
     return 0
+
+
+def _user() -> str:
+    """Who runs the command, for the change log."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "command line"
 
 
 def _registers(args: argparse.Namespace) -> int:

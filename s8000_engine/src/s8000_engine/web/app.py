@@ -55,7 +55,10 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from s8000_engine.client import discovery
+from s8000_engine.config.settings import SettingsError, public_settings
 from s8000_engine.const import FIRMWARE, FIRMWARE_BUILD
+from s8000_engine.exceptions import ConfigError
+from s8000_engine.local.changes import Origin
 from s8000_engine.panel.state import FrontPanel, PanelInfo
 from s8000_engine.storage import export
 from s8000_engine.storage.store import IntervalRecord, Store
@@ -427,8 +430,6 @@ async def _json_object(request: web.Request, shape: str) -> dict[str, Any]:
 
 
 def _settings_payload(meter: WebMeter) -> dict[str, Any]:
-    from s8000_engine.config.settings import public_settings  # noqa: PLC0415
-
     raw, minutes = meter.stored_meta("config", "recording_minutes")
     config = meter.meter.config
     return public_settings(raw or {}, int(minutes or 15), config.model)
@@ -440,16 +441,18 @@ async def _settings(request: web.Request) -> web.Response:
 
 
 async def _settings_change(request: web.Request) -> web.Response:
-    from s8000_engine.config.settings import SettingsError  # noqa: PLC0415
-
     meter = _meter(request)
     changes = await _json_object(request, "the request body must be a JSON object of sections")
     session = current_session(request)
     user = session.user if session is not None else "?"
     try:
-        result = await meter.in_meter(lambda: meter.meter.reconfigure(changes, user=user))
-    except SettingsError as error:
-        raise ApiError(400, str(error), **error.as_dict()) from None
+        result = await meter.in_meter(
+            lambda: meter.meter.apply_change(changes, origin=Origin.WEB, user=user)
+        )
+    except ConfigError as error:
+        # Each wrong field by the form's path, from the validators' own paths.
+        refused = SettingsError.of(error)
+        raise ApiError(400, str(refused), **refused.as_dict()) from None
     settings = await asyncio.to_thread(_settings_payload, meter)
     return web.json_response({"changes": list(result.changes), "settings": settings})
 
