@@ -43,52 +43,158 @@ def test_delta_defaults_to_120_v_line_to_line_and_needs_a_pt_ratio() -> None:
 
 
 @pytest.mark.parametrize(
-    ("changes", "message"),
+    ("changes", "path", "message"),
     [
-        ({"model": "S9000"}, r"^model: unknown S8000 model 'S9000'"),
-        ({"service": "2p5w"}, r"^service: value must be one of"),
-        ({"frequency": 55}, r"^frequency: value must be one of"),
-        ({"pt_ratio": 0.5}, r"^pt_ratio: value must be at least 1"),
-        ({"pt_ratio": "nan"}, r"^pt_ratio: value must be a finite number"),
-        ({"nominal_voltage": 480}, r"^nominal_voltage: value must be at most 300"),
-        ({"points": []}, r"^points: length of value must be at least 1"),
+        ({"model": "S9000"}, ("model",), r"^model: unknown S8000 model 'S9000'"),
+        ({"service": "2p5w"}, ("service",), r"^service: value must be one of"),
+        ({"frequency": 55}, ("frequency",), r"^frequency: value must be one of"),
+        ({"pt_ratio": 0.5}, ("pt_ratio",), r"^pt_ratio: value must be at least 1"),
+        ({"pt_ratio": "nan"}, ("pt_ratio",), r"^pt_ratio: value must be a finite number"),
+        ({"pt_ratio": "high"}, ("pt_ratio",), r"^pt_ratio: must be a number$"),
+        (
+            {"nominal_voltage": 480},
+            ("nominal_voltage",),
+            r"^nominal_voltage: value must be at most 300",
+        ),
+        ({"points": []}, ("points",), r"^points: length of value must be at least 1"),
         (
             {"points": [{"ct_primary": 20000, "phases": ["A"]}]},
-            r"^points\[0\]\.ct_primary: value must be at most 10000",
+            ("points", 0, "ct_primary"),
+            r"^points\[0\]\.ct_primary: must be from 0\.1 to 10000 A \(the CT's rated primary",
         ),
         (
             {"points": [{"ct_primary": 100, "phases": ["D"]}]},
+            ("points", 0, "phases", 0),
             r"^points\[0\]\.phases\[0\]: value must be one of",
         ),
-        ({"points": [{"phases": ["A"]}]}, r"^points\[0\]\.ct_primary: required key not provided"),
+        (
+            {"points": [{"phases": ["A"]}]},
+            ("points", 0, "ct_primary"),
+            r"^points\[0\]\.ct_primary: required key not provided",
+        ),
         (
             {"points": [{"ct_primary": 100, "phases": ["A", "A"]}]},
+            ("points", 0, "phases"),
             r"^points\[0\]\.phases: each CT of a point must be on a different phase",
         ),
         (
+            {"points": [{"ct_primary": 100, "phases": []}]},
+            ("points", 0, "phases"),
+            r"^points\[0\]\.phases: must not be empty",
+        ),
+        (
+            {"points": [{"ct_primary": 100, "phases": ["A"], "enabled": "no"}]},
+            ("points", 0, "enabled"),
+            r"^points\[0\]\.enabled: must be true or false",
+        ),
+        (
             {"points": [{"ct_primary": 100, "phases": ["A"], "colour": "red"}]},
+            ("points", 0, "colour"),
             r"^points\[0\]\.colour: extra keys",
         ),
         (
             {"calibration": {"P9-1": {"gain": 1.0}}},
+            ("calibration", "P9-1"),
             r"^calibration\.P9-1: no such channel on S8UTS-083",
         ),
         (
             {"calibration": {"P1-1": {"gain": 3}}},
+            ("calibration", "P1-1", "gain"),
             r"^calibration\.P1-1\.gain: value must be at most 2",
         ),
         (
             {"calibration": {"VA": {"phase_deg": -45}}},
+            ("calibration", "VA", "phase_deg"),
             r"^calibration\.VA\.phase_deg: value must be at least -10",
         ),
-        ({"demand": {"interval_minutes": 7}}, r"^demand 'interval_minutes': must be one of 1, 5"),
-        ({"pulse_inputs": [{}, {"scale": 0}]}, r"^pulse_inputs\[1\]: pulse input 'scale'"),
-        ({"pulse_inputs": [{}, {}, {}]}, r"^pulse_inputs: length of value must be at most 2"),
+        (
+            {"demand": {"interval_minutes": 7}},
+            ("demand", "interval_minutes"),
+            r"^demand\.interval_minutes: must be one of 1, 5",
+        ),
+        (
+            {"reporting": {"port": 0}},
+            ("reporting", "port"),
+            r"^reporting\.port: value must be at least 1",
+        ),
+        (
+            {"pulse_inputs": [{}, {"scale": 0}]},
+            ("pulse_inputs", 1, "scale"),
+            r"^pulse_inputs\[1\]\.scale: value must be greater than 0",
+        ),
+        (
+            {"pulse_inputs": [{}, "water"]},
+            ("pulse_inputs", 1),
+            r"^pulse_inputs\[1\]: expected a dictionary",
+        ),
+        (
+            {"pulse_inputs": [{}, {}, {}]},
+            ("pulse_inputs",),
+            r"^pulse_inputs: length of value must be at most 2",
+        ),
+        ({"unit": {"mtu": 1500}}, ("unit", "mtu"), r"^unit\.mtu: unknown field"),
     ],
 )
-def test_every_wrong_value_names_its_field(changes: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+def test_every_wrong_value_names_its_field(
+    changes: dict[str, Any], path: tuple[str | int, ...], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as raised:
         meter_config(_base(**changes))
+    assert [where for where, _ in raised.value.errors] == [path]
+    assert raised.value.path == path
+
+
+def test_every_wrong_field_of_every_section_is_named_at_once() -> None:
+    with pytest.raises(ConfigError) as raised:
+        meter_config(
+            _base(
+                frequency=55,
+                points=[
+                    {"ct_primary": 100, "phases": ["A", "B", "C"]},
+                    {"ct_primary": 0, "phases": ["A", "D"]},
+                ],
+                unit={"ip": "1.2.3", "netmask": "255.0.255.0"},
+                demand={"type": "rolling"},
+                reporting={"port": 0, "every_minutes": 7},
+                pulse_inputs=[{"scale": 0}],
+                calibration={"VA": {"gain": 9}},
+            )
+        )
+    error = raised.value
+    # Voluptuous's own paths: the top level, then each section in turn.
+    assert [path for path, _ in error.errors] == [
+        ("frequency",),
+        ("unit", "ip"),
+        ("unit", "netmask"),
+        ("demand", "type"),
+        ("reporting", "every_minutes"),
+        ("reporting", "port"),
+        ("pulse_inputs", 0, "scale"),
+        ("points", 1, "ct_primary"),
+        ("points", 1, "phases", 1),
+        ("calibration", "VA", "gain"),
+    ]
+    # The text names them all, as the command line prints it.
+    assert str(error).split("; ")[:2] == [
+        "frequency: value must be one of [50, 60]",
+        "unit.ip: must be an IPv4 address: four numbers from 0 to 255 separated by dots, "
+        "e.g. 192.168.0.9",
+    ]
+    assert "; points[1].phases[1]: value must be one of ['A', 'B', 'C']; " in str(error)
+
+
+def test_a_configuration_error_is_its_list_of_fields_and_messages() -> None:
+    plain = ConfigError("--speed: must be positive")
+    assert plain.errors == (((), "--speed: must be positive"),)
+    assert str(plain) == "--speed: must be positive"
+    one = ConfigError.at(("scale",), "value must be greater than 0")
+    placed = one.within("pulse_inputs", 1)
+    assert placed.errors == ((("pulse_inputs", 1, "scale"), "value must be greater than 0"),)
+    assert str(placed) == "pulse_inputs[1].scale: value must be greater than 0"
+    assert (placed.path, placed.message) == (("pulse_inputs", 1, "scale"), placed.errors[0][1])
+    assert isinstance(placed, ValueError)
+    with pytest.raises(ValueError, match="at least one"):
+        ConfigError([])
 
 
 def test_demand_and_pulse_inputs_are_configured_with_the_meter() -> None:

@@ -12,6 +12,7 @@ import pytest
 from numpy.typing import ArrayLike, NDArray
 
 from s8000_engine.config.demand import DEMAND_SCHEMA, DemandConfig, DemandType, demand_config
+from s8000_engine.exceptions import ConfigError
 from s8000_engine.metering.demand import DemandCalculator
 
 BLOCK_15 = DemandConfig(DemandType.BLOCK, 15)
@@ -519,34 +520,36 @@ def test_config_defaults_and_resolved_subintervals() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"type": "rolling"}, "demand 'type': must be one of block, sliding"),
-        ({"type": 3}, "demand 'type': must be one of block, sliding"),
-        ({"interval_minutes": 7}, "demand 'interval_minutes': must be one of 1, 5, 10, 15, 30, 60"),
-        ({"interval_minutes": 0}, "demand 'interval_minutes': must be one of 1, 5, 10, 15, 30, 60"),
-        ({"interval_minutes": "15"}, "demand 'interval_minutes': must be a whole number"),
-        ({"interval_minutes": 15.5}, "demand 'interval_minutes': must be a whole number"),
-        ({"interval_minutes": True}, "demand 'interval_minutes': must be a whole number"),
-        ({"type": "sliding", "interval_minutes": 1}, "demand 'interval_minutes': sliding"),
-        ({"subinterval_minutes": 0}, "demand 'subinterval_minutes': must be a whole number"),
-        ({"subinterval_minutes": 5}, "demand 'subinterval_minutes': block demand has no"),
+        ({"type": "rolling"}, "demand.type: must be one of block, sliding"),
+        ({"type": 3}, "demand.type: must be one of block, sliding"),
+        ({"interval_minutes": 7}, "demand.interval_minutes: must be one of 1, 5, 10, 15, 30, 60"),
+        ({"interval_minutes": 0}, "demand.interval_minutes: must be one of 1, 5, 10, 15, 30, 60"),
+        ({"interval_minutes": "15"}, "demand.interval_minutes: must be a whole number"),
+        ({"interval_minutes": 15.5}, "demand.interval_minutes: must be a whole number"),
+        ({"interval_minutes": True}, "demand.interval_minutes: must be a whole number"),
+        ({"type": "sliding", "interval_minutes": 1}, "demand.interval_minutes: sliding"),
+        ({"subinterval_minutes": 0}, "demand.subinterval_minutes: must be a whole number"),
+        ({"subinterval_minutes": 5}, "demand.subinterval_minutes: block demand has no"),
         (
             {"type": "sliding", "subinterval_minutes": 4},
-            "demand 'subinterval_minutes': must divide",
+            "demand.subinterval_minutes: must divide",
         ),
         (
             {"type": "sliding", "subinterval_minutes": 15},
-            "demand 'subinterval_minutes': must divide",
+            "demand.subinterval_minutes: must divide",
         ),
         (
             {"type": "sliding", "subinterval_minutes": 30},
-            "demand 'subinterval_minutes': must divide",
+            "demand.subinterval_minutes: must divide",
         ),
-        ({"interval": 15}, "demand 'interval': extra keys not allowed"),
+        ({"interval": 15}, "demand.interval: extra keys not allowed"),
     ],
 )
 def test_config_errors_name_their_field(data: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError, match="^" + re.escape(message)):
+    with pytest.raises(ConfigError, match="^" + re.escape(message)) as raised:
         demand_config(data)
+    field = message.split(":", maxsplit=1)[0].split(".")[1]
+    assert [path for path, _ in raised.value.errors] == [("demand", field)]
 
 
 @pytest.mark.parametrize(
@@ -559,8 +562,9 @@ def test_config_errors_name_their_field(data: dict[str, object], message: str) -
     ],
 )
 def test_config_constructor_checks_too(kwargs: dict[str, object], field: str) -> None:
-    with pytest.raises(ValueError, match=f"^demand '{field}'"):
+    with pytest.raises(ConfigError, match=rf"^demand\.{field}: ") as raised:
         DemandConfig(**kwargs)  # type: ignore[arg-type]
+    assert raised.value.path == ("demand", field)
 
 
 # ------------------------------------------------------------------------- invalid inputs

@@ -4,10 +4,13 @@ Every request is checked against an oracle written from the Modbus Application
 Protocol V1.1b3 and docs/modbus.md, not from ``s8000_engine/modbus.py``: the
 exact answer (exception 01 for an unsupported function, 03 for a bad quantity,
 byte count or length, 02 for an address outside the map, a read-only register
-or part of a multi-register value, 03 for a value out of its declared range,
-04 for a configuration register the running meter does not apply yet; normal
-answers equal to the register image) and the writes it queues (none when the
-request is refused; the image never changes).
+or part of a multi-register value, 03 for a clock or command value out of its
+declared range or a value that is "not implemented", 04 for a register the
+running meter does not apply; normal answers equal to the register image) and
+the writes it passes on (none when the request is refused; the image never
+changes).  The values of configuration registers are the meter's validators'
+to judge, as for the web page's changes: the meter here takes every one
+(those validators, behind the same handler, are tested in test_modbus.py).
 
 * the protocol handler directly: systematic sweeps (every function code, every
   device identification code and object id) and seeded random PDUs;
@@ -32,6 +35,7 @@ import struct
 import tty
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,15 +58,16 @@ RTU_UNIT = 7
 
 #: Function codes docs/modbus.md promises (43 only with MEI type 14).
 SUPPORTED = frozenset({0x03, 0x04, 0x06, 0x10, 0x11, 0x14, 0x2B})
-#: Writable registers the running meter applies (docs/modbus.md): all of them;
-#: a writable register not listed here would be range-checked, then refused (04).
-APPLIED = frozenset(
-    {"s8000.UTC", "s8000.Cmd", "s8000.P1Scale", "s8000.P2Scale", "s8000.RecInt"}
+#: Writable registers that are configuration (docs/modbus.md): their values go
+#: to the meter's validators, not the map's declared ranges.
+CONFIGURATION = frozenset(
+    {"s8000.P1Scale", "s8000.P2Scale", "s8000.RecInt"}
     | {"s8000.DmdType", "s8000.DmdInt", "s8000.DmdSub"}
     | {f"s8000.Pt{n}CT" for n in range(1, 25)}
 )
-#: docs/modbus.md and registers.md: intervals are 1, 5, 10, 15, 30 or 60 minutes.
-MINUTES = {1, 5, 10, 15, 30, 60}
+#: Writable registers the running meter applies (docs/modbus.md): all of them;
+#: a writable register not listed here would be range-checked, then refused (04).
+APPLIED = CONFIGURATION | {"s8000.UTC", "s8000.Cmd"}
 MAX_READ = 125  # Modbus V1.1b3 6.3: 1 to 125 registers
 MAX_WRITE = 123  # 6.12: 1 to 123 registers
 MAX_PDU = 253  # 4.1: 256-byte RTU ADU minus address and CRC
@@ -98,6 +103,17 @@ def make_meter() -> Meter:
     regmap = build_map(config)
     backend = MeterBackend(regmap, model=MODEL, serial=SERIAL, firmware=FIRMWARE)
     backend.update(render(regmap, MeterSnapshot(config, serial=SERIAL, utc=1_795_600_000)))
+
+    def configure(writes: tuple[Write, ...]) -> Future[None]:
+        """A meter that takes every configuration write: passed on, in the
+        order of the clock and command writes the backend queues after them."""
+        for write in writes:
+            backend.writes.put(write)
+        taken: Future[None] = Future()
+        taken.set_result(None)
+        return taken
+
+    backend.configure = configure
     return Meter(regmap, backend, Handler(backend), list(backend.image))
 
 
@@ -200,33 +216,15 @@ class Oracle:
                 return refuse(function, 2)
             parts.append((f, value_of(f, words[at - address : at - address + f.size])))
             at += f.size
-        if any(not in_range(f, value) for f, value in parts):
-            return refuse(function, 3)  # every value is checked before any effect
-        if any(f.name in ("s8000.RecInt", "s8000.DmdInt") and v not in MINUTES for f, v in parts):
+        # Every value is checked before any effect: "not implemented" is no
+        # value; the clock and the commands have their declared ranges.
+        if any(not_implemented(f, value) for f, value in parts):
             return refuse(function, 3)
-        if not self._demand_ok(parts):
+        if any(not in_range(f, value) for f, value in parts if f.name not in CONFIGURATION):
             return refuse(function, 3)
         if any(f.name not in APPLIED for f, _ in parts):
             return refuse(function, 4)
         return Expect(echo, tuple((f.name, value) for f, value in parts))
-
-    def _demand_ok(self, parts: list[tuple[Field, Any]]) -> bool:
-        """Type, interval and subinterval together: block takes any interval;
-        sliding needs a subinterval that divides the interval and is smaller."""
-        names = ("s8000.DmdType", "s8000.DmdInt", "s8000.DmdSub")
-        if not any(f.name in names for f, _ in parts):
-            return True
-        now = {}
-        for name in names:
-            f = next(f for f in self.writable.values() if f.name == name)
-            now[name] = self.image[f.address - self.base]
-        now.update({f.name: int(v) for f, v in parts if f.name in names})
-        kind, interval, sub = (now[n] for n in names)
-        if interval not in MINUTES:
-            return False
-        if kind == 1:
-            return True
-        return 1 <= sub < interval and interval % sub == 0
 
     def _identification(self, pdu: bytes) -> Expect:
         if len(pdu) < 2:
@@ -261,6 +259,13 @@ def value_of(f: Field, words: list[int]) -> Any:
     if f.type is DataType.FLOAT32:
         return struct.unpack(">f", struct.pack(">HH", *words))[0]
     raise AssertionError(f"the oracle does not know writable {f.type} ({f.name})")
+
+
+def not_implemented(f: Field, value: Any) -> bool:
+    """SunSpec's "not implemented" value of the field's type: no value at all."""
+    if f.type is DataType.FLOAT32:
+        return math.isnan(value)
+    return bool(value == {DataType.UINT32: 0xFFFFFFFF}.get(f.type, 0xFFFF))
 
 
 def in_range(f: Field, value: Any) -> bool:
@@ -640,9 +645,16 @@ def test_the_handler_answers_every_request_as_specified(capsys: pytest.CaptureFi
 
 def test_a_multi_field_write_is_range_checked_before_its_effect() -> None:
     meter = make_meter()
-    rec = meter.regmap.address_of("s8000", "RecInt")  # then DmdType (1–2)
-    pdu = struct.pack(">BHHB2H", 16, rec, 2, 4, 15, 7)
+    rec = meter.regmap.address_of("s8000", "RecInt")  # RecInt, DmdType, DmdInt, DmdSub, Cmd
+    pdu = struct.pack(">BHHB5H", 16, rec, 5, 10, 5, 1, 15, 15, 7)  # no command 7
     assert asyncio.run(meter.handler.handle(pdu)) == b"\x90\x03"
+    assert drain(meter.backend.writes) == []  # the configuration was not passed on either
+    pdu = struct.pack(">BHHB5H", 16, rec, 5, 10, 5, 1, 15, 15, 1)
+    assert asyncio.run(meter.handler.handle(pdu)) == pdu[:5]
+    assert drain(meter.backend.writes) == [
+        ("s8000.RecInt", 5), ("s8000.DmdType", 1), ("s8000.DmdInt", 15), ("s8000.DmdSub", 15),
+        ("s8000.Cmd", 1),
+    ]  # fmt: skip
 
 
 # -- Modbus TCP ----------------------------------------------------------------------------

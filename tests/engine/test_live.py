@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from s8000_engine.config.meter import meter_config
+from s8000_engine.local.changes import Origin
 from s8000_engine.local.live import LiveView
 from s8000_engine.local.meter import DEMO_CONFIG, LocalMeter, SimulatedClock
 from s8000_engine.local.simulate import PanelSimulator
@@ -59,7 +60,7 @@ def test_a_submitted_task_runs_between_seconds_in_the_meter_thread(tmp_path: Pat
 
     def task() -> int:
         threads.append(threading.current_thread().name)
-        meter.set_ct_primary(0, 200.0)
+        meter.apply_change({"points": {"0": {"ct_primary": 200.0}}}, origin=Origin.WEB, user="t")
         return 7
 
     def failing() -> None:

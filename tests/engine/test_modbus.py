@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import os
 import re
 import select
@@ -14,18 +15,26 @@ import subprocess
 import threading
 import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
-from s8000_engine.config.meter import meter_config
+from s8000_engine.config.meter import MeterConfig, meter_config
+from s8000_engine.config.settings import SettingsError
+from s8000_engine.const import FIRMWARE
+from s8000_engine.local.changes import Origin, Replacement, register_change
 from s8000_engine.local.image import MeterSnapshot, build_map, render
-from s8000_engine.local.meter import DEMO_CONFIG
-from s8000_engine.modbus.backend import MeterBackend
+from s8000_engine.local.meter import DEMO_CONFIG, LocalMeter, SimulatedPulses
+from s8000_engine.metering.synth import ZERO, Signal, sample_meter
+from s8000_engine.modbus.backend import MeterBackend, Write
 from s8000_engine.modbus.server import Handler, crc16, rtu_frame
+from s8000_engine.protocol.sunspec import decode
+from s8000_engine.storage.store import ConfigChange, Store
 
-from .meterproc import Progress, StderrLines, engine, free_port, serving_meter
+from .meterproc import ManualClock, Progress, StderrLines, engine, free_port, serving_meter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,8 +97,11 @@ def test_writes_are_range_checked_and_change_nothing_when_refused(handler: Handl
     assert ask(handler, good) == good[:5]
     backend = handler.backend
     assert backend.writes.get_nowait().value == 1_800_000_000  # type: ignore[attr-defined]
+    # A register image with no meter behind it: its configuration cannot change
+    # (a meter's validators judge the value: see the tests of a running meter below).
     rec = regmap.address_of("s8000", "RecInt")
-    assert ask(handler, struct.pack(">BHH", 6, rec, 0)) == b"\x86\x03"  # below 1 minute
+    assert ask(handler, struct.pack(">BHH", 6, rec, 5)) == b"\x86\x04"
+    assert backend.writes.empty()  # type: ignore[attr-defined]
 
 
 def test_identification_and_server_id(handler: Handler) -> None:
@@ -414,73 +426,340 @@ def test_discover_scans_the_unit_ids_of_a_serial_bus(tmp_path: Path) -> None:
         cable.close()
 
 
-def test_a_ct_primary_written_over_modbus_rescales_the_readings(running_meter: int) -> None:
+async def _connect(port: int) -> Callable[[bytes], Awaitable[bytes]]:
+    """A Modbus TCP connection to 127.0.0.1:port: ask(PDU) -> answer PDU."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def ask(pdu: bytes) -> bytes:
+        writer.write(struct.pack(">HHHB", 1, 0, len(pdu) + 1, 1) + pdu)
+        header = await reader.readexactly(7)
+        return await reader.readexactly(struct.unpack(">H", header[4:6])[0] - 1)
+
+    return ask
+
+
+def test_a_ct_primary_written_over_modbus_rescales_the_readings(
+    tmp_path: Path, running_meter: int
+) -> None:
+    """`s8000-engine run` end to end: the write is answered once the change is
+    validated, stored with its change-log entry and applied."""
     regmap = build_map(meter_config(DEMO_CONFIG))
-    ct = regmap.address_of("s8000", "Pt2CT")
-    watts = regmap.address_of("point2", "W")
+    ct = regmap.address_of("s8000", "Pt8CT")  # the base load: steady, always on
+    watts = regmap.address_of("point8", "W")
+    watts_sf = regmap.address_of("point8", "W_SF")
+    utc = regmap.address_of("s8000", "UTC")
 
-    async def session() -> tuple[int, int, int, bytes, bytes]:
-        reader, writer = await asyncio.open_connection("127.0.0.1", running_meter)
+    async def session() -> tuple[int, float, bytes, bytes, int, float]:
+        ask = await _connect(running_meter)
 
-        async def ask(pdu: bytes) -> bytes:
-            writer.write(struct.pack(">HHHB", 1, 0, len(pdu) + 1, 1) + pdu)
-            header = await reader.readexactly(7)
-            return await reader.readexactly(struct.unpack(">H", header[4:6])[0] - 1)
+        async def ct_value() -> int:
+            return int(struct.unpack(">H", (await ask(struct.pack(">BHH", 3, ct, 1)))[2:])[0])
 
-        async def ct_and_w() -> tuple[int, int]:
-            ct_value = struct.unpack(">H", (await ask(struct.pack(">BHH", 3, ct, 1)))[2:])[0]
-            w = struct.unpack(">h", (await ask(struct.pack(">BHH", 3, watts, 1)))[2:])[0]
-            return ct_value, w
+        async def power() -> float:
+            count = watts_sf - watts + 1  # W, its phases and W_SF: one image, one second
+            value, *_, sf = struct.unpack(f">{count}h", (await ask(read(watts, count)))[2:])
+            return float(value * 10.0**sf)
 
-        before_ct, _ = await ct_and_w()
+        async def seconds_later(count: int) -> None:
+            """Until ``count`` more seconds are metered (each publishes a new image)."""
+            seen: set[bytes] = set()
+            deadline = time.monotonic() + 60
+            while len(seen) < count + 1:
+                assert time.monotonic() < deadline, "the meter stopped metering"
+                seen.add(await ask(read(utc, 2)))
+                await asyncio.sleep(0.02)
+
+        before_ct = await ct_value()
+        await seconds_later(2)
+        before_w = await power()
         refused = await ask(struct.pack(">BHH", 6, ct, 20000))  # above 10000 A
-        accepted = await ask(struct.pack(">BHH", 6, ct, 2 * before_ct))
-        await asyncio.sleep(2)
-        after_ct, _ = await ct_and_w()
-        writer.close()
-        return before_ct, after_ct, 0, refused, accepted
+        accepted = await ask(struct.pack(">BHH", 6, ct, 4 * before_ct))
+        after_ct = await ct_value()  # applied when the write is answered
+        await seconds_later(3)  # past the window begun before the change
+        return before_ct, before_w, refused, accepted, after_ct, await power()
 
-    before, after, _, refused, accepted = asyncio.run(session())
+    before_ct, before_w, refused, accepted, after_ct, after_w = asyncio.run(session())
     assert refused == b"\x86\x03"
     assert accepted[0] == 6
-    assert after == 2 * before
+    assert (before_ct, after_ct) == (50, 200)
+    # Four times the rating, four times the power (the load wanders ±4 % a second).
+    assert before_w > 500
+    assert 3.5 < after_w / before_w < 4.6
+    with Store.open(tmp_path, create=False) as store:
+        log = store.config_changes()
+        assert store.get_meta("config")["points"][7]["ct_primary"] == 200.0
+    assert [(c.origin, c.user, c.changes) for c in log[:1]] == [
+        ("modbus", "modbus", ["Point 8 (Office) CT primary (A): 50 → 200"])
+    ]
+    assert len(log) == 1  # the refused write left nothing
 
 
-def test_recording_and_demand_writes_are_checked_together_then_applied(running_meter: int) -> None:
+def test_recording_and_demand_writes_are_checked_together_then_applied(
+    tmp_path: Path, running_meter: int
+) -> None:
     regmap = build_map(meter_config(DEMO_CONFIG))
     rec = regmap.address_of("s8000", "RecInt")
     dmd = regmap.address_of("s8000", "DmdType")
 
     async def session() -> list[bytes]:
-        reader, writer = await asyncio.open_connection("127.0.0.1", running_meter)
-
-        async def ask(pdu: bytes) -> bytes:
-            writer.write(struct.pack(">HHHB", 1, 0, len(pdu) + 1, 1) + pdu)
-            header = await reader.readexactly(7)
-            return await reader.readexactly(struct.unpack(">H", header[4:6])[0] - 1)
-
-        answers = [
+        ask = await _connect(running_meter)
+        return [
             await ask(struct.pack(">BHH", 6, rec, 7)),  # not a recording interval
             await ask(struct.pack(">BHHB3H", 16, dmd, 3, 6, 2, 15, 4)),  # 4 does not divide 15
-            await ask(
-                struct.pack(">BHHB3H", 16, dmd, 3, 6, 1, 15, 4)
-            ),  # block: no subinterval needed
+            await ask(struct.pack(">BHHB3H", 16, dmd, 3, 6, 3, 15, 5)),  # no demand type 3
+            await ask(struct.pack(">BHHB3H", 16, dmd, 3, 6, 1, 15, 4)),  # block: no subinterval
             await ask(struct.pack(">BHHB3H", 16, dmd, 3, 6, 2, 15, 5)),  # sliding 15/5
+            await ask(read(dmd, 3)),
             await ask(struct.pack(">BHH", 6, rec, 5)),
         ]
-        await asyncio.sleep(2)
-        answers.append(await ask(struct.pack(">BHH", 3, dmd, 3)))
-        answers.append(await ask(struct.pack(">BHH", 3, rec, 1)))
-        writer.close()
-        return answers
 
-    bad_rec, bad_demand, block, sliding, good_rec, demand_now, rec_now = asyncio.run(session())
+    bad_rec, bad_demand, bad_type, block, sliding, demand_now, good_rec = asyncio.run(session())
     assert bad_rec == b"\x86\x03"
     assert bad_demand == b"\x90\x03"
+    assert bad_type == b"\x90\x03"
     assert block[0] == 0x10
     assert sliding[0] == 0x10
     assert good_rec[0] == 0x06
+    # Applied when answered: the registers read the new demand at once.
     assert struct.unpack(">3H", demand_now[2:]) == (2, 15, 5)
-    # The new recording interval waits for an end both lengths share; the
-    # register shows it once it applies (the demo records 15 minutes).
-    assert struct.unpack(">H", rec_now[2:])[0] in (15, 5)
+    with Store.open(tmp_path, create=False) as store:
+        log = store.config_changes()
+        assert store.get_meta("recording_minutes") == 5
+        assert store.get_meta("config")["demand"] == {
+            "type": "sliding",
+            "interval_minutes": 15,
+            "subinterval_minutes": 5,
+        }
+    # The demo's sliding 15/5 demand: block, then sliding again, then the interval.
+    assert [(c.origin, c.changes) for c in log[:3]] == [
+        ("modbus", ["Recording interval (minutes): 15 → 5"]),
+        ("modbus", ["Demand type: block → sliding", "Demand subinterval (minutes): 15 → 5"]),
+        ("modbus", ["Demand type: sliding → block"]),
+    ]
+
+
+# -- writes to a running local meter, in this process -----------------------------------
+
+T0 = 1_795_586_400  # 2026-11-25T06:00:00Z: the simulated water meter's busy hour
+RATE = 4000
+TWO_POINTS: dict[str, Any] = {
+    "model": "S8UTS-241",
+    "service": "1p2w",
+    "points": [
+        {"name": "Pump", "ct_primary": 100, "phases": ["A"]},
+        {"name": "Fan", "ct_primary": 100, "phases": ["A"]},
+    ],
+    "demand": {"type": "block", "interval_minutes": 1},
+    "pulse_inputs": [{"name": "Water", "unit": "L", "scale": 10.0}],
+}
+CT_RANGE = "must be from 0.1 to 10000 A (the CT's rated primary current)"
+
+
+class TenAmps:
+    """10 A at PF 1 (0.01 A of CT secondary on a 100 A CT) on the first two
+    CTs, 120 V on A: 1200 W a point; phase-continuous in UTC time."""
+
+    def __init__(self, config: MeterConfig) -> None:
+        self.currents = [ZERO] * config.model.channel_count
+        self.currents[:2] = [Signal(0.01), Signal(0.01)]
+
+    def samples(self, start: float, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+        return sample_meter([Signal(120.0), ZERO, ZERO], self.currents, frequency=60.0,
+                            sample_rate=RATE, samples=int(RATE * seconds),
+                            start=round(start * RATE))  # fmt: skip
+
+
+class RunningMeter:
+    """A local meter (real metering, a real SQLite store) behind the real
+    Modbus protocol handler, metering second after second in its own thread."""
+
+    def __init__(self, path: Path, *, start: float = T0) -> None:
+        self.path = path
+        config = meter_config(TWO_POINTS)
+        self.clock = ManualClock(start)
+        self.meter = LocalMeter(config, Store.open(path), TenAmps(config), self.clock,
+                                sample_rate=RATE, recording_minutes=1,
+                                pulses=SimulatedPulses(seed=3))  # fmt: skip
+        # As `s8000-engine run --config` does.
+        self.meter.apply_change(Replacement(TWO_POINTS), origin=Origin.CLI, user="test")
+        self.meter.start()
+        self.backend = MeterBackend(self.meter.regmap, model=config.model.code,
+                                    serial=self.meter.serial, firmware=FIRMWARE)  # fmt: skip
+        self.meter.serve(self.backend)
+        self.handler = Handler(self.backend)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="meter", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.clock.value += 1
+            self.meter.step()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self.meter.store.close()
+
+    def ask(self, pdu: bytes) -> bytes:
+        """A request through the protocol handler, as the TCP and RTU servers pass it."""
+        return asyncio.run(self.handler.handle(pdu))
+
+    def write(self, name: str, *words: int) -> bytes:
+        """Function 16 to registers of the vendor model, from ``name`` on."""
+        address = self.meter.regmap.address_of("s8000", name)
+        return self.ask(struct.pack(f">BHHB{len(words)}H", 16, address, len(words),
+                                    2 * len(words), *words))  # fmt: skip
+
+    def registers(self, label: str, *names: str) -> list[Any]:
+        """Fields of one model, decoded, read in one request (one image: one second)."""
+        fields = {f.name: f for f in self.meter.regmap.fields}
+        chosen = [fields[f"{label}.{name}"] for name in names]
+        first = min(f.address for f in chosen)
+        count = max(f.address + f.size for f in chosen) - first
+        answer = self.ask(read(first, count))
+        words = struct.unpack(f">{count}H", answer[2:])
+        return [decode(f.type, words[f.address - first : f.address - first + f.size])
+                for f in chosen]  # fmt: skip
+
+    def seconds_later(self, count: int) -> None:
+        """Wait until ``count`` more seconds are metered."""
+        until = self.meter.t + count
+        wait_for(lambda: self.meter.t >= until, f"{count} more metered seconds")
+
+    def log(self) -> list[ConfigChange]:
+        """The change log, read through a connection of its own (as the web page does)."""
+        with Store.open(self.path, create=False) as store:
+            return store.config_changes()
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[RunningMeter]:
+    meter = RunningMeter(tmp_path / "meter.db")
+    try:
+        yield meter
+    finally:
+        meter.close()
+
+
+def _watts(served: RunningMeter, point: int) -> float:
+    value, sf = served.registers(f"point{point}", "W", "W_SF")
+    return float(value * 10.0**sf)
+
+
+def test_a_ct_primary_write_is_a_logged_change_that_rescales_its_point(
+    served: RunningMeter,
+) -> None:
+    served.seconds_later(2)
+    assert _watts(served, 1) == pytest.approx(1200.0, rel=0.01)
+    assert served.write("Pt1CT", 250)[0] == 0x10
+    # Answered once validated, stored with its change-log entry and applied.
+    assert served.meter.config.points[0].ct_primary_a == 250.0
+    assert served.registers("s8000", "Pt1CT", "Pt2CT") == [250, 100]
+    assert [(c.origin, c.user, c.changes) for c in served.log()] == [
+        ("modbus", "modbus", ["Point 1 (Pump) CT primary (A): 100 → 250"]),
+    ]
+    served.seconds_later(3)  # past the window begun before the change
+    assert _watts(served, 1) == pytest.approx(2.5 * 1200.0, rel=0.01)
+    assert _watts(served, 2) == pytest.approx(1200.0, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("writes", "form", "error"),
+    [
+        ([("Pt2CT", 20000)], {"points": {"1": {"ct_primary": 20000}}},
+         (("points", 1, "ct_primary"), CT_RANGE)),
+        ([("Pt2CT", 0)], {"points": {"1": {"ct_primary": 0}}},
+         (("points", 1, "ct_primary"), CT_RANGE)),
+        ([("RecInt", 7)], {"report": {"recording_minutes": 7}},
+         (("report", "recording_minutes"), "must be one of 1, 5, 10, 15, 30, 60 minutes")),
+        ([("DmdType", 2), ("DmdInt", 15), ("DmdSub", 4)],
+         {"report": {"demand_type": "sliding", "demand_interval_minutes": 15,
+                     "demand_subinterval_minutes": 4}},
+         (("report", "demand_subinterval_minutes"),
+          "must divide the interval (15) and be smaller than it")),
+        ([("DmdType", 3)], {"report": {"demand_type": 3}},
+         (("report", "demand_type"), "must be one of block, sliding")),
+    ],
+)  # fmt: skip
+def test_the_web_form_and_modbus_refuse_a_bad_value_with_the_same_error(
+    served: RunningMeter,
+    caplog: pytest.LogCaptureFixture,
+    writes: list[tuple[str, int]],
+    form: dict[str, Any],
+    error: tuple[tuple[str | int, ...], str],
+) -> None:
+    meter = served.meter
+    registers = ("Pt2CT", "RecInt", "DmdType", "DmdSub")
+    before = (meter.config, served.log(), served.registers("s8000", *registers))
+    # The web page's change, as its request handler makes it.
+    with pytest.raises(SettingsError) as from_web:
+        meter.submit(lambda: meter.apply_change(form, origin=Origin.WEB, user="admin")).result()
+    assert from_web.value.errors == (error,)
+    # The same fields over Modbus: exception 03, because that validator said no.
+    with caplog.at_level(logging.INFO, logger="s8000_engine.modbus.backend"):
+        assert served.write(writes[0][0], *(value for _, value in writes)) == b"\x90\x03"
+    refusals = [r.getMessage() for r in caplog.records if r.name == "s8000_engine.modbus.backend"]
+    assert refusals == [f"Modbus write refused: {from_web.value}"]
+    change = register_change([Write(f"s8000.{name}", value) for name, value in writes])
+    with pytest.raises(SettingsError) as from_modbus:
+        meter.submit(lambda: meter.apply_change(change, origin=Origin.MODBUS, user="m")).result()
+    assert from_modbus.value.errors == from_web.value.errors
+    # Nothing changed, nothing logged.
+    assert (meter.config, served.log(), served.registers("s8000", *registers)) == before
+
+
+def test_a_recording_interval_write_gives_intervals_of_the_new_length(tmp_path: Path) -> None:
+    # Four minutes into a five-minute period: the switch comes a minute later.
+    served = RunningMeter(tmp_path / "meter.db", start=T0 + 240)
+    try:
+        assert served.write("RecInt", 5)[0] == 0x10
+        entry = served.log()[0]
+        assert (entry.origin, entry.changes) == ("modbus", ["Recording interval (minutes): 1 → 5"])
+        # The new length takes effect at the first end both lengths share (T0 + 300).
+        wait_for(lambda: served.registers("s8000", "RecInt") == [5], "RecInt to read 5")
+        assert served.registers("s8000", "IntLen") == [300]
+        wait_for(lambda: served.meter.t > T0 + 601, "a whole interval of the new length")
+        with Store.open(tmp_path / "meter.db", create=False) as store:
+            spans = [(r.start - T0, r.length) for r in store.intervals()]
+            assert store.get_meta("recording_minutes") == 5
+        assert spans[:2] == [(240, 60), (300, 300)]
+    finally:
+        served.close()
+
+
+def test_a_pulse_scale_write_scales_the_pulse_value(served: RunningMeter) -> None:
+    wait_for(lambda: served.registers("s8000", "P1Count")[0] > 0, "a pulse on input 1")
+    count, scale, value = served.registers("s8000", "P1Count", "P1Scale", "P1Value")
+    assert scale == 10.0
+    assert value == pytest.approx(10.0 * count)
+    assert served.write("P1Scale", *struct.unpack(">2H", struct.pack(">f", 0.001)))[0] == 0x10
+    # The float32 nearest 0.001 is taken as the 0.001 the client meant.
+    assert served.meter.config.pulse_inputs[0].scale == 0.001
+    assert served.log()[0].changes == ["Pulse input 1 scale (units per pulse): 10 → 0.001"]
+    count, scale, value = served.registers("s8000", "P1Count", "P1Scale", "P1Value")
+    assert scale == pytest.approx(0.001, rel=1e-6)
+    assert value == pytest.approx(0.001 * count, rel=1e-6)
+    wait_for(lambda: served.registers("s8000", "P1Count")[0] > count, "another pulse")
+    count, value = served.registers("s8000", "P1Count", "P1Value")
+    assert value == pytest.approx(0.001 * count, rel=1e-6)
+
+
+def test_a_demand_write_restarts_demand_and_is_logged(served: RunningMeter) -> None:
+    served.seconds_later(130)  # two whole one-minute demand intervals
+    assert served.registers("s8000", "Pt1PkDmd")[0] == pytest.approx(1200.0, rel=0.01)
+    assert served.write("DmdType", 2, 15, 5)[0] == 0x10
+    assert served.registers("s8000", "DmdType", "DmdInt", "DmdSub") == [2, 15, 5]
+    assert served.registers("s8000", "Pt1PkDmd") == [None]  # demand starts again
+    assert served.log()[0].changes == [
+        "Demand type: block → sliding",
+        "Demand interval (minutes): 1 → 15",
+        "Demand subinterval (minutes): 1 → 5",
+    ]

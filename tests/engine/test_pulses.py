@@ -17,6 +17,7 @@ from s8000_engine.config.pulses import (
     PulseInputConfig,
     pulse_input_config,
 )
+from s8000_engine.exceptions import ConfigError
 from s8000_engine.metering.pulses import PulseInput
 
 RATE = 1000.0
@@ -589,24 +590,27 @@ def test_schema_fills_defaults() -> None:
     ],
 )
 def test_each_config_error_names_its_field(field: str, value: object) -> None:
-    with pytest.raises(ValueError, match=f"pulse input '{field}': "):
+    with pytest.raises(ConfigError, match=f"^{field}: ") as raised:
         pulse_input_config({field: value})
+    assert [path for path, _ in raised.value.errors] == [(field,)]
 
 
 def test_scale_error_message() -> None:
-    with pytest.raises(ValueError, match=r"^pulse input 'scale': value must be greater than 0$"):
+    with pytest.raises(ConfigError, match=r"^scale: value must be greater than 0$") as raised:
         pulse_input_config({"scale": 0})
+    assert raised.value.errors == ((("scale",), "value must be greater than 0"),)
 
 
 def test_bounce_must_be_below_the_minimum_width() -> None:
     assert pulse_input_config({"bounce_s": 0.009, "min_pulse_width_s": 0.01}).bounce_s == 0.009
-    with pytest.raises(ValueError, match=r"pulse input 'bounce_s': .*min_pulse_width_s"):
+    with pytest.raises(ConfigError, match=r"^bounce_s: .*min_pulse_width_s"):
         pulse_input_config({"bounce_s": 0.01, "min_pulse_width_s": 0.01})
 
 
 def test_config_dataclass_is_checked_and_frozen() -> None:
-    with pytest.raises(ValueError, match="'max_rate_hz'"):
+    with pytest.raises(ConfigError, match=r"^max_rate_hz: ") as raised:
         PulseInputConfig(max_rate_hz=0.0)
+    assert raised.value.path == ("max_rate_hz",)
     config = PulseInputConfig(scale=2)
     assert isinstance(config.scale, float)
     with pytest.raises(AttributeError):

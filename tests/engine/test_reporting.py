@@ -31,7 +31,7 @@ from pyftpdlib.servers import FTPServer
 
 from s8000_engine.client.client import connect_tcp
 from s8000_engine.config.reporting import ReportingConfig, ReportingProtocol, reporting_config
-from s8000_engine.exceptions import ReportError
+from s8000_engine.exceptions import ConfigError, ReportError
 from s8000_engine.local.meter import DEMO_CONFIG
 from s8000_engine.storage.export import to_csv
 from s8000_engine.storage.reporting import (
@@ -935,68 +935,74 @@ def test_config_defaults() -> None:
     [
         (
             {"protocol": "ftp", "host": "h", "port": 65536},
-            "reporting 'port': value must be at most 65535",
+            "reporting.port: value must be at most 65535",
         ),
-        ({"protocol": "ftp", "host": "h", "port": 0}, "reporting 'port': value must be at least 1"),
-        ({"protocol": "ftp", "host": "h", "port": True}, "reporting 'port': expected an integer"),
-        ({"protocol": "smtp"}, "reporting 'protocol': must be one of none, ftp, ftps, http, https"),
-        ({"protocol": "ftp"}, "reporting 'host': required for protocol ftp"),
-        ({"protocol": "ftps", "host": "ftp://h/x"}, "reporting 'host': must be a host name"),
+        ({"protocol": "ftp", "host": "h", "port": 0}, "reporting.port: value must be at least 1"),
+        ({"protocol": "ftp", "host": "h", "port": True}, "reporting.port: expected an integer"),
+        ({"protocol": "smtp"}, "reporting.protocol: must be one of none, ftp, ftps, http, https"),
+        ({"protocol": "ftp"}, "reporting.host: required for protocol ftp"),
+        ({"protocol": "ftps", "host": "ftp://h/x"}, "reporting.host: must be a host name"),
         (
             {"protocol": "ftp", "host": "h", "username": "a\r\nDELE x"},
-            "reporting 'username': must not contain control",
+            "reporting.username: must not contain control",
         ),
         (
             {"protocol": "ftp", "host": "h", "upload_directory": "in\nx"},
-            "reporting 'upload_directory'",
+            "reporting.upload_directory",
         ),
-        ({"protocol": "http"}, "reporting 'url': required for protocol http"),
-        ({"protocol": "https", "url": "http://h/in"}, "reporting 'url': must start with https://"),
-        ({"protocol": "http", "url": "ftp://h/in"}, "reporting 'url': must start with http://"),
+        ({"protocol": "http"}, "reporting.url: required for protocol http"),
+        ({"protocol": "https", "url": "http://h/in"}, "reporting.url: must start with https://"),
+        ({"protocol": "http", "url": "ftp://h/in"}, "reporting.url: must start with http://"),
         (
             {"protocol": "http", "url": "http://u:p@h/in"},
-            "reporting 'url': must not contain a user",
+            "reporting.url: must not contain a user",
         ),
-        ({"protocol": "http", "url": "http:///in"}, "reporting 'url': has no host"),
-        ({"protocol": "http", "url": "http://h:99999/in"}, "reporting 'url': has an invalid port"),
+        ({"protocol": "http", "url": "http:///in"}, "reporting.url: has no host"),
+        ({"protocol": "http", "url": "http://h:99999/in"}, "reporting.url: has an invalid port"),
         (
             {"protocol": "http", "url": "http://h/", "token": "a b"},
-            "reporting 'token': must be printable ASCII",
+            "reporting.token: must be printable ASCII",
         ),
         (
             {"every_minutes": 7},
-            "reporting 'every_minutes': must be one of 0, 5, 15, 30, 60, 120, 240, 360, 720, 1440",
+            "reporting.every_minutes: must be one of 0, 5, 15, 30, 60, 120, 240, 360, 720, 1440",
         ),
-        ({"every_minutes": 15.5}, "reporting 'every_minutes': expected an integer"),
+        ({"every_minutes": 15.5}, "reporting.every_minutes: expected an integer"),
         (
             {"max_intervals_per_file": 0},
-            "reporting 'max_intervals_per_file': value must be at least 1",
+            "reporting.max_intervals_per_file: value must be at least 1",
         ),
-        ({"timeout_s": 0}, "reporting 'timeout_s': value must be at least 1"),
-        ({"timeout_s": "nan"}, "reporting 'timeout_s': value must be a finite number"),
-        ({"host": 5}, "reporting 'host': expected a string"),
-        ({"colour": "red"}, "reporting 'colour': extra keys not allowed"),
+        ({"timeout_s": 0}, "reporting.timeout_s: value must be at least 1"),
+        ({"timeout_s": "nan"}, "reporting.timeout_s: value must be a finite number"),
+        ({"host": 5}, "reporting.host: expected a string"),
+        ({"colour": "red"}, "reporting.colour: extra keys not allowed"),
     ],
 )
 def test_config_errors_name_the_field(data: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=r"^reporting '") as raised:
+    with pytest.raises(ConfigError, match=r"^reporting\.") as raised:
         reporting_config(data)
     assert message in str(raised.value)
+    field = message.split(":", maxsplit=1)[0].split(".")[1]
+    assert [path for path, _ in raised.value.errors] == [("reporting", field)]
 
 
 def test_config_errors_never_show_secrets() -> None:
     secret = "x" * 300
-    with pytest.raises(ValueError, match="reporting 'password': must be at most 256") as raised:
+    with pytest.raises(ValueError, match=r"reporting\.password: must be at most 256") as raised:
         reporting_config({"protocol": "ftp", "host": "h", "password": secret})
     assert secret not in str(raised.value)
-    with pytest.raises(ValueError, match="reporting 'token'") as raised:
+    with pytest.raises(ValueError, match=r"reporting\.token") as raised:
         reporting_config({"protocol": "http", "url": "http://h/", "token": f"{TOKEN} extra"})
     assert TOKEN not in str(raised.value)
 
 
 def test_several_errors_together() -> None:
-    with pytest.raises(ValueError, match=r"^reporting 'every_minutes': .*; reporting 'port': "):
+    with pytest.raises(ConfigError, match=r"^reporting\.every_minutes: .*; reporting\.port: ") as e:
         reporting_config({"port": -1, "every_minutes": 3})
+    assert [path for path, _ in e.value.errors] == [
+        ("reporting", "every_minutes"),
+        ("reporting", "port"),
+    ]
 
 
 def test_uploaders_check_their_protocol() -> None:

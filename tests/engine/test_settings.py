@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import getpass
 import json
 import math
 import os
@@ -34,6 +35,7 @@ from s8000_engine.config.settings import (
 from s8000_engine.config.unit import FACTORY_DEFAULT_IP, UnitConfig, factory_default_ip
 from s8000_engine.const import FIRMWARE
 from s8000_engine.exceptions import ConfigError, StorageError
+from s8000_engine.local.changes import ChangeResult, Origin
 from s8000_engine.local.meter import DEMO_CONFIG, LocalMeter
 from s8000_engine.local.simulate import PanelSimulator
 from s8000_engine.metering.meter import KWH_DELIVERED
@@ -42,7 +44,7 @@ from s8000_engine.modbus.backend import MeterBackend
 from s8000_engine.protocol.sunspec import DataType, decode
 from s8000_engine.storage.store import ConfigChange, Flag, Store
 
-from .meterproc import ManualClock
+from .meterproc import ManualClock, engine
 
 T0 = 1_795_564_800  # 2026-11-25T00:00:00Z
 RATE = 4000
@@ -123,6 +125,11 @@ def _run(meter: LocalMeter, clock: ManualClock, seconds: int) -> None:
         meter.step()
 
 
+def web_change(meter: LocalMeter, changes: dict[str, Any], *, user: str) -> ChangeResult:
+    """A change from the web page's settings form, as the web interface makes it."""
+    return meter.apply_change(changes, origin=Origin.WEB, user=user)
+
+
 def _error(raw: dict[str, Any], changes: dict[str, Any], minutes: int = 15) -> SettingsError:
     before = copy.deepcopy(raw)
     with pytest.raises(SettingsError) as caught:
@@ -168,7 +175,7 @@ def _error(raw: dict[str, Any], changes: dict[str, Any], minutes: int = 15) -> S
 )
 def test_unit_fields_are_validated(changes: dict[str, Any], field: str, message: str) -> None:
     error = _error(_demo(), {"unit": changes})
-    assert [e.field for e in error.errors] == [field]
+    assert error.fields == [field]
     assert message in error.message
     assert error.field == field
 
@@ -249,7 +256,7 @@ def test_a_phase_the_service_does_not_have_names_the_ct() -> None:
     assert error.message == "a 1p3w service has no phase C (allowed: A, B)"
     # A new service with points still wired for the old one: every point is named.
     error = _error(_two_points(), {"points": {"service": "1p2w"}})
-    assert [e.field for e in error.errors] == ["points.0.phases.1", "points.1.phases.1"]
+    assert error.fields == ["points.0.phases.1", "points.1.phases.1"]
 
 
 def test_a_delta_needs_its_pt_ratio() -> None:
@@ -264,8 +271,10 @@ def test_points_are_added_one_after_the_other_up_to_the_model() -> None:
     assert error.field == "points.3"
     assert "the next one is points.2" in error.message
     error = _error(raw, {"points": {"2": {"name": "Pump"}}})
-    assert {e.field for e in error.errors} == {"points.2.ct_primary", "points.2.phases"}
-    assert all(e.message == "required for a new point" for e in error.errors)
+    assert set(error.errors) == {
+        (("points", 2, "ct_primary"), "required for a new point"),
+        (("points", 2, "phases"), "required for a new point"),
+    }
     new, _ = apply_changes(raw, 15, {"points": {"2": {"ct_primary": 50, "phases": ["A"]}}})
     assert [p.name for p in meter_config(new).points] == ["Oven", "Dryer", "Point 3"]
     # S8UTS-083: 8 points, each of 3 CTs.
@@ -349,7 +358,7 @@ def test_unknown_sections_and_every_wrong_field_are_reported_together() -> None:
             "pulses": [{"scale": 0}],
         },
     )
-    assert [e.field for e in error.errors] == [
+    assert error.fields == [
         "report.recording_minutes",
         "unit.ip",
         "unit.netmask",
@@ -675,12 +684,89 @@ def test_a_store_from_before_the_change_log_opens_and_works(tmp_path: Path) -> N
         assert meter_config(store.get_meta("config")).unit == UnitConfig()
     meter, clock = _meter(tmp_path, old_raw)
     _run(meter, clock, 2)
-    result = meter.reconfigure({"unit": {"ntp_host": "pool.ntp.org"}}, user="admin")
+    result = web_change(meter, {"unit": {"ntp_host": "pool.ntp.org"}}, user="admin")
     assert result.changes == ("NTP host: (none) → pool.ntp.org",)
     assert [c.changes for c in meter.store.config_changes()] == [
         ["NTP host: (none) → pool.ntp.org"]
     ]
     meter.store.close()
+
+
+def test_a_change_log_from_before_origins_opens_and_goes_on(tmp_path: Path) -> None:
+    # What an older engine wrote: a change log without its origin column.
+    with Store.open(tmp_path) as store:
+        store.set_meta("config", _two_points())
+    db = sqlite3.connect(tmp_path / "meter.db")
+    db.executescript(
+        "DROP TABLE config_change;"
+        "CREATE TABLE config_change (id INTEGER PRIMARY KEY, time REAL NOT NULL,"
+        " user TEXT NOT NULL, changes TEXT NOT NULL) STRICT;"
+        f"INSERT INTO config_change (time, user, changes) VALUES ({T0}, 'admin', '[\"old\"]');"
+    )
+    db.close()
+    with Store.open(tmp_path) as store:
+        # Only the web interface wrote the log then.
+        assert [(c.user, c.origin, c.changes) for c in store.config_changes()] == [
+            ("admin", "web", ["old"])
+        ]
+    meter, clock = _meter(tmp_path, _two_points())
+    _run(meter, clock, 1)
+    meter.apply_change({"unit": {"ntp_host": "pool.ntp.org"}}, origin=Origin.MODBUS, user="m")
+    assert [(c.origin, c.changes) for c in meter.store.config_changes()] == [
+        ("modbus", ["NTP host: (none) → pool.ntp.org"]),
+        ("web", ["old"]),
+    ]
+    meter.store.close()
+
+
+def test_a_configuration_replaced_on_the_command_line_is_a_logged_change(tmp_path: Path) -> None:
+    first = _two_points()
+    second = copy.deepcopy(first)
+    second["points"][0].update(name="Heat pump", ct_primary=200)
+    second["calibration"] = {"P1-1": {"gain": 1.01}}
+    wrong = copy.deepcopy(first)
+    wrong["points"][1].update(ct_primary=20000, phases=["A", "D"])
+    data, path = tmp_path / "data", tmp_path / "meter.json"
+
+    def run(config: dict[str, Any], *options: str) -> subprocess.CompletedProcess[str]:
+        path.write_text(json.dumps(config))
+        return subprocess.run(
+            [engine(), "run", "--simulate", "--data", str(data), "--config", str(path),
+             "--seconds", "1", "--speed", "100", "--sample-rate", "4000", *options],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    def stored() -> tuple[Any, list[ConfigChange]]:
+        with Store.open(data, create=False) as store:
+            return store.get_meta("config"), store.config_changes()
+
+    assert run(first).returncode == 0
+    assert stored() == (first, [])  # the first configuration: nothing changed
+    assert run(second).returncode == 0  # kept: the stored one wins without --replace-config
+    assert stored() == (first, [])
+    done = run(second, "--replace-config")
+    assert done.returncode == 0, done.stderr
+    raw, log = stored()
+    assert raw == second
+    assert [(c.origin, c.user, c.changes) for c in log] == [
+        (
+            "cli",
+            getpass.getuser(),
+            [
+                "Calibration of P1-1: gain 1, phase 0° → gain 1.01, phase 0°",
+                "Point 1 (Heat pump) name: Oven → Heat pump",
+                "Point 1 (Heat pump) CT primary (A): 100 → 200",
+            ],
+        )
+    ]
+    # A wrong file: every wrong field named, nothing stored or logged.
+    refused = run(wrong, "--replace-config")
+    assert refused.returncode == 2
+    assert (
+        "points[1].ct_primary: must be from 0.1 to 10000 A (the CT's rated primary current); "
+        "points[1].phases[1]: value must be one of ['A', 'B', 'C']"
+    ) in refused.stderr
+    assert stored() == (second, log)
 
 
 # -- the running meter ---------------------------------------------------------------------------
@@ -696,7 +782,7 @@ def test_a_ct_primary_change_scales_the_next_seconds_and_keeps_the_registers(
     assert readings.power[0] == pytest.approx(3600.0, rel=1e-3)  # 3 × 120 V × 10 A
     whole = meter.meter.energy.whole.copy()
     fraction = meter.meter.energy.fraction.copy()
-    result = meter.reconfigure({"points": {"0": {"ct_primary": 200}}}, user="admin")
+    result = web_change(meter, {"points": {"0": {"ct_primary": 200}}}, user="admin")
     assert result.changes == ("Point 1 (Oven) CT primary (A): 100 → 200",)
     assert result.fields == ("points.0.ct_primary",)
     assert result.registers_changed
@@ -739,7 +825,7 @@ def test_a_service_change_rebuilds_the_map_and_keeps_the_registers(tmp_path: Pat
             "1": {"phases": ["A"], "name": "Dryer A"},
         }
     }
-    result = meter.submit(lambda: meter.reconfigure(changes, user="installer"))
+    result = meter.submit(lambda: web_change(meter, changes, user="installer"))
     _run(meter, clock, 1)  # the task runs between two seconds
     assert result.done()
     outcome = result.result()
@@ -806,7 +892,7 @@ def test_points_added_and_removed_keep_their_registers(tmp_path: Path) -> None:
     meter, clock = _meter(tmp_path, _two_points())
     _run(meter, clock, 3)
     add = {"points": {"2": {"name": "Pump", "ct_primary": 50, "phases": ["A"]}}}
-    result = meter.reconfigure(add, user="admin")
+    result = web_change(meter, add, user="admin")
     assert result.changes == ("Point 3 (Pump) added: CT primary 50 A, phases A",)
     assert result.map_changed
     _run(meter, clock, 5)
@@ -815,10 +901,10 @@ def test_points_added_and_removed_keep_their_registers(tmp_path: Path) -> None:
     assert readings.power[2] == pytest.approx(600.0, rel=1e-3)  # 5 A on A
     third = meter.meter.energy.whole[2].copy()
     assert third[KWH_DELIVERED] > 0
-    meter.reconfigure({"points": {"2": None}}, user="admin")
+    web_change(meter, {"points": {"2": None}}, user="admin")
     assert meter.meter.points == 2
     _run(meter, clock, 3)
-    meter.reconfigure(add, user="admin")
+    web_change(meter, add, user="admin")
     # Back with the registers it had: a register never goes back.
     assert np.array_equal(meter.meter.energy.whole[2], third)
     _run(meter, clock, 3)
@@ -834,11 +920,11 @@ def test_demand_restarts_on_new_settings_and_its_peaks_survive_other_changes(
     _run(meter, clock, 150)
     peak = meter.meter.demand.peak_w
     assert peak[0] == pytest.approx(3600.0, rel=0.01)
-    meter.reconfigure({"points": {"2": {"ct_primary": 100, "phases": ["A"]}}}, user="admin")
+    web_change(meter, {"points": {"2": {"ct_primary": 100, "phases": ["A"]}}}, user="admin")
     kept = meter.meter.demand.peak_w
     assert kept[:2].tolist() == peak.tolist()
     assert math.isnan(kept[2])
-    result = meter.reconfigure({"report": {"demand_interval_minutes": 5}}, user="admin")
+    result = web_change(meter, {"report": {"demand_interval_minutes": 5}}, user="admin")
     assert result.changes == ("Demand interval (minutes): 1 → 5",)
     assert np.isnan(meter.meter.demand.peak_w).all()
     assert meter.config.demand.interval_minutes == 5
@@ -849,7 +935,8 @@ def test_names_pulses_reporting_unit_and_recording_interval_apply_live(tmp_path:
     meter, clock = _meter(tmp_path, _demo(), minutes=15, panel=True)
     _run(meter, clock, 2)
     counts = [p.count for p in meter.pulses]
-    result = meter.reconfigure(
+    result = web_change(
+        meter,
         {
             "unit": {"ntp_host": "time.example", "dhcp": False},
             "report": {"recording_minutes": 5, "every_minutes": 60, "host": "10.0.0.6"},
@@ -880,19 +967,20 @@ def test_names_pulses_reporting_unit_and_recording_interval_apply_live(tmp_path:
 def test_the_change_log_has_one_entry_per_effective_change_and_no_secret(tmp_path: Path) -> None:
     meter, clock = _meter(tmp_path, _demo(), minutes=15, panel=True)
     _run(meter, clock, 1)
-    first = meter.reconfigure({"points": {"0": {"ct_primary": 60}}}, user="alice")
-    again = meter.reconfigure({"points": {"0": {"ct_primary": 60.0}}}, user="bob")
+    first = web_change(meter, {"points": {"0": {"ct_primary": 60}}}, user="alice")
+    again = web_change(meter, {"points": {"0": {"ct_primary": 60.0}}}, user="bob")
     assert again.changed is False
     assert again.entry is None
-    meter.reconfigure({"report": {"password": None}}, user="bob")  # kept: no change
-    meter.reconfigure(
+    web_change(meter, {"report": {"password": None}}, user="bob")  # kept: no change
+    web_change(
+        meter,
         {"report": {"password": "n3w-" + SECRET_VALUES[0]}, "unit": {"ppp_password": ""}},
         user="carol",
     )
     log = meter.store.config_changes()
-    assert [(c.user, c.changes) for c in log] == [
-        ("carol", ["PPP password: cleared", "FTP password: changed"]),
-        ("alice", ["Point 1 (Lighting) CT primary (A): 50 → 60"]),
+    assert [(c.user, c.origin, c.changes) for c in log] == [
+        ("carol", "web", ["PPP password: cleared", "FTP password: changed"]),
+        ("alice", "web", ["Point 1 (Lighting) CT primary (A): 50 → 60"]),
     ]
     assert first.entry is not None
     assert first.entry.id == log[1].id
@@ -912,8 +1000,8 @@ def test_a_failed_change_writes_and_applies_nothing(tmp_path: Path) -> None:
     regmap = meter.regmap
     bad = {"points": {"service": "1p3w", "0": {"ct_primary": 500}}, "unit": {"ip": "10.1.1.1"}}
     with pytest.raises(SettingsError) as caught:
-        meter.reconfigure(bad, user="admin")
-    assert {e.field for e in caught.value.errors} == {
+        web_change(meter, bad, user="admin")
+    assert set(caught.value.fields) == {
         "unit.gateway",
         "points.0.phases.2",
         "points.1.phases.2",
@@ -929,7 +1017,7 @@ def test_a_failed_change_writes_and_applies_nothing(tmp_path: Path) -> None:
         "BEGIN SELECT RAISE(ABORT, 'simulated failure'); END"
     )
     with pytest.raises(StorageError):
-        meter.reconfigure({"points": {"service": "1p2w", "0": {"phases": ["A"]},
+        web_change(meter, {"points": {"service": "1p2w", "0": {"phases": ["A"]},
                                       "1": {"phases": ["A"]}}}, user="admin")  # fmt: skip
     assert meter.config is config
     assert meter.regmap is regmap
@@ -952,5 +1040,6 @@ def test_the_panel_resets_the_default_ip(tmp_path: Path) -> None:
     assert meter.config.unit == factory_default_ip(meter_config(raw).unit)
     assert meter.config.unit.ntp_host == "ntp.example"
     assert meter.store.config_changes()[0].user == "panel"
+    assert meter.store.config_changes()[0].origin == "panel"
     assert not meter.reset_default_ip(user="panel").changed
     meter.store.close()

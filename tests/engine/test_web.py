@@ -185,6 +185,8 @@ def test_wrong_requests_get_clear_errors_and_change_nothing(meter: WebMeter) -> 
         body["changes"] == ["NTP host: (empty) → pool.ntp.org"]
         or "pool.ntp.org" in body["changes"][0]
     )
+    (entry,) = client.call("GET", "/api/changes")[1]["changes"]
+    assert (entry["user"], entry["origin"]) == ("admin", "web")
     status, body, _ = client.call("POST", "/api/send")
     assert status == 409
     assert "host" in body["error"]

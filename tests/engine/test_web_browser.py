@@ -161,7 +161,9 @@ def test_changing_a_ct_primary_scales_the_readings(browser: Any, meter: WebMeter
     assert cell.inner_text() == "100.0 A"
     page.click('#tabs button[data-tab="changes"]')
     page.wait_for_selector("#changes-table tbody tr")
-    assert "100" in page.locator("#changes-table tbody tr").first.inner_text()
+    newest = page.locator("#changes-table tbody tr").first.locator("td")
+    assert "100" in newest.nth(3).inner_text()
+    assert newest.nth(2).inner_text() == "web"
 
 
 def test_a_wrong_setting_is_refused_with_its_field_and_nothing_changes(

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Self
+
+type FieldPath = tuple[str | int, ...]
+"""Where a value sits in a configuration: the keys and list indexes from its
+root, as voluptuous's ``Invalid.path`` gives them (``("points", 2, "ct_primary")``);
+``()`` is the configuration as a whole."""
+
 # -- errors ------------------------------------------------------------------------------
 
 
@@ -35,7 +43,57 @@ class S8000BadData(S8000Error):  # noqa: N818 (the documented names)
 
 
 class ConfigError(ValueError):
-    """A configuration value is wrong; the message names the field."""
+    """A configuration is wrong: ``errors`` holds every wrong value found, each
+    as ``(field path, message)``.
+
+    The text names each field and says what is wrong, several joined by
+    ``; ``: ``points[2].ct_primary: must be from 0.1 to 10000 A``.  Built from
+    a plain message (``ConfigError("--speed: must be positive")``), the error
+    has one entry with the empty path.  Never a secret's value in a message.
+    """
+
+    def __init__(self, errors: str | Iterable[tuple[FieldPath, str]]) -> None:
+        found = (
+            (((), errors),)
+            if isinstance(errors, str)
+            else tuple((tuple(path), str(message)) for path, message in errors)
+        )
+        if not found:
+            raise ValueError("a configuration error needs at least one (path, message)")
+        self.errors: tuple[tuple[FieldPath, str], ...] = found
+        super().__init__("; ".join(self._line(path, message) for path, message in found))
+
+    @classmethod
+    def at(cls, path: FieldPath, message: str) -> Self:
+        """One wrong value: ``message`` about the field at ``path``."""
+        return cls([(path, message)])
+
+    def within(self, *prefix: str | int) -> Self:
+        """The same errors, seen from ``prefix`` up (a section validated on its
+        own, then placed in the configuration: ``within("pulse_inputs", 1)``)."""
+        return type(self)(((*prefix, *path), message) for path, message in self.errors)
+
+    @property
+    def path(self) -> FieldPath:
+        """The first wrong field's path."""
+        return self.errors[0][0]
+
+    @property
+    def message(self) -> str:
+        """What is wrong with the first wrong field."""
+        return self.errors[0][1]
+
+    @classmethod
+    def describe(cls, path: FieldPath) -> str:
+        """A path as the text names it: ``points[2].ct_primary``."""
+        text = ""
+        for key in path:
+            text += f"[{key}]" if isinstance(key, int) else f".{key}" if text else str(key)
+        return text
+
+    @classmethod
+    def _line(cls, path: FieldPath, message: str) -> str:
+        return f"{cls.describe(path)}: {message}" if path else message
 
 
 class ReportError(Exception):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import ipaddress
 import json
 import signal
@@ -36,6 +37,7 @@ from s8000_engine.config.meter import meter_config
 from s8000_engine.const import FIRMWARE
 from s8000_engine.demo import DEFAULT_MODEL
 from s8000_engine.exceptions import ConfigError
+from s8000_engine.local import changes
 from s8000_engine.local import meter as local
 from s8000_engine.local.announce import announce
 from s8000_engine.local.simulate import PanelSimulator
@@ -204,7 +206,6 @@ def run(args: argparse.Namespace) -> int:
             )
             source = PanelSimulator(config, seed=args.seed, sample_rate=args.sample_rate)
             sample_rate = args.sample_rate
-        store.set_meta("config", raw)
 
         def progress(event: local.Progress) -> None:
             line = {"event": event.event, "time": event.time, "registers": event.registers}
@@ -223,6 +224,9 @@ def run(args: argparse.Namespace) -> int:
             pulses=local.SimulatedPulses(args.seed) if args.simulate else None,
             on_progress=progress if args.progress else None,
         )
+        # A configuration given here is a change like any other: validated,
+        # stored with its change-log entry (origin "cli"), before metering starts.
+        meter.apply_change(changes.Replacement(raw), origin=changes.Origin.CLI, user=_user())
         meter.start()
         if args.modbus_tcp or args.modbus_rtu or args.web:
             asyncio.run(_serve(meter, args, stop))
@@ -394,3 +398,11 @@ async def _serve_web(
             file=sys.stderr,
             flush=True,
         )
+
+
+def _user() -> str:
+    """Who runs the command, for the change log."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "command line"

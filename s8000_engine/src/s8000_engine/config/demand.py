@@ -9,6 +9,9 @@ from typing import Final, cast
 
 import voluptuous as vol
 
+from s8000_engine.config.validation import validate
+from s8000_engine.exceptions import ConfigError
+
 ALLOWED_INTERVALS: Final[tuple[int, ...]] = (1, 5, 10, 15, 30, 60)
 """Demand intervals, in minutes, that the meter offers."""
 
@@ -28,8 +31,8 @@ class DemandType(StrEnum):
     """Sliding window demand: a value over the last interval at every subinterval end."""
 
 
-def _field_error(field: str, message: str) -> ValueError:
-    return ValueError(f"demand '{field}': {message}")
+def _field_error(field: str, message: str) -> ConfigError:
+    return ConfigError.at(("demand", field), message)
 
 
 def _is_whole(value: object) -> bool:
@@ -43,7 +46,8 @@ class DemandConfig:
     ``subinterval_minutes`` is resolved on construction: for block demand it
     becomes the interval; for sliding demand, left out, it becomes a third of
     the interval when the interval is divisible by 3 and 1 minute otherwise.
-    Invalid settings raise :class:`ValueError` naming the field.
+    Invalid settings raise :class:`ConfigError` naming the field
+    (``("demand", "subinterval_minutes")``).
     """
 
     type: DemandType = DemandType.BLOCK
@@ -159,17 +163,12 @@ between fields are checked by :class:`DemandConfig`)."""
 def demand_config(data: Mapping[str, object]) -> DemandConfig:
     """Validate demand settings and return them as a :class:`DemandConfig`.
 
-    Raises :class:`ValueError` whose message names the offending field, e.g.
-    ``demand 'interval_minutes': must be one of 1, 5, 10, 15, 30, 60``.
+    Raises :class:`ConfigError` naming every wrong field, e.g.
+    ``demand.interval_minutes: must be one of 1, 5, 10, 15, 30, 60``.
     """
-    try:
-        valid = DEMAND_SCHEMA(dict(data))
-    except vol.MultipleInvalid as err:
-        messages = sorted(
-            f"demand '{'.'.join(str(p) for p in error.path) or '?'}': {error.msg}"
-            for error in err.errors
-        )
-        raise ValueError("; ".join(messages)) from None
+    if not isinstance(data, Mapping):
+        raise ConfigError.at(("demand",), "expected a dictionary")
+    valid = validate(DEMAND_SCHEMA, dict(data), ("demand",))
     return DemandConfig(
         type=valid["type"],
         interval_minutes=valid["interval_minutes"],

@@ -36,14 +36,16 @@ DHCP is off, or when no DHCP server answers: the factory default is DHCP with
 192.168.0.9 as the fallback address), the NTP host, the PPP login and the
 modem (see :class:`UnitConfig`).
 
-Every wrong value raises :class:`ConfigError`, whose message names the field,
-e.g. ``points[2].ct_primary: value must be at most 10000``.
+Wrong values raise :class:`ConfigError`: its ``errors`` hold every wrong
+field as ``(path, message)`` with voluptuous's path from the configuration's
+root (``("points", 2, "ct_primary")``), and its text names each, e.g.
+``points[2].ct_primary: must be from 0.1 to 10000 A (the CT's rated primary
+current)``.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -55,7 +57,8 @@ from s8000_engine.config.demand import DemandConfig, demand_config
 from s8000_engine.config.pulses import PULSE_INPUTS, PulseInputConfig, pulse_input_config
 from s8000_engine.config.reporting import ReportingConfig, reporting_config
 from s8000_engine.config.unit import UnitConfig, unit_config
-from s8000_engine.exceptions import ConfigError
+from s8000_engine.config.validation import finite, flag, name, validate
+from s8000_engine.exceptions import ConfigError, FieldPath
 from s8000_engine.models import MeterModel, get_model
 
 
@@ -117,7 +120,11 @@ CT_PHASES: Final[dict[ServiceType, tuple[Phase, ...]]] = {
     ServiceType.DELTA_3W: (Phase.A, Phase.B, Phase.C),
 }
 
+MIN_CT_PRIMARY_A: Final = 0.1
 MAX_CT_PRIMARY_A: Final = 10000.0
+#: The most points a meter has (S8UTS-241), and CTs (elements) a point has.
+MAX_POINTS: Final = 24
+MAX_ELEMENTS: Final = 3
 VOLTAGE_CHANNELS: Final = ("VA", "VB", "VC")
 
 
@@ -177,43 +184,57 @@ class MeterConfig:
         return self.calibration.get(channel, ChannelCalibration())
 
 
-def _finite(value: Any) -> float:
-    number = float(value)
-    if not math.isfinite(number):
-        raise vol.Invalid("value must be a finite number")
-    return number
-
-
 _CALIBRATION = vol.Schema(
     {
-        vol.Optional("gain", default=1.0): vol.All(_finite, vol.Range(min=0.5, max=2.0)),
-        vol.Optional("phase_deg", default=0.0): vol.All(_finite, vol.Range(min=-10.0, max=10.0)),
+        vol.Optional("gain", default=1.0): vol.All(finite, vol.Range(min=0.5, max=2.0)),
+        vol.Optional("phase_deg", default=0.0): vol.All(finite, vol.Range(min=-10.0, max=10.0)),
     }
 )
+
+
+def _phase_count(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise vol.Invalid("expected a list of phases, one per CT")
+    if not value:
+        raise vol.Invalid("must not be empty")
+    if len(value) > MAX_ELEMENTS:
+        raise vol.Invalid(f"must hold at most {MAX_ELEMENTS} phases, one per CT")
+    return value
+
 
 _POINT = vol.Schema(
     {
-        vol.Optional("name"): vol.All(str, vol.Strip, vol.Length(min=1, max=32)),
+        vol.Optional("name"): name(32),
         vol.Required("ct_primary"): vol.All(
-            _finite, vol.Range(min=0.1, max=MAX_CT_PRIMARY_A, min_included=True)
+            finite,
+            vol.Range(
+                min=MIN_CT_PRIMARY_A,
+                max=MAX_CT_PRIMARY_A,
+                msg=f"must be from {MIN_CT_PRIMARY_A:g} to {MAX_CT_PRIMARY_A:g} A "
+                "(the CT's rated primary current)",
+            ),
         ),
         vol.Required("phases"): vol.All(
-            [vol.All(str, vol.Upper, vol.In([p.value for p in Phase]))], vol.Length(min=1, max=3)
+            _phase_count, [vol.All(str, vol.Upper, vol.In([p.value for p in Phase]))]
         ),
-        vol.Optional("enabled", default=True): bool,
+        vol.Optional("enabled", default=True): flag,
     }
 )
 
+_SERVICES: Final = frozenset(s.value for s in ServiceType)
+
+#: The top level; the sections (points, calibration, demand, pulse inputs,
+#: reporting, unit) are checked one by one in :func:`meter_config`, so that one
+#: pass names every wrong field of every section.
 METER_SCHEMA: Final = vol.Schema(
     {
         vol.Required("model"): str,
         vol.Required("service"): vol.In([s.value for s in ServiceType]),
         vol.Optional("frequency", default=60): vol.All(vol.Coerce(int), vol.In([50, 60])),
-        vol.Optional("nominal_voltage"): vol.All(_finite, vol.Range(min=90.0, max=300.0)),
-        vol.Optional("pt_ratio", default=1.0): vol.All(_finite, vol.Range(min=1.0, max=100.0)),
-        vol.Required("points"): vol.All([_POINT], vol.Length(min=1, max=24)),
-        vol.Optional("calibration", default=dict): {str: _CALIBRATION},
-        # Validated by demand_config and pulse_input_config below.
+        vol.Optional("nominal_voltage"): vol.All(finite, vol.Range(min=90.0, max=300.0)),
+        vol.Optional("pt_ratio", default=1.0): vol.All(finite, vol.Range(min=1.0, max=100.0)),
+        vol.Required("points"): vol.All(list, vol.Length(min=1, max=MAX_POINTS)),
+        vol.Optional("calibration", default=dict): dict,
         vol.Optional("demand", default=dict): dict,
         vol.Optional("pulse_inputs", default=list): vol.All(list, vol.Length(max=PULSE_INPUTS)),
         vol.Optional("reporting", default=dict): dict,
@@ -222,55 +243,39 @@ METER_SCHEMA: Final = vol.Schema(
 )
 
 
-def _path(error: vol.Invalid) -> str:
-    parts: list[str] = []
-    for item in error.path:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "configuration"
-
-
-def validate(schema: vol.Schema, data: object, what: str = "") -> Any:
-    """Validate ``data``; raise ConfigError naming the first offending field."""
-    try:
-        return schema(data)
-    except vol.MultipleInvalid as errors:
-        first = errors.errors[0]
-        raise ConfigError(f"{what}{_path(first)}: {first.msg}") from None
-    except vol.Invalid as error:
-        raise ConfigError(f"{what}{_path(error)}: {error.msg}") from None
-
-
 def point_config(
     data: Mapping[str, Any], index: int, model: MeterModel, service: ServiceType
 ) -> PointConfig:
     """Validate meter point ``index`` (0-based) of a ``model`` on a ``service``;
-    ConfigError names the field, e.g. ``points[3].phases[1]: ...``."""
+    ConfigError with paths from the configuration's root, e.g.
+    ``("points", 3, "phases", 1)``."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"points[{index}]: expected a dictionary")
-    return _point(validate(_POINT, dict(data), f"points[{index}]."), index, model, service)
+        raise ConfigError.at(("points", index), "expected a dictionary")
+    return _point(validate(_POINT, dict(data), ("points", index)), index, model, service)
 
 
 def _point(
     point: dict[str, Any], index: int, model: MeterModel, service: ServiceType
 ) -> PointConfig:
-    where = f"points[{index}]"
     allowed = CT_PHASES[service]
     phases = tuple(Phase(p) for p in point["phases"])
     if len(phases) > model.elements:
-        raise ConfigError(
-            f"{where}.phases: {model.code} has {model.elements} CT(s) per point, not {len(phases)}"
+        raise ConfigError.at(
+            ("points", index, "phases"),
+            f"{model.code} has {model.elements} CT(s) per point, not {len(phases)}",
         )
     for number, phase in enumerate(phases):
+        # The first CT on a phase the service lacks: one error per point is enough.
         if phase not in allowed:
-            raise ConfigError(
-                f"{where}.phases[{number}]: a {service.value} service has no phase "
-                f"{phase.value} (allowed: {', '.join(p.value for p in allowed)})"
+            raise ConfigError.at(
+                ("points", index, "phases", number),
+                f"a {service.value} service has no phase {phase.value} "
+                f"(allowed: {', '.join(p.value for p in allowed)})",
             )
     if len(set(phases)) != len(phases):
-        raise ConfigError(f"{where}.phases: each CT of a point must be on a different phase")
+        raise ConfigError.at(
+            ("points", index, "phases"), "each CT of a point must be on a different phase"
+        )
     return PointConfig(
         name=point.get("name") or f"Point {index + 1}",
         ct_primary_a=point["ct_primary"],
@@ -279,48 +284,93 @@ def _point(
     )
 
 
+class _Errors:
+    """The errors found so far, and a way to run a validator that adds to them."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[FieldPath, str]] = []
+
+    def run[**P, T](self, validator: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
+        """``validator(...)``, or None with its errors kept."""
+        try:
+            return validator(*args, **kwargs)
+        except ConfigError as error:
+            self.found += error.errors
+            return None
+
+    def add(self, path: FieldPath, message: str) -> None:
+        self.found.append((path, message))
+
+
 def meter_config(data: Mapping[str, Any]) -> MeterConfig:
-    """Build a validated MeterConfig from plain data (e.g. parsed JSON/YAML)."""
-    raw = validate(METER_SCHEMA, dict(data))
-    try:
-        model = get_model(raw["model"])
-    except ValueError as error:
-        raise ConfigError(f"model: {error}") from None
-    service = ServiceType(raw["service"])
-    if len(raw["points"]) > model.points:
-        raise ConfigError(
-            f"points: {model.code} has {model.points} meter points, not {len(raw['points'])}"
-        )
-    points = [_point(point, index, model, service) for index, point in enumerate(raw["points"])]
-    channels = set(VOLTAGE_CHANNELS) | {channel.name for channel in model.channels}
-    calibration = {}
-    for channel, values in raw["calibration"].items():
-        if channel not in channels:
-            raise ConfigError(f"calibration.{channel}: no such channel on {model.code}")
-        calibration[channel] = ChannelCalibration(values["gain"], values["phase_deg"])
+    """Build a validated MeterConfig from plain data (e.g. parsed JSON/YAML).
+
+    Every section is checked even when another is wrong, so the ConfigError
+    names every wrong field: the top level first, then the model, unit,
+    demand, reporting, pulse inputs, points and calibration.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError("the configuration must be a dictionary")
+    given = dict(data)
+    errors = _Errors()
+    raw: dict[str, Any] | None = errors.run(validate, METER_SCHEMA, given)
+    # A section of the wrong type was named by the schema; the others are checked.
+    model = None
+    if isinstance(given.get("model"), str):
+        try:
+            model = get_model(given["model"])
+        except ValueError as error:
+            errors.add(("model",), str(error))
+    named = given.get("service")
+    service = ServiceType(named) if isinstance(named, str) and named in _SERVICES else None
+    unit = _section(given, "unit", errors, unit_config)
+    demand = _section(given, "demand", errors, demand_config)
+    reporting = _section(given, "reporting", errors, reporting_config)
+    pulse_inputs = _pulse_inputs(given.get("pulse_inputs", []), errors)
+    points: list[PointConfig] = []
+    items = given.get("points")
+    if isinstance(items, list):
+        if model is not None and len(items) > model.points:
+            errors.add(
+                ("points",), f"{model.code} has {model.points} meter points, not {len(items)}"
+            )
+        for index, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                errors.add(("points", index), "expected a dictionary")
+                continue
+            point = errors.run(validate, _POINT, dict(item), ("points", index))
+            if point is not None and model is not None and service is not None:
+                built = errors.run(_point, point, index, model, service)
+                if built is not None:
+                    points.append(built)
+    calibration: dict[str, ChannelCalibration] = {}
+    given_calibration = given.get("calibration", {})
+    if isinstance(given_calibration, Mapping):
+        channels = set(VOLTAGE_CHANNELS)
+        if model is not None:
+            channels |= {channel.name for channel in model.channels}
+        for channel, values in given_calibration.items():
+            where = ("calibration", str(channel))
+            if model is not None and channel not in channels:
+                errors.add(where, f"no such channel on {model.code}")
+                continue
+            valid = errors.run(validate, _CALIBRATION, values, where)
+            if valid is not None:
+                calibration[channel] = ChannelCalibration(valid["gain"], valid["phase_deg"])
+    if raw is not None and service is ServiceType.DELTA_3W and raw["pt_ratio"] == 1.0:
+        errors.add(("pt_ratio",), "a delta service is metered through two PTs; set their ratio")
+    if errors.found:
+        raise ConfigError(errors.found)
+    # Every check passed: nothing below is None.
+    assert raw is not None
+    assert model is not None
+    assert service is not None
+    assert unit is not None
+    assert demand is not None
+    assert reporting is not None
     nominal = raw.get("nominal_voltage")
     if nominal is None:
         nominal = 120.0 if service is ServiceType.DELTA_3W else float(model.voltage)
-    if service is ServiceType.DELTA_3W and raw["pt_ratio"] == 1.0:
-        raise ConfigError("pt_ratio: a delta service is metered through two PTs; set their ratio")
-    try:
-        demand = demand_config(raw["demand"])
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    pulse_inputs = []
-    for number in range(PULSE_INPUTS):
-        given = raw["pulse_inputs"][number] if number < len(raw["pulse_inputs"]) else {}
-        if not isinstance(given, Mapping):
-            raise ConfigError(f"pulse_inputs[{number}]: expected a dictionary")
-        try:
-            pulse_inputs.append(pulse_input_config({"name": f"Pulse {number + 1}", **given}))
-        except ValueError as error:
-            raise ConfigError(f"pulse_inputs[{number}]: {error}") from None
-    try:
-        reporting = reporting_config(raw["reporting"])
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    unit = unit_config(raw["unit"])
     return MeterConfig(
         unit=unit,
         reporting=reporting,
@@ -334,3 +384,31 @@ def meter_config(data: Mapping[str, Any]) -> MeterConfig:
         points=tuple(points),
         calibration=calibration,
     )
+
+
+def _section[T](
+    given: Mapping[str, Any], key: str, errors: _Errors, validator: Callable[[Any], T]
+) -> T | None:
+    """A section validated by its own validator (which names the section in
+    its paths), None when it is wrong; one of the wrong type is left to the schema."""
+    value = given.get(key, {})
+    if not isinstance(value, Mapping):
+        return None
+    return errors.run(validator, value)
+
+
+def _pulse_inputs(given: Any, errors: _Errors) -> list[PulseInputConfig]:
+    """Both pulse inputs: those given, the others with their defaults."""
+    if not isinstance(given, list):
+        return []  # the schema says so
+    inputs = []
+    for number in range(PULSE_INPUTS):
+        item = given[number] if number < len(given) else {}
+        if not isinstance(item, Mapping):
+            errors.add(("pulse_inputs", number), "expected a dictionary")
+            continue
+        try:
+            inputs.append(pulse_input_config({"name": f"Pulse {number + 1}", **item}))
+        except ConfigError as error:
+            errors.found += error.within("pulse_inputs", number).errors
+    return inputs

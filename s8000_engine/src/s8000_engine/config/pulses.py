@@ -9,6 +9,9 @@ from typing import Any, Final, cast
 
 import voluptuous as vol
 
+from s8000_engine.config.validation import validate
+from s8000_engine.exceptions import ConfigError
+
 PULSE_INPUTS: Final = 2
 """The number of pulse inputs of a Series 8000 meter."""
 
@@ -117,15 +120,9 @@ or text); they come out as float.
 
 
 def _validated(data: object) -> dict[str, Any]:
-    """Run :data:`PULSE_INPUT_SCHEMA`, turning its errors into one ValueError."""
-    try:
-        return cast("dict[str, Any]", PULSE_INPUT_SCHEMA(data))
-    except vol.MultipleInvalid as exc:
-        parts = []
-        for error in exc.errors:
-            where = f" {str(error.path[0])!r}" if error.path else ""
-            parts.append(f"pulse input{where}: {error.msg}")
-        raise ValueError("; ".join(parts)) from None
+    """Run :data:`PULSE_INPUT_SCHEMA`; ConfigError with every wrong field, its
+    path from the input on (``("scale",)``)."""
+    return cast("dict[str, Any]", validate(PULSE_INPUT_SCHEMA, data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +131,8 @@ class PulseInputConfig:
 
     ``scale`` is the quantity per pulse, in ``unit``; ``name`` labels the input.
     The timing limits are those described in the module documentation.
-    Invalid values raise :class:`ValueError` naming the field.
+    Invalid values raise :class:`ConfigError` naming every wrong field, its
+    path from the input on (``("scale",)``).
     """
 
     name: str = DEFAULT_NAME
@@ -154,10 +152,11 @@ class PulseInputConfig:
 def pulse_input_config(data: Mapping[str, object]) -> PulseInputConfig:
     """Validate ``data`` with :data:`PULSE_INPUT_SCHEMA` and return the configuration.
 
-    Missing keys take their defaults.  Raises :class:`ValueError` whose message
-    names each offending field, e.g. ``pulse input 'scale': value must be greater
-    than 0``.
+    Missing keys take their defaults.  Raises :class:`ConfigError` naming every
+    wrong field, its path from the input on (``scale: value must be greater
+    than 0``); :func:`~s8000_engine.config.meter.meter_config` places it
+    (``pulse_inputs[1].scale``).
     """
     if not isinstance(data, Mapping):
-        raise ValueError(f"pulse input: expected a mapping, got {type(data).__name__}")
+        raise ConfigError(f"a pulse input must be a mapping, not {type(data).__name__}")
     return PulseInputConfig(**_validated(dict(data)))

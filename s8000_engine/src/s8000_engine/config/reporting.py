@@ -14,6 +14,9 @@ from typing import Any, Final
 
 import voluptuous as vol
 
+from s8000_engine.config.validation import errors_of
+from s8000_engine.exceptions import ConfigError
+
 SCHEDULE_MINUTES: Final[tuple[int, ...]] = (0, 5, 15, 30, 60, 120, 240, 360, 720, 1440)
 """The reporting schedules, in minutes (0: only on *Send*)."""
 DEFAULT_FTP_PORT: Final = 21
@@ -185,8 +188,8 @@ REPORTING_SCHEMA: Final = vol.Schema(
 """The reporting settings (see the module documentation)."""
 
 
-def _field_error(name: str, message: str) -> ValueError:
-    return ValueError(f"reporting '{name}': {message}")
+def _field_error(name: str, message: str) -> ConfigError:
+    return ConfigError.at(("reporting", name), message)
 
 
 def _check_url(url: str, protocol: ReportingProtocol) -> None:
@@ -208,17 +211,16 @@ def _check_url(url: str, protocol: ReportingProtocol) -> None:
 def reporting_config(data: Mapping[str, Any]) -> ReportingConfig:
     """Validate reporting settings and return them as a :class:`ReportingConfig`.
 
-    Raises :class:`ValueError` whose message names the offending field, e.g.
-    ``reporting 'port': value must be at most 65535``.
+    Raises :class:`ConfigError` naming every wrong field (in the order of
+    their names), e.g. ``reporting.port: value must be at most 65535``.
     """
+    if not isinstance(data, Mapping):
+        raise ConfigError.at(("reporting",), "expected a dictionary")
     try:
         raw = REPORTING_SCHEMA(dict(data))
-    except vol.MultipleInvalid as err:
-        messages = sorted(
-            f"reporting '{'.'.join(str(p) for p in error.path) or '?'}': {error.msg}"
-            for error in err.errors
-        )
-        raise ValueError("; ".join(messages)) from None
+    except vol.Invalid as invalid:
+        found = errors_of(invalid, ("reporting",))
+        raise ConfigError(sorted(found, key=lambda e: ConfigError.describe(e[0]))) from None
     protocol = ReportingProtocol(raw["protocol"])
     if protocol in FTP_PROTOCOLS and not raw["host"]:
         raise _field_error("host", f"required for protocol {protocol.value}")

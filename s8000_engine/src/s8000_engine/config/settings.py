@@ -24,12 +24,14 @@ plus the recording interval (meta ``recording_minutes``).
   Secrets (:data:`SECRETS`) are never in it: only whether each one is set,
   as ``<field>_set``.
 * :func:`apply_changes` merges a partial update from the web page into a new
-  raw configuration, validating the whole result.  A wrong value raises
-  :class:`SettingsError`, whose ``field`` is the dotted path the web form uses
+  raw configuration, validating the whole result with the configuration's own
+  validators (:func:`~s8000_engine.config.meter.meter_config`).  Wrong values
+  raise :class:`SettingsError`, a :class:`~s8000_engine.exceptions.ConfigError`
+  whose ``errors`` name every wrong field by the web form's path
   (``unit.gateway``, ``report.recording_minutes``, ``points.3.ct_primary``,
-  ``points.3.phases.1``, ``pulses.0.scale``) and whose ``message`` says what is
-  wrong; several wrong values are reported together (``errors``).  Nothing is
-  changed on error.
+  ``points.3.phases.1``, ``pulses.0.scale``): the configuration's paths that
+  voluptuous gives, turned into the form's by a table (:func:`form_path`).
+  Nothing is changed on error.
 * :func:`describe_changes` lists what changed, one line each, for the change
   log; a secret shows only as "changed" or "cleared".
 
@@ -75,28 +77,26 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from s8000_engine.config.demand import (
     ALLOWED_INTERVALS,
     RECORDING_INTERVALS,
     DemandType,
-    demand_config,
 )
 from s8000_engine.config.meter import (
     CT_PHASES,
     MAX_CT_PRIMARY_A,
+    MIN_CT_PRIMARY_A,
     MeterConfig,
     ServiceType,
     meter_config,
-    point_config,
 )
-from s8000_engine.config.pulses import PULSE_INPUTS, pulse_input_config
-from s8000_engine.config.reporting import SCHEDULE_MINUTES, ReportingProtocol, reporting_config
-from s8000_engine.config.unit import UNIT_FIELDS, unit_config
-from s8000_engine.exceptions import ConfigError
+from s8000_engine.config.pulses import PULSE_INPUTS
+from s8000_engine.config.reporting import SCHEDULE_MINUTES, ReportingProtocol
+from s8000_engine.config.unit import UNIT_FIELDS
+from s8000_engine.exceptions import ConfigError, FieldPath
 from s8000_engine.models import MeterModel
 
 __all__ = [
@@ -106,6 +106,7 @@ __all__ = [
     "apply_changes",
     "describe_changes",
     "differences",
+    "form_path",
     "public_settings",
     "raw_config",
 ]
@@ -116,7 +117,6 @@ SECRETS: Final = frozenset({"reporting.password", "reporting.token", "unit.ppp_p
 SECRET_FIELDS: Final = frozenset({"report.password", "report.token", "unit.ppp_password"})
 #: The sections, in the configuration tool's order.
 SECTIONS: Final = ("unit", "report", "points", "pulses")
-MIN_CT_PRIMARY_A: Final = 0.1
 
 _SERVICE_LABELS: Final = {
     ServiceType.SINGLE_PHASE_2W: "Single-phase 2-wire",
@@ -159,9 +159,32 @@ _REPORT: Final[dict[str, tuple[str, str, str]]] = {
     "token": ("reporting", "token", "Report token"),
     "every_minutes": ("reporting", "every_minutes", "Reporting schedule (minutes)"),
 }
-_DEMAND_FIELDS: Final = {
-    key: name for name, (section, key, _) in _REPORT.items() if section == "demand"
+#: Where a part of the configuration is in the web form: the start of a
+#: configuration path, and the start of the form path that replaces it (the
+#: longest start that matches wins; a path that matches none stays as it is).
+_FORM: Final[dict[FieldPath, FieldPath]] = {
+    (): ("configuration",),
+    ("unit",): ("unit",),
+    ("demand",): ("report",),
+    ("reporting",): ("report",),
+    **{(section, key): ("report", name) for name, (section, key, _) in _REPORT.items()},
+    ("points",): ("points",),
+    **{(key,): ("points", key) for key in ("service", "pt_ratio", "frequency", "nominal_voltage")},
+    ("model",): ("points", "model"),
+    ("pulse_inputs",): ("pulses",),
 }
+
+
+def form_path(path: FieldPath) -> FieldPath:
+    """The web form's path of a configuration path: ``("demand", "type")`` is
+    ``("report", "demand_type")``, ``("pulse_inputs", 1, "scale")`` is
+    ``("pulses", 1, "scale")``."""
+    for length in range(len(path), -1, -1):
+        if (start := _FORM.get(path[:length])) is not None:
+            return (*start, *path[length:])
+    return path  # not reached: () is in the table
+
+
 _RECORDING_LABEL: Final = "Recording interval (minutes)"
 _POINTS_TOP: Final = {"service": "Service type", "pt_ratio": "PT ratio"}
 _POINT_FIELDS: Final = {
@@ -193,27 +216,42 @@ _READ_ONLY: Final = {
 }
 
 
-class SettingsError(ValueError):
-    """A setting is wrong: ``field`` is the web form's dotted path of it,
-    ``message`` says what is wrong (never a secret's value).  ``errors`` holds
-    every wrong setting found (this one alone, or several)."""
-
-    def __init__(self, field: str, message: str, errors: Sequence[SettingsError] = ()) -> None:
-        self.field = field
-        self.message = message
-        self.errors: tuple[SettingsError, ...] = tuple(errors) or (self,)
-        super().__init__("; ".join(f"{e.field}: {e.message}" for e in self.errors))
+class SettingsError(ConfigError):
+    """A configuration error in the web form's terms: each path is the form
+    field's (``("points", 3, "ct_primary")``, shown dotted as the form names
+    it: ``points.3.ct_primary``), each message says what is wrong (never a
+    secret's value).  ``errors`` holds every wrong setting found."""
 
     @classmethod
-    def of(cls, errors: Sequence[SettingsError]) -> SettingsError:
-        """One error carrying all of ``errors`` (the first one's field and message)."""
-        if len(errors) == 1:
-            return errors[0]
-        return cls(errors[0].field, errors[0].message, errors)
+    def describe(cls, path: FieldPath) -> str:
+        """A form path as the web page names its field: ``points.3.ct_primary``."""
+        return ".".join(str(key) for key in path)
+
+    @classmethod
+    def of(cls, error: ConfigError) -> SettingsError:
+        """A configuration's error with every path turned into the form field's
+        (:func:`form_path`)."""
+        if isinstance(error, SettingsError):
+            return error
+        return cls((form_path(path), message) for path, message in error.errors)
+
+    @property
+    def field(self) -> str:
+        """The first wrong field, dotted."""
+        return self.describe(self.path)
+
+    @property
+    def fields(self) -> list[str]:
+        """Every wrong field, dotted, in order."""
+        return [self.describe(path) for path, _ in self.errors]
 
     def as_dict(self) -> dict[str, Any]:
         """``{"errors": [{"field": ..., "message": ...}, ...]}`` for the web page."""
-        return {"errors": [{"field": e.field, "message": e.message} for e in self.errors]}
+        return {
+            "errors": [
+                {"field": self.describe(path), "message": message} for path, message in self.errors
+            ]
+        }
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -254,7 +292,7 @@ def _config(raw: Mapping[str, Any]) -> MeterConfig:
     try:
         return meter_config(raw)
     except ConfigError as error:
-        raise SettingsError.of(_parse(str(error))) from None
+        raise SettingsError.of(error) from None
 
 
 def _cts(model: MeterModel, number: int, phases: Sequence[str]) -> list[dict[str, Any]]:
@@ -449,51 +487,52 @@ def _index(key: Any) -> int | None:
         return None
     if isinstance(key, int):
         return key
-    if isinstance(key, str) and re.fullmatch(r"\d{1,3}", key):
+    if isinstance(key, str) and key.isascii() and key.isdigit() and len(key) <= 3:
         return int(key)
     return None
 
 
-def _mapping(value: Any, field: str) -> Mapping[str, Any]:
+def _mapping(value: Any, where: FieldPath) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise SettingsError(field, "expected an object of fields")
+        raise SettingsError.at(where, "expected an object of fields")
     return value
 
 
-def _unknown(field: str, key: str, read_only: Iterable[str]) -> SettingsError:
-    if key in read_only:
-        return SettingsError(field, "read-only: this value cannot be changed")
-    return SettingsError(field, "unknown field")
+def _unknown(where: FieldPath, read_only: Iterable[str]) -> tuple[FieldPath, str]:
+    if str(where[-1]) in read_only:
+        return where, "read-only: this value cannot be changed"
+    return where, "unknown field"
 
 
 class _Plan:
-    """A change, field by field."""
+    """A change, field by field: the edits by dotted form path, and every wrong
+    field by form path."""
 
     def __init__(self) -> None:
         self.edits: list[tuple[str, Any]] = []
         self.add: dict[int, Mapping[str, Any]] = {}
         self.remove: set[int] = set()
-        self.errors: list[SettingsError] = []
+        self.errors: list[tuple[FieldPath, str]] = []
 
 
 def _plan(changes: Mapping[str, Any], config: MeterConfig) -> _Plan:
     plan = _Plan()
     if not isinstance(changes, Mapping):
-        raise SettingsError("changes", "expected an object with the sections to change")
+        raise SettingsError.at(("changes",), "expected an object with the sections to change")
     for section, given in changes.items():
         if section not in SECTIONS:
             plan.errors.append(
-                SettingsError(str(section), "unknown section (unit, report, points or pulses)")
+                ((str(section),), "unknown section (unit, report, points or pulses)")
             )
             continue
         try:
             if section == "unit":
-                _plan_fields(plan, "unit", _mapping(given, "unit"), UNIT_FIELDS)
+                _plan_fields(plan, ("unit",), _mapping(given, ("unit",)), UNIT_FIELDS)
             elif section == "report":
                 names = ("recording_minutes", *_REPORT)
-                _plan_fields(plan, "report", _mapping(given, "report"), names)
+                _plan_fields(plan, ("report",), _mapping(given, ("report",)), names)
             elif section == "points":
-                _plan_points(plan, _mapping(given, "points"), config)
+                _plan_points(plan, _mapping(given, ("points",)), config)
             else:
                 _plan_pulses(plan, given)
         except SettingsError as error:
@@ -503,16 +542,16 @@ def _plan(changes: Mapping[str, Any], config: MeterConfig) -> _Plan:
 
 def _plan_fields(
     plan: _Plan,
-    prefix: str,
+    prefix: FieldPath,
     given: Mapping[str, Any],
     names: Iterable[str],
     read_only: str | None = None,
 ) -> None:
     allowed = set(names)
     for key, value in given.items():
-        field = f"{prefix}.{key}"
+        field = SettingsError.describe((*prefix, key))
         if key not in allowed:
-            plan.errors.append(_unknown(field, str(key), _READ_ONLY[read_only or prefix]))
+            plan.errors.append(_unknown((*prefix, key), _READ_ONLY[read_only or str(prefix[0])]))
         elif field in SECRET_FIELDS and value is None:
             continue  # kept
         else:
@@ -527,55 +566,51 @@ def _plan_points(plan: _Plan, given: Mapping[str, Any], config: MeterConfig) -> 
             plan.edits.append((f"points.{key}", value))
             continue
         index = _index(key)
-        field = f"points.{key}"
         if index is None:
-            plan.errors.append(_unknown(field, str(key), _READ_ONLY["points"]))
+            plan.errors.append(_unknown(("points", key), _READ_ONLY["points"]))
             continue
+        where = ("points", index)
         if index >= model.points:
             plan.errors.append(
-                SettingsError(
-                    field,
+                (
+                    where,
                     f"{model.code} has {model.points} meter points; there is no point {index + 1}",
                 )
             )
             continue
         if value is None:
             if index >= count:
-                plan.errors.append(SettingsError(field, f"there is no point {index + 1} to remove"))
+                plan.errors.append((where, f"there is no point {index + 1} to remove"))
             else:
                 plan.remove.add(index)
             continue
         if not isinstance(value, Mapping):
-            plan.errors.append(
-                SettingsError(field, "expected an object of fields, or null to remove the point")
-            )
+            plan.errors.append((where, "expected an object of fields, or null to remove the point"))
             continue
         if index >= count:
             plan.add[index] = value
-        _plan_fields(plan, f"points.{index}", value, _POINT_FIELDS, "point")
+        _plan_fields(plan, where, value, _POINT_FIELDS, "point")
     if plan.remove:
         first = min(plan.remove)
         if plan.remove != set(range(first, count)):
             plan.errors.append(
-                SettingsError(
-                    f"points.{first}",
+                (
+                    ("points", first),
                     "only the last points can be removed; disable this point instead, or "
                     f"remove points {first + 1} to {count} together",
                 )
             )
         elif first == 0:
-            plan.errors.append(SettingsError("points.0", "the meter needs at least one point"))
+            plan.errors.append((("points", 0), "the meter needs at least one point"))
         if plan.add:
-            plan.errors.append(
-                SettingsError(f"points.{min(plan.add)}", "add and remove points in two changes")
-            )
+            plan.errors.append((("points", min(plan.add)), "add and remove points in two changes"))
     if plan.add:
         expected = count
         for index in sorted(plan.add):
             if index != expected:
                 plan.errors.append(
-                    SettingsError(
-                        f"points.{index}",
+                    (
+                        ("points", index),
                         f"points are added one after the other: the next one is "
                         f"points.{expected} (point {expected + 1})",
                     )
@@ -583,9 +618,7 @@ def _plan_points(plan: _Plan, given: Mapping[str, Any], config: MeterConfig) -> 
                 break
             for required in ("ct_primary", "phases"):
                 if plan.add[index].get(required) is None:
-                    plan.errors.append(
-                        SettingsError(f"points.{index}.{required}", "required for a new point")
-                    )
+                    plan.errors.append((("points", index, required), "required for a new point"))
             expected += 1
 
 
@@ -593,17 +626,17 @@ def _plan_pulses(plan: _Plan, given: Any) -> None:
     if isinstance(given, list):
         entries: Iterable[tuple[Any, Any]] = enumerate(given)
     else:
-        entries = _mapping(given, "pulses").items()
+        entries = _mapping(given, ("pulses",)).items()
     for key, value in entries:
         index = _index(key)
-        field = f"pulses.{key}"
         if index is None:
-            plan.errors.append(SettingsError(field, "unknown field"))
+            plan.errors.append((("pulses", key), "unknown field"))
             continue
+        where = ("pulses", index)
         if index >= PULSE_INPUTS:
             plan.errors.append(
-                SettingsError(
-                    field,
+                (
+                    where,
                     f"the meter has {PULSE_INPUTS} pulse inputs; there is no pulse input "
                     f"{index + 1}",
                 )
@@ -611,7 +644,7 @@ def _plan_pulses(plan: _Plan, given: Any) -> None:
             continue
         if value is None:
             continue
-        _plan_fields(plan, f"pulses.{index}", _mapping(value, field), _PULSE_FIELDS, "pulse")
+        _plan_fields(plan, where, _mapping(value, where), _PULSE_FIELDS, "pulse")
 
 
 def apply_changes(
@@ -623,7 +656,7 @@ def apply_changes(
     old = _config(raw)
     plan = _plan(changes, old)
     if plan.errors:
-        raise SettingsError.of(plan.errors)
+        raise SettingsError(plan.errors)
     new_raw: dict[str, Any] = copy.deepcopy(dict(raw))
     minutes: Any = recording_minutes
     if plan.remove:
@@ -647,7 +680,7 @@ def apply_changes(
             _set(new_raw, _location(field), None if field == "report.token" else "")
         else:
             _set(new_raw, _location(field), value)
-    new = _validate(new_raw, minutes, old.model)
+    new = _validate(new_raw, minutes)
     # Fields sent with their effective value leave the raw configuration as it was;
     # the others are stored as validated.
     before = _effective(old, recording_minutes)
@@ -671,133 +704,28 @@ def apply_changes(
 # -- validation ----------------------------------------------------------------------------
 
 
-#: Where a message joined with "; " starts its next field's message.
-_NEXT: Final = re.compile(
-    r"; (?=(?:unit|points|pulse_inputs|pulse input|demand|reporting|service|pt_ratio"
-    r"|frequency|nominal_voltage|model|calibration)\b)"
-)
-_DEMAND_ERROR: Final = re.compile(r"demand '(\w+)': (.*)", re.DOTALL)
-_REPORTING_ERROR: Final = re.compile(r"reporting '(\w+)': (.*)", re.DOTALL)
-_PULSE_ERROR: Final = re.compile(r"pulse input '(\w+)': (.*)", re.DOTALL)
-_PATTERNS: Final[tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...]] = (
-    (re.compile(r"unit\.(\w+): (.*)", re.DOTALL), lambda m: f"unit.{m[1]}"),
-    (re.compile(r"unit: (.*)", re.DOTALL), lambda m: "unit"),
-    (
-        re.compile(r"points\[(\d+)\]\.(\w+)\[(\d+)\]: (.*)", re.DOTALL),
-        lambda m: f"points.{m[1]}.{m[2]}.{m[3]}",
-    ),
-    (re.compile(r"points\[(\d+)\]\.(\w+): (.*)", re.DOTALL), lambda m: f"points.{m[1]}.{m[2]}"),
-    (re.compile(r"points\[(\d+)\]: (.*)", re.DOTALL), lambda m: f"points.{m[1]}"),
-    (re.compile(r"points: (.*)", re.DOTALL), lambda m: "points"),
-    (
-        re.compile(r"(service|pt_ratio|frequency|nominal_voltage|model): (.*)", re.DOTALL),
-        lambda m: f"points.{m[1]}",
-    ),
-    (re.compile(r"pulse_inputs\[(\d+)\]: (.*)", re.DOTALL), lambda m: f"pulses.{m[1]}"),
-    (re.compile(r"(\w+)[.\[]?.*?: (.*)", re.DOTALL), lambda m: m[1]),
-)
-
-
-def _clear(field: str, message: str) -> str:
-    """Voluptuous's wording made plainer, with units where they help."""
-    message = message.strip()
-    if match := re.fullmatch(r"length of value must be at most (\d+)", message):
-        return f"must be at most {match[1]} characters"
-    if message == "length of value must be at least 1":
-        return "must not be empty"
-    if message in ("expected bool", "expected boolean"):
-        return "must be true or false"
-    if message == "expected str":
-        return "expected a string"
-    if message.startswith("expected float") or message == "not a valid value":
-        return "must be a number"
-    message = re.sub(r"^value must be", "must be", message)
-    if field.endswith(".ct_primary") and re.fullmatch(r"must be at (least|most) [\d.]+", message):
-        return (
-            f"must be from {MIN_CT_PRIMARY_A:g} to {MAX_CT_PRIMARY_A:g} A "
-            "(the CT's rated primary current)"
-        )
-    return message
-
-
-def _error(field: str, message: str) -> SettingsError:
-    return SettingsError(field, _clear(field, message))
-
-
-def _parse(message: str) -> list[SettingsError]:
-    """A ConfigError's message as web-form fields."""
-    errors = []
-    for part in _NEXT.split(message):
-        for pattern, field in _PATTERNS:
-            if match := pattern.fullmatch(part):
-                errors.append(_error(field(match), match.groups()[-1]))
-                break
-    return errors or [SettingsError("configuration", message)]
-
-
-def _parse_section(
-    message: str, pattern: re.Pattern[str], field: Callable[[str], str]
-) -> list[SettingsError]:
-    errors = []
-    for part in _NEXT.split(message):
-        if match := pattern.fullmatch(part):
-            errors.append(_error(field(match[1]), match[2]))
-        else:
-            errors.extend(_parse(part))
-    return errors
-
-
-def _minutes_error(minutes: Any) -> SettingsError | None:
+def _minutes_error(minutes: Any) -> str | None:
     choices = ", ".join(str(m) for m in RECORDING_INTERVALS)
     if isinstance(minutes, bool) or not isinstance(minutes, int | float):
-        return SettingsError("report.recording_minutes", f"must be one of {choices} minutes")
+        return f"must be one of {choices} minutes"
     if not (math.isfinite(minutes) and minutes in RECORDING_INTERVALS):
-        return SettingsError("report.recording_minutes", f"must be one of {choices} minutes")
+        return f"must be one of {choices} minutes"
     return None
 
 
-def _validate(raw: dict[str, Any], minutes: Any, model: MeterModel) -> MeterConfig:
-    """The configuration ``raw`` describes; SettingsError with every wrong field."""
-    errors: list[SettingsError] = []
-    if (error := _minutes_error(minutes)) is not None:
-        errors.append(error)
+def _validate(raw: dict[str, Any], minutes: Any) -> MeterConfig:
+    """The configuration ``raw`` describes; SettingsError with every wrong field
+    (the recording interval first, then as :func:`meter_config` names them)."""
+    errors: list[tuple[FieldPath, str]] = []
+    if (message := _minutes_error(minutes)) is not None:
+        errors.append((("report", "recording_minutes"), message))
     try:
-        unit_config(raw.get("unit", {}))
+        config = meter_config(raw)
     except ConfigError as failed:
-        errors += _parse(str(failed))
-    try:
-        demand_config(raw.get("demand", {}))
-    except ValueError as failed:
-        errors += _parse_section(
-            str(failed), _DEMAND_ERROR, lambda key: f"report.{_DEMAND_FIELDS.get(key, key)}"
-        )
-    try:
-        reporting_config(raw.get("reporting", {}))
-    except ValueError as failed:
-        errors += _parse_section(str(failed), _REPORTING_ERROR, lambda key: f"report.{key}")
-    pulses = raw.get("pulse_inputs", [])
-    for number in range(PULSE_INPUTS):
-        given = pulses[number] if isinstance(pulses, list) and number < len(pulses) else {}
-        if not isinstance(given, Mapping):
-            continue  # meter_config says so
-        try:
-            pulse_input_config({"name": f"Pulse {number + 1}", **given})
-        except ValueError as failed:
-            prefix = f"pulses.{number}."
-            errors += _parse_section(str(failed), _PULSE_ERROR, prefix.__add__)
-    service = raw.get("service")
-    if service in {s.value for s in ServiceType} and isinstance(raw.get("points"), list):
-        for index, point in enumerate(raw["points"]):
-            try:
-                point_config(point, index, model, ServiceType(service))
-            except ConfigError as failed:
-                errors += _parse(str(failed))
-    if not errors:
-        try:
-            return meter_config(raw)
-        except ConfigError as failed:
-            errors += _parse(str(failed))
-    raise SettingsError.of(errors)
+        errors += SettingsError.of(failed).errors
+    if errors:
+        raise SettingsError(errors)
+    return config
 
 
 # -- describing ------------------------------------------------------------------------------
@@ -837,7 +765,33 @@ def _differences(
     after = _effective(new, new_minutes)
     names = {i: p.name for i, p in enumerate(old.points)}
     names.update({i: p.name for i, p in enumerate(new.points)})
+    # What the web form does not change (a whole configuration replaced: ``run
+    # --replace-config``) is described too, so no change goes unlogged.
     found = [
+        (field, f"{label}: {_text(before)} → {_text(after)}")
+        for field, label, before, after in (
+            ("points.model", "Meter model", old.model.code, new.model.code),
+            ("points.frequency", "Frequency (Hz)", old.frequency_hz, new.frequency_hz),
+            (
+                "points.nominal_voltage",
+                "Nominal voltage (V)",
+                float(old.nominal_voltage),
+                float(new.nominal_voltage),
+            ),
+        )
+        if before != after
+    ]
+    for channel in sorted(set(old.calibration) | set(new.calibration)):
+        was, now = old.calibration_of(channel), new.calibration_of(channel)
+        if was != now:
+            found.append(
+                (
+                    f"calibration.{channel}",
+                    f"Calibration of {channel}: gain {was.gain:g}, phase {was.phase_deg:g}° → "
+                    f"gain {now.gain:g}, phase {now.phase_deg:g}°",
+                )
+            )
+    found += [
         (f"points.{index}", f"Point {index + 1} ({names[index]}) removed")
         for index in range(len(new.points), len(old.points))
     ]

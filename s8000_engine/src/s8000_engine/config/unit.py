@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import voluptuous as vol
 
+from s8000_engine.config.validation import errors_of, flag
 from s8000_engine.exceptions import ConfigError
 
 #: The factory default IP configuration (user guide, section 8: a meter that
@@ -83,12 +84,6 @@ _NO_SPACES: Final = re.compile(r"[\x21-\x7e]*")
 def _string(value: Any) -> str:
     if not isinstance(value, str):
         raise vol.Invalid("expected a string")
-    return value
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise vol.Invalid("must be true or false")
     return value
 
 
@@ -198,12 +193,15 @@ def _at_string(value: Any) -> str:
     return text
 
 
+#: Voluptuous's message for a key the schema does not know.
+_EXTRA: Final = "extra keys not allowed"
+
 #: The fields of the unit section, in the configuration tool's order.
 UNIT_FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in dataclasses.fields(UnitConfig))
 
 UNIT_SCHEMA: Final = vol.Schema(
     {
-        vol.Optional("dhcp"): _flag,
+        vol.Optional("dhcp"): flag,
         vol.Optional("ip"): _unicast,
         vol.Optional("netmask"): _netmask,
         vol.Optional("gateway"): _unicast,
@@ -223,17 +221,17 @@ UNIT_SCHEMA: Final = vol.Schema(
 
 def unit_config(data: Mapping[str, Any]) -> UnitConfig:
     """Validate the unit section; ConfigError names every wrong field
-    (``unit.gateway: ...``, several separated by ``; ``), never a secret's value."""
+    (``("unit", "gateway")``, in the configuration tool's order), never a
+    secret's value."""
     if not isinstance(data, Mapping):
-        raise ConfigError("unit: expected a dictionary")
+        raise ConfigError.at(("unit",), "expected a dictionary")
     errors: list[tuple[str, str]] = []
     try:
         raw: dict[str, Any] = UNIT_SCHEMA(dict(data))
     except vol.MultipleInvalid as invalid:
-        for error in invalid.errors:
-            name = str(error.path[0]) if error.path else ""
-            message = "unknown field" if error.msg == "extra keys not allowed" else error.msg
-            errors.append((name, message))
+        for path, message in errors_of(invalid):
+            key = str(path[0]) if path else ""
+            errors.append((key, "unknown field" if message == _EXTRA else message))
         raw = {}
     unit = UnitConfig(**raw) if not errors else UnitConfig()
     if not errors:
@@ -258,5 +256,5 @@ def unit_config(data: Mapping[str, Any]) -> UnitConfig:
     if errors:
         order = {name: number for number, name in enumerate(UNIT_FIELDS)}
         errors.sort(key=lambda e: order.get(e[0], len(order)))
-        raise ConfigError("; ".join(f"unit.{name}: {message}" for name, message in errors))
+        raise ConfigError((("unit", name) if name else ("unit",), text) for name, text in errors)
     return unit

@@ -14,16 +14,16 @@ time the process was dead is an outage, as for a real meter).  A clock step
 — :meth:`SimulatedClock.step`, a manual set, an NTP correction larger than
 2 s — is told apart from an outage and flagged CLOCK_SET.
 
-The configuration tool's settings (:mod:`s8000_engine.settings`) change the
-running meter through :meth:`LocalMeter.reconfigure`, called in the meter's
-thread (``meter.submit(lambda: meter.reconfigure(changes, user=...))``): the
-new configuration is stored with its change-log entry in one transaction, then
-applied between two seconds, every register kept.
+Every change of the configuration — the web page's settings form, the front
+panel, a Modbus write of a configuration register, the command line — goes
+through :meth:`LocalMeter.apply_change` in the meter's thread (see
+:mod:`s8000_engine.local.changes`): validated by the configuration's
+validators, stored with its change-log entry and origin in one transaction,
+then applied between two seconds, every register kept.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -39,14 +39,22 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from s8000_engine.config.demand import DemandConfig, demand_config
 from s8000_engine.config.meter import MeterConfig, meter_config
 from s8000_engine.config.pulses import PULSE_INPUTS
-from s8000_engine.config.settings import apply_changes, differences, public_settings, raw_config
+from s8000_engine.config.settings import differences, public_settings, raw_config
 from s8000_engine.config.unit import FACTORY_DEFAULT_IP
 from s8000_engine.const import FIRMWARE, FIRMWARE_BUILD
 from s8000_engine.demo import DEFAULT_MODEL, demo_config
-from s8000_engine.exceptions import StorageError
+from s8000_engine.exceptions import ConfigError, StorageError
+from s8000_engine.local.changes import (
+    Change,
+    ChangeResult,
+    Origin,
+    layout,
+    needs_new_metering,
+    register_change,
+    resolve,
+)
 from s8000_engine.local.image import MeterSnapshot, build_map, render
 from s8000_engine.local.live import LiveView, live_view
 from s8000_engine.metering.arrays import FloatArray
@@ -54,9 +62,8 @@ from s8000_engine.metering.demand import DemandCalculator
 from s8000_engine.metering.meter import Meter
 from s8000_engine.metering.pulses import PulseInput
 from s8000_engine.metering.waveform import WaveformReader
-from s8000_engine.modbus.backend import MeterBackend
+from s8000_engine.modbus.backend import MeterBackend, Write
 from s8000_engine.models import MODELS
-from s8000_engine.protocol.regmap import RegisterMap
 from s8000_engine.protocol.sunspec import Command, Status
 from s8000_engine.storage.recorder import IntervalRecorder
 from s8000_engine.storage.reporting import Reporter, SendResult
@@ -213,29 +220,6 @@ class SimulatedPulses:
 
 
 @dataclass(frozen=True, slots=True)
-class ReconfigureResult:
-    """What :meth:`LocalMeter.reconfigure` changed."""
-
-    changes: tuple[str, ...] = ()
-    """One human-readable line per change, as in the change log (no secret)."""
-    fields: tuple[str, ...] = ()
-    """The web-form paths of the changed fields (``points.8``: a point added
-    or removed)."""
-    registers_changed: bool = False
-    """What the registers mean changed (service, PT ratio, CT primaries or
-    phases, points): the interval in progress is flagged CONFIG_CHANGED."""
-    map_changed: bool = False
-    """The register map was rebuilt (other points or meter models)."""
-    entry: ConfigChange | None = None
-    """The change-log entry written (None when nothing changed)."""
-
-    @property
-    def changed(self) -> bool:
-        """Whether anything changed."""
-        return bool(self.fields)
-
-
-@dataclass(frozen=True, slots=True)
 class Progress:
     """What the local meter reports after each committed second."""
 
@@ -290,13 +274,19 @@ class LocalMeter:
         self._report_thread: threading.Thread | None = None
         self.backend: MeterBackend | None = None
         self.regmap = build_map(config)
-        self.pulse_scales = [p.config.scale for p in self.pulses]
         self._last_report_check = -math.inf
         self.last_report: SendResult | None = None
         #: The values of the last metered second, for readers in other threads.
         self.live: LiveView | None = None
         self._listeners: list[Callable[[LiveView], None]] = []
         self._tasks: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        #: Set when a task is submitted: the meter, waiting for its clock, runs it at once.
+        self._wake = threading.Event()
+
+    @property
+    def pulse_scales(self) -> list[float]:
+        """Each pulse input's units per pulse (its configuration's)."""
+        return [p.config.scale for p in self.pulses]
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -367,9 +357,19 @@ class LocalMeter:
     # -- running ----------------------------------------------------------------------------
 
     def serve(self, backend: MeterBackend) -> None:
-        """Publish the registers through a Modbus backend after every second."""
+        """Publish the registers through a Modbus backend after every second;
+        its writes of configuration registers are changes from Modbus
+        (:meth:`apply_change`), its clock and command writes are applied
+        before the next second."""
         self.backend = backend
+        backend.configure = self._modbus_change
         self._publish()
+
+    def _modbus_change(self, writes: tuple[Write, ...]) -> Future[ChangeResult]:
+        """Configuration writes of one Modbus request, as one change (called in
+        the server's thread; applied in the meter's)."""
+        change = register_change(writes)
+        return self.submit(lambda: self.apply_change(change, origin=Origin.MODBUS, user="modbus"))
 
     def add_listener(self, listener: Callable[[LiveView], None]) -> Callable[[], None]:
         """Call ``listener`` (in the meter's thread) with every second's
@@ -383,6 +383,7 @@ class LocalMeter:
         has its result or its exception."""
         future: Future[T] = Future()
         self._tasks.put((task, future))
+        self._wake.set()
         return future
 
     def run_tasks(self) -> None:
@@ -417,71 +418,19 @@ class LocalMeter:
         backend = self.backend
         if backend is None:
             return
-        demand: dict[str, Any] = {}
         while not backend.writes.empty():
-            write = backend.writes.get()
-            try:
-                self._apply(write, demand)
-            except ValueError:
-                _LOGGER.exception("cannot apply %s = %s", write.name, write.value)
-        if demand:
-            # The fields of one request arrive together; applied as one setting.
-            settings: dict[str, Any] = dict(self.config.demand.to_dict())
-            settings.update(demand)
-            if settings["type"] == "block":
-                settings["subinterval_minutes"] = None
-            try:
-                self.set_demand(settings)
-            except ValueError:
-                _LOGGER.exception("cannot apply the demand settings %s", settings)
+            self._command(backend.writes.get())
 
-    def _apply(self, write: Any, demand: dict[str, Any]) -> None:
+    def _command(self, write: Write) -> None:
+        """A Modbus write that is not configuration: the clock or a command."""
         if write.name == "s8000.UTC":
+            # Setting the clock is not a configuration change: the interval
+            # memory flags it (CLOCK_SET), the change log does not hold it.
             self.clock.step(float(write.value) - self.clock.now())
         elif write.name == "s8000.Cmd" and write.value == Command.RESET_PEAK_DEMAND:
             self.meter.demand.reset_peaks(float(self.t))
         elif write.name == "s8000.Cmd" and write.value == Command.SEND_DATA:
             self.send()
-        elif write.name in ("s8000.P1Scale", "s8000.P2Scale"):
-            self.pulse_scales[int(write.name[8]) - 1] = float(write.value)
-        elif write.name.startswith("s8000.Pt") and write.name.endswith("CT"):
-            self.set_ct_primary(int(write.name[8:-2]) - 1, float(write.value))
-        elif write.name == "s8000.RecInt":
-            self.recorder.set_minutes(int(write.value))
-            self.store.set_meta("recording_minutes", int(write.value))
-        elif write.name == "s8000.DmdType":
-            demand["type"] = "sliding" if write.value == 2 else "block"
-        elif write.name == "s8000.DmdInt":
-            demand["interval_minutes"] = int(write.value)
-        elif write.name == "s8000.DmdSub":
-            demand["subinterval_minutes"] = int(write.value)
-
-    def set_demand(self, demand: dict[str, Any]) -> None:
-        """New demand settings on the running meter: demand starts again (peaks
-        cleared), the interval in progress is flagged CONFIG_CHANGED."""
-        config = demand_config(demand)
-        self.config = dataclasses.replace(self.config, demand=config)
-        self.meter.config = self.config
-        self.meter.demand = DemandCalculator(config, self.meter.points)
-        raw = self.store.get_meta("config")
-        if isinstance(raw, dict):
-            raw["demand"] = config.to_dict()
-            self.store.set_meta("config", raw)
-        self.recorder.flag(Flag.CONFIG_CHANGED)
-
-    def set_ct_primary(self, point: int, amps: float) -> None:
-        """Change a point's CT rating on the running meter (the configuration
-        tool's CT primary): metered from the next sample on, kept in the store,
-        and the interval in progress flagged CONFIG_CHANGED."""
-        self.meter.set_ct_primary(point, amps)
-        self.config = self.meter.config
-        raw = self.store.get_meta("config")
-        if isinstance(raw, dict) and point < len(raw.get("points", [])):
-            raw["points"][point]["ct_primary"] = amps
-            self.store.set_meta("config", raw)
-        self._config_key = _config_key(self.config)
-        self.store.set_meta("config_key", self._config_key)
-        self.recorder.flag(Flag.CONFIG_CHANGED)
 
     # -- the configuration tool ---------------------------------------------------------------
 
@@ -502,49 +451,69 @@ class LocalMeter:
         :func:`s8000_engine.settings.public_settings`)."""
         return public_settings(self.raw_config(), self.recording_minutes, self.config.model)
 
-    def reset_default_ip(self, *, user: str) -> ReconfigureResult:
+    def reset_default_ip(self, *, user: str) -> ChangeResult:
         """The front panel's "Reset factory default IP": DHCP on, 192.168.0.9
         and the rest of the factory default IP settings; recorded in the change log."""
-        return self.reconfigure({"unit": dict(FACTORY_DEFAULT_IP)}, user=user)
+        return self.apply_change({"unit": dict(FACTORY_DEFAULT_IP)}, origin=Origin.PANEL, user=user)
 
-    def reconfigure(self, changes: dict[str, Any], *, user: str) -> ReconfigureResult:
-        """Apply the configuration tool's ``changes`` (see :mod:`s8000_engine.settings`)
-        to the running meter; call it in the meter's thread (:meth:`submit`).
+    def apply_change(self, change: Change, *, origin: Origin, user: str) -> ChangeResult:
+        """Change the meter's configuration: the one way, whatever the ``origin``
+        (see :mod:`s8000_engine.local.changes`).  Call it in the meter's thread
+        (:meth:`submit`), or before :meth:`start`.
 
-        Wrong values raise SettingsError and change nothing.  Otherwise the new
-        configuration, the recording interval and the change-log entry are stored
-        in one transaction (StorageError, and nothing applied, if that fails),
-        then applied at once: names, pulse inputs, reporting, unit settings,
-        demand (restarted, as :meth:`set_demand`), the recording interval, CT
-        primaries and, for a new service, PT ratio, CT phases or points, new
-        metering with every register, fraction and demand peak of the points
-        kept, a new register map for the Modbus server, and the interval in
-        progress flagged CONFIG_CHANGED.  Nothing changed: nothing written.
+        ``change`` is the configuration tool's sections to change (see
+        :mod:`s8000_engine.config.settings`) or a whole
+        :class:`~s8000_engine.local.changes.Replacement`.  Wrong values raise
+        ConfigError (SettingsError for the sections, in the web form's paths)
+        and change nothing.  Otherwise the new configuration, the recording
+        interval and the change-log entry (``user``, ``origin``) are stored in
+        one transaction (StorageError, and nothing applied, if that fails), then
+        applied at once: names, pulse inputs, reporting, unit settings, demand
+        (restarted: peaks cleared), the recording interval (from the next end
+        both lengths share), CT primaries and, for a new service, PT ratio, CT
+        phases or points, new metering with every register, fraction and
+        demand peak of the points kept, a new register map for the Modbus
+        server, and the interval in progress flagged CONFIG_CHANGED.  Nothing
+        changed: nothing written.
         """
-        old_raw = self.raw_config()
+        stored = self.store.get_meta("config")
+        old_raw = stored if isinstance(stored, dict) else raw_config(self.config)
         old_minutes = self.recording_minutes
-        new_raw, new_minutes = apply_changes(old_raw, old_minutes, changes)
-        found = differences(old_raw, new_raw, old_minutes, new_minutes)
+        new_raw, new_minutes = resolve(change, old_raw, old_minutes)
+        try:
+            found = differences(old_raw, new_raw, old_minutes, new_minutes)
+        except ConfigError:
+            # The stored configuration no longer validates; the new one does.
+            found = [("configuration", "Configuration replaced (the stored one was not valid)")]
         if not found:
-            return ReconfigureResult()
+            if stored is None:
+                # The meter's first configuration: stored, but nothing changed.
+                self.store.save_config(new_raw, new_minutes)
+            return ChangeResult()
         old = self.config
         new = meter_config(new_raw)
+        if new.model != old.model and self.recorder.start is not None:
+            raise ConfigError.at(
+                ("model",), "the meter model cannot change while the meter runs; restart it"
+            )
         descriptions = [text for _, text in found]
         fields = tuple(field for field, _ in found)
         key = _config_key(new)
         registers_changed = key != self._config_key
-        structural = _structural(old, new)
+        structural = needs_new_metering(old, new)
         # Everything that can fail is built before anything is stored or applied.
         meter = self._rebuilt_meter(new) if structural else None
         recorder = self._rebuilt_recorder(meter) if meter is not None else None
         regmap = build_map(new) if structural else self.regmap
-        map_changed = _layout(regmap) != _layout(self.regmap)
+        map_changed = layout(regmap) != layout(self.regmap)
         pulses = [
             pulse if pulse.config == config else PulseInput.from_dict(config, pulse.to_dict())
             for pulse, config in zip(self.pulses, new.pulse_inputs, strict=False)
         ]
         entry = self.store.save_config(
-            new_raw, new_minutes, ConfigChange(self.clock.now(), user, descriptions)
+            new_raw,
+            new_minutes,
+            ConfigChange(self.clock.now(), user, descriptions, origin=origin.value),
         )
         # Applied between two seconds: nothing fails from here on.
         if meter is not None and recorder is not None:
@@ -558,11 +527,6 @@ class LocalMeter:
                 self.meter.demand = DemandCalculator(new.demand, self.meter.points)
         self.meter.config = new
         self.config = new
-        for index, (before_pulse, after_pulse) in enumerate(
-            zip(old.pulse_inputs, new.pulse_inputs, strict=True)
-        ):
-            if before_pulse.scale != after_pulse.scale and index < len(self.pulse_scales):
-                self.pulse_scales[index] = after_pulse.scale
         self.pulses = pulses
         if new_minutes != old_minutes:
             self.recorder.set_minutes(new_minutes)
@@ -583,8 +547,10 @@ class LocalMeter:
                 self.backend.set_map(regmap, image)
             else:
                 self.backend.update(image)
-        _LOGGER.info("configuration changed by %s: %s", user, "; ".join(descriptions))
-        return ReconfigureResult(
+        _LOGGER.info(
+            "configuration changed by %s (%s): %s", user, origin.value, "; ".join(descriptions)
+        )
+        return ChangeResult(
             changes=tuple(descriptions),
             fields=fields,
             registers_changed=registers_changed,
@@ -596,36 +562,15 @@ class LocalMeter:
         """New metering for ``config`` that goes on with the sample stream, the
         registers (whole and fraction) and the demand of the points kept."""
         old = self.meter
-        meter = Meter(config, self.sample_rate, old.start_time)
-        # The samples not metered yet, in the new scales (they are kept scaled).
-        meter._buffer_v = old._buffer_v * (meter._v_scale / old._v_scale)[:, None]
-        meter._buffer_i = old._buffer_i * (meter._i_scale / old._i_scale)[:, None]
-        meter._buffer_start = old._buffer_start
-        meter._received = old._received
-        meter._window_start = old._window_start
-        meter._crossings = list(old._crossings)
-        meter._at_crossing = old._at_crossing
-        meter._schmitt = old._schmitt
-        meter._last_crossing_scan = old._last_crossing_scan
-        meter.windows = old.windows
-        same_layout = np.array_equal(old.element_ct, meter.element_ct) and np.array_equal(
-            old.element_point, meter.element_point
-        )
-        meter.readings = old.readings if same_layout else None
-        points = meter.points
-        kept = min(points, old.points)
-        whole = np.zeros((points, 8), dtype=np.int64)
-        fraction = np.zeros((points, 8))
-        whole[:kept] = old.energy.whole[:kept]
-        fraction[:kept] = old.energy.fraction[:kept]
-        if points > old.points:
+        meter = old.reconfigured(config)
+        if meter.points > old.points:
             # A point added back has the registers it had (they never go back).
             checkpoint = self.store.load_checkpoint()
             stored = [] if checkpoint is None else checkpoint.registers
-            for index in range(old.points, min(points, len(stored))):
+            whole = meter.energy.whole.copy()
+            for index in range(old.points, min(meter.points, len(stored))):
                 whole[index] = stored[index]
-        meter.energy.restore(whole, fraction)
-        meter.demand = _resized_demand(old.demand, config.demand, points)
+            meter.energy.restore(whole, meter.energy.fraction)
         return meter
 
     def _rebuilt_recorder(self, meter: Meter) -> IntervalRecorder:
@@ -693,7 +638,7 @@ class LocalMeter:
         if step or now < self.t - STEP_THRESHOLD_S:
             self._clock_stepped(now)
         if now < self.t + 1:
-            time.sleep(max(0.0, (self.t + 1 - now) / self.clock.speed))
+            self._idle_until(self.t + 1)
         voltages, currents = self.source.samples(float(self.t), 1.0)
         self._feed_pulses(self.t)
         for window in self.meter.process(voltages, currents):
@@ -708,6 +653,17 @@ class LocalMeter:
         if self.t - self._last_report_check >= self.report_every_s:
             self._last_report_check = self.t
             self.send(scheduled=True)
+
+    def _idle_until(self, moment: float) -> None:
+        """Wait as long as the clock needs to reach ``moment``, running the
+        tasks submitted meanwhile at once: still between two seconds (the last
+        one committed, the next not begun), and a change need not wait for the
+        next second."""
+        end = time.monotonic() + max(0.0, (moment - self.clock.now()) / self.clock.speed)
+        while (left := end - time.monotonic()) > 0:
+            if self._wake.wait(left):
+                self._wake.clear()
+                self.run_tasks()
 
     def send(self, *, scheduled: bool = False) -> bool:
         """Report unreported intervals in the background (the "Send" command);
@@ -830,55 +786,6 @@ def _config_key(config: MeterConfig) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _structural(old: MeterConfig, new: MeterConfig) -> bool:
-    """Whether metering must be rebuilt (more than CT primaries, names, demand...)."""
-    return (
-        old.service != new.service
-        or old.frequency_hz != new.frequency_hz
-        or old.nominal_voltage != new.nominal_voltage
-        or old.pt_ratio != new.pt_ratio
-        or old.calibration != new.calibration
-        or [(p.phases, p.enabled) for p in old.points]
-        != [(p.phases, p.enabled) for p in new.points]
-    )
-
-
-def _layout(regmap: RegisterMap) -> tuple[Any, ...]:
-    """What a register map's addresses mean."""
-    return (
-        regmap.profile,
-        regmap.base,
-        regmap.end,
-        tuple((p.label, p.address, p.model.model_id, p.model.length) for p in regmap.chain),
-    )
-
-
-def _resized_demand(
-    calculator: DemandCalculator, config: DemandConfig, points: int
-) -> DemandCalculator:
-    """The demand of the points kept (new points start empty); new demand
-    settings start demand again, as :meth:`LocalMeter.set_demand` does."""
-    if calculator.config != config:
-        return DemandCalculator(config, points)
-    if calculator.channels == points:
-        return calculator
-    data = calculator.to_dict()
-
-    def fit(values: list[Any], missing: Any) -> list[Any]:
-        return [values[k] if k < len(values) else missing for k in range(points)]
-
-    for name, missing in (
-        ("bucket_energy_wh", 0.0),
-        ("demand_w", None),
-        ("peak_w", None),
-        ("peak_time", None),
-    ):
-        data[name] = fit(data[name], missing)
-    data["ring_energy_wh"] = [fit(row, 0.0) for row in data["ring_energy_wh"]]
-    data["channels"] = points
-    return DemandCalculator.from_dict(config, points, data)
-
-
 def simulated_clock(store: Store, speed: float, start: float | None = None) -> SimulatedClock:
     """The store's simulated clock (made on first use, starting at ``start``)."""
     stored: dict[str, Any] | None = store.get_meta("simulated_clock")
@@ -897,7 +804,6 @@ __all__ = [
     "Clock",
     "LocalMeter",
     "Progress",
-    "ReconfigureResult",
     "SampleSource",
     "SimulatedClock",
     "SimulatedPulses",

@@ -65,11 +65,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from s8000_engine.config.demand import DemandConfig
 from s8000_engine.config.meter import MeterConfig, Phase, ServiceType
 from s8000_engine.const import ENERGY_REGISTERS, QUADRANT_REGISTERS
 from s8000_engine.metering.arrays import FloatArray, IntArray
@@ -260,6 +261,47 @@ class Meter:
         points = list(config.points)
         points[point] = dataclasses.replace(points[point], ct_primary_a=float(amps))
         self.config = dataclasses.replace(config, points=tuple(points))
+
+    def reconfigured(self, config: MeterConfig) -> Meter:
+        """A meter for ``config`` (the same meter model: the same channels) that
+        goes on where this one is.
+
+        It keeps the samples received and not metered yet (rescaled to the new
+        CT ratios, PT ratio and calibration: samples are kept scaled), the
+        zero-crossing tracking and the window count, so the sample stream
+        continues without a gap; the energy registers, whole and fraction, and
+        the demand of the points kept (a point added starts at zero; new demand
+        settings start demand again); and the last readings when every element
+        is wired as before.
+        """
+        if config.model.channel_count != self.channels:
+            raise ValueError(
+                f"{config.model.code} has {config.model.channel_count} CT channels, "
+                f"this meter {self.channels}: a meter model cannot change while it meters"
+            )
+        meter = Meter(config, self.sample_rate, self.start_time)
+        meter._buffer_v = self._buffer_v * (meter._v_scale / self._v_scale)[:, None]
+        meter._buffer_i = self._buffer_i * (meter._i_scale / self._i_scale)[:, None]
+        meter._buffer_start = self._buffer_start
+        meter._received = self._received
+        meter._window_start = self._window_start
+        meter._crossings = list(self._crossings)
+        meter._at_crossing = self._at_crossing
+        meter._schmitt = self._schmitt
+        meter._last_crossing_scan = self._last_crossing_scan
+        meter.windows = self.windows
+        same_layout = np.array_equal(self.element_ct, meter.element_ct) and np.array_equal(
+            self.element_point, meter.element_point
+        )
+        meter.readings = self.readings if same_layout else None
+        kept = min(meter.points, self.points)
+        whole = np.zeros((meter.points, len(REGISTER_NAMES)), dtype=np.int64)
+        fraction = np.zeros((meter.points, len(REGISTER_NAMES)))
+        whole[:kept] = self.energy.whole[:kept]
+        fraction[:kept] = self.energy.fraction[:kept]
+        meter.energy.restore(whole, fraction)
+        meter.demand = _resized_demand(self.demand, config.demand, meter.points)
+        return meter
 
     @property
     def position(self) -> float:
@@ -469,3 +511,29 @@ class Meter:
         )
         self.readings = readings
         return readings
+
+
+def _resized_demand(
+    calculator: DemandCalculator, config: DemandConfig, points: int
+) -> DemandCalculator:
+    """The demand of the points kept (new points start empty); new demand
+    settings start demand again (peaks cleared)."""
+    if calculator.config != config:
+        return DemandCalculator(config, points)
+    if calculator.channels == points:
+        return calculator
+    data = calculator.to_dict()
+
+    def fit(values: list[Any], missing: Any) -> list[Any]:
+        return [values[k] if k < len(values) else missing for k in range(points)]
+
+    for name, missing in (
+        ("bucket_energy_wh", 0.0),
+        ("demand_w", None),
+        ("peak_w", None),
+        ("peak_time", None),
+    ):
+        data[name] = fit(data[name], missing)
+    data["ring_energy_wh"] = [fit(row, 0.0) for row in data["ring_energy_wh"]]
+    data["channels"] = points
+    return DemandCalculator.from_dict(config, points, data)

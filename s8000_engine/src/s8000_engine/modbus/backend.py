@@ -3,34 +3,70 @@
 :class:`MeterBackend` answers the protocol handler of
 :mod:`s8000_engine.modbus` from the register image the local meter renders
 after every metered second (a consistent snapshot: a 32-bit value and its
-scale factor always come from the same second).  Writes go through the
-register map's declared access and range, then to the meter as commands
-that it applies between two seconds.
+scale factor always come from the same second).
+
+A write is checked against the register map's declared access (else 02)
+and, whole fields decoded, handed on:
+
+* the configuration registers (:data:`CONFIGURATION`: CT primaries, pulse
+  scales, recording interval, demand) are a change of the meter's
+  configuration, like one made in the web page: :attr:`MeterBackend.configure`
+  hands them to the meter, which validates them with the configuration's own
+  validators, stores them with a change-log entry (origin ``modbus``) and
+  applies them between two seconds (see :mod:`s8000_engine.local.changes`)
+  before the write is answered.  The validators' refusal is exception 03
+  (ILLEGAL DATA VALUE); their message is logged;
+* the meter clock and the commands (:data:`COMMANDS`), which are not
+  configuration, are checked against the map's declared range (else 03) and
+  queued (:attr:`MeterBackend.writes`) for the meter to apply before its
+  next second.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import queue
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from s8000_engine import __version__
-from s8000_engine.config.demand import ALLOWED_INTERVALS, demand_config
+from s8000_engine.exceptions import ConfigError
 from s8000_engine.modbus.server import Backend, Exc, ModbusError
 from s8000_engine.protocol.intervals import encode_row, row_words, rows_per_file
 from s8000_engine.protocol.regmap import Field, RegisterMap
 from s8000_engine.protocol.sunspec import Command, DataType, decode
 from s8000_engine.storage.store import IntervalRecord
 
-#: Writable registers the running local meter applies.
-APPLIED = frozenset(
-    {"s8000.UTC", "s8000.Cmd", "s8000.P1Scale", "s8000.P2Scale", "s8000.RecInt"}
+_LOGGER = logging.getLogger(__name__)
+
+#: Writable registers that are the meter's configuration: their values are
+#: for the configuration's validators to judge, in the meter.
+CONFIGURATION: Final = frozenset(
+    {"s8000.P1Scale", "s8000.P2Scale", "s8000.RecInt"}
     | {"s8000.DmdType", "s8000.DmdInt", "s8000.DmdSub"}
     | {f"s8000.Pt{n}CT" for n in range(1, 25)}
 )
-#: Registers whose value must be one of these (recording and demand minutes).
-MINUTES = frozenset({"s8000.RecInt", "s8000.DmdInt"})
+#: Writable registers that are not configuration: the clock and the commands.
+COMMANDS: Final = frozenset({"s8000.UTC", "s8000.Cmd"})
+#: Writable registers the running local meter applies.
+APPLIED: Final = CONFIGURATION | COMMANDS
+#: How long a write waits for the meter to take a configuration change (it
+#: does between two seconds, at once when idle).
+CONFIGURE_TIMEOUT_S: Final = 5.0
+
+
+def _check_range(f: Field, value: Any) -> None:
+    """A value in the field's declared range (else 03)."""
+    low, high = f.minimum, f.maximum
+    if f.type is DataType.FLOAT32 and low is not None:
+        low *= 1 - 1e-6  # the float32 nearest to a decimal minimum may fall below it
+    if low is not None and high is not None and not low <= value <= high:
+        raise ModbusError(Exc.ILLEGAL_VALUE)
+    if f.name.endswith(".Cmd") and value not in {c.value for c in Command}:
+        raise ModbusError(Exc.ILLEGAL_VALUE)
 
 
 def _writable(regmap: RegisterMap) -> dict[int, Field]:
@@ -49,6 +85,11 @@ class Write:
 
     name: str
     value: Any
+
+
+type Configure = Callable[[tuple[Write, ...]], Future[Any]]
+"""Hands a request's configuration writes to the meter: the future of the
+change, failing with ConfigError when the configuration's validators refuse it."""
 
 
 class MeterBackend(Backend):
@@ -74,6 +115,10 @@ class MeterBackend(Backend):
         self.serial = serial
         self.firmware = firmware
         self.writes: queue.SimpleQueue[Write] = queue.SimpleQueue()
+        """Clock and command writes, for the meter to apply before its next second."""
+        self.configure: Configure | None = None
+        """The meter's way in for configuration writes (none: a register image
+        without a meter behind it, whose configuration cannot change)."""
         self._writable = _writable(regmap)
 
     def update(self, image: list[int]) -> None:
@@ -103,7 +148,8 @@ class MeterBackend(Backend):
         return image[address - base : address - base + count]
 
     async def write(self, address: int, values: Sequence[int]) -> None:
-        """Validate a write against the map; queue it for the meter."""
+        """Check a write against the map; hand its configuration registers to
+        the meter and queue its clock and commands."""
         end = address + len(values)
         fields: list[Field] = []
         for a in range(address, end):
@@ -115,33 +161,50 @@ class MeterBackend(Backend):
         if fields[0].address < address or fields[-1].address + fields[-1].size > end:
             raise ModbusError(Exc.ILLEGAL_ADDRESS)  # part of a multi-register value
         # Every value is checked (03) before any effect is (04), as the
-        # specification orders them; nothing is queued unless all pass.
+        # specification orders them; nothing is applied unless all pass.
         decoded: list[Write] = []
         for f in fields:
             start = f.address - address
             value = decode(f.type, list(values[start : start + f.size]))
             if value is None:
                 raise ModbusError(Exc.ILLEGAL_VALUE)
-            low, high = f.minimum, f.maximum
-            if f.type is DataType.FLOAT32 and low is not None:
-                low *= 1 - 1e-6  # the float32 nearest to a decimal minimum may fall below it
-            if low is not None and high is not None and not low <= value <= high:
-                raise ModbusError(Exc.ILLEGAL_VALUE)
-            if f.name.endswith(".Cmd") and value not in {c.value for c in Command}:
-                raise ModbusError(Exc.ILLEGAL_VALUE)
-            if f.name in MINUTES and value not in ALLOWED_INTERVALS:
-                raise ModbusError(Exc.ILLEGAL_VALUE)
-            if f.type is DataType.FLOAT32 and not value > 0:
-                raise ModbusError(Exc.ILLEGAL_VALUE)
+            if f.name not in CONFIGURATION:
+                # The configuration's values are judged by its validators (in
+                # the meter, below), the same ones as the web page's changes.
+                _check_range(f, value)
             decoded.append(Write(f.name, value))
-        self._check_demand(decoded)
         for write in decoded:
             if write.name not in APPLIED:
                 # Declared writable in the map, not changeable on a running
                 # meter yet: refused, nothing changes.
                 raise ModbusError(Exc.DEVICE_FAILURE)
+        configuration = tuple(w for w in decoded if w.name in CONFIGURATION)
+        if configuration:
+            await self._configure(configuration)
         for write in decoded:
-            self.writes.put(write)
+            if write.name in COMMANDS:
+                self.writes.put(write)
+
+    async def _configure(self, writes: tuple[Write, ...]) -> None:
+        """The meter's change of its configuration, done (or refused) before
+        the write is answered."""
+        if self.configure is None:
+            raise ModbusError(Exc.DEVICE_FAILURE)
+        future = self.configure(writes)
+        waiter = asyncio.wrap_future(future)
+        done, _ = await asyncio.wait({waiter}, timeout=CONFIGURE_TIMEOUT_S)
+        if not done and future.cancel():
+            _LOGGER.warning("Modbus write of %s not applied: the meter is not metering",
+                            ", ".join(w.name for w in writes))  # fmt: skip
+            raise ModbusError(Exc.DEVICE_FAILURE)
+        try:
+            await waiter  # under way when the time ran out: its outcome is the answer
+        except ConfigError as error:
+            _LOGGER.info("Modbus write refused: %s", error)
+            raise ModbusError(Exc.ILLEGAL_VALUE) from None
+        except Exception:
+            _LOGGER.exception("Modbus write of %s failed", ", ".join(w.name for w in writes))
+            raise ModbusError(Exc.DEVICE_FAILURE) from None
 
     async def read_file(self, file: int, record: int, length: int) -> list[int]:
         """Rows of the interval memory: file ``1 + (n // R) % 65535``, record
@@ -171,30 +234,6 @@ class MeterBackend(Backend):
     def _utc_words(self) -> list[int]:
         address = self.regmap.address_of("s8000", "UTC") - self.regmap.base
         return self.image[address : address + 2]
-
-    def _check_demand(self, writes: list[Write]) -> None:
-        """Demand type, interval and subinterval must make a valid setting together."""
-        names = {"s8000.DmdType": "DmdType", "s8000.DmdInt": "DmdInt", "s8000.DmdSub": "DmdSub"}
-        if not any(w.name in names for w in writes):
-            return
-        current = {}
-        for name in names.values():
-            at = self.regmap.address_of("s8000", name) - self.regmap.base
-            current[name] = self.image[at]
-        for w in writes:
-            if w.name in names:
-                current[names[w.name]] = int(w.value)
-        sliding = current["DmdType"] == 2
-        try:
-            demand_config(
-                {
-                    "type": "sliding" if sliding else "block",
-                    "interval_minutes": current["DmdInt"],
-                    "subinterval_minutes": current["DmdSub"] if sliding else None,
-                }
-            )
-        except ValueError:
-            raise ModbusError(Exc.ILLEGAL_VALUE) from None
 
     def identification(self) -> dict[int, bytes]:
         """Objects 0–6 of function 43/14."""

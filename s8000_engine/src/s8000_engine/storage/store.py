@@ -20,9 +20,10 @@ Registers and interval energies are integers in mWh (mvarh).  Interval keys
 are the UTC epoch second of the interval's start, a multiple of its length.
 The configuration lives in the meta table (``config``: the raw configuration,
 ``recording_minutes``); :meth:`Store.save_config` writes both together with an
-entry of the change log (table ``config_change``: UTC time, user and the list
-of changes as JSON) in one transaction.  The change-log table is created when
-missing, so stores made before it existed open and work unchanged.
+entry of the change log (table ``config_change``: UTC time, user, origin and
+the list of changes as JSON) in one transaction.  The change-log table, and
+its origin column, are created when missing, so stores made before them open
+and work unchanged.
 
 The layout of the tables is documented in ``docs/storage.md``.
 """
@@ -134,6 +135,10 @@ class ConfigChange:
     """What changed, one human-readable line each (never a secret's value)."""
     id: int | None = None
     """The entry's number in the log (None until stored)."""
+    origin: str = "web"
+    """Where the change came from: ``web``, ``panel``, ``modbus`` or ``cli``
+    (:class:`s8000_engine.local.changes.Origin`).  Entries written before the
+    log had origins came from the web interface, the only writer then."""
 
 
 #: The change log; ``IF NOT EXISTS`` so that older stores get it on first use.
@@ -142,9 +147,18 @@ CREATE TABLE IF NOT EXISTS config_change (
     id INTEGER PRIMARY KEY,
     time REAL NOT NULL,
     user TEXT NOT NULL,
-    changes TEXT NOT NULL
+    changes TEXT NOT NULL,
+    origin TEXT NOT NULL DEFAULT 'web'
 ) STRICT;
 """
+#: The origin column, for a change log made before it (its entries came from the web).
+_CHANGE_ORIGIN: Final = "ALTER TABLE config_change ADD COLUMN origin TEXT NOT NULL DEFAULT 'web'"
+
+
+def _has_origin(db: sqlite3.Connection) -> bool:
+    columns = db.execute("SELECT name FROM pragma_table_info('config_change')").fetchall()
+    return any(name == "origin" for (name,) in columns)
+
 
 _SCHEMA: Final = (
     """
@@ -365,11 +379,15 @@ class Store:
             if entry is None or changes is None:
                 return None
             db.execute(_CHANGE_LOG)
+            if not _has_origin(db):
+                db.execute(_CHANGE_ORIGIN)
             cursor = db.execute(
-                "INSERT INTO config_change (time, user, changes) VALUES (?, ?, ?)",
-                (float(entry.time), str(entry.user), changes),
+                "INSERT INTO config_change (time, user, changes, origin) VALUES (?, ?, ?, ?)",
+                (float(entry.time), str(entry.user), changes, str(entry.origin)),
             )
-            return ConfigChange(entry.time, entry.user, list(entry.changes), cursor.lastrowid)
+            return ConfigChange(
+                entry.time, entry.user, list(entry.changes), cursor.lastrowid, entry.origin
+            )
 
     def config_changes(self, limit: int = 100) -> list[ConfigChange]:
         """The newest ``limit`` entries of the change log, newest first."""
@@ -378,11 +396,14 @@ class Store:
         ).fetchone()
         if found is None:
             return []  # a store older than the change log, never changed since
-        rows = self._db.execute(
-            "SELECT id, time, user, changes FROM config_change ORDER BY id DESC LIMIT ?",
-            (max(0, int(limit)),),
-        ).fetchall()
-        return [ConfigChange(r[1], r[2], list(json.loads(r[3])), r[0]) for r in rows]
+        query = (
+            "SELECT id, time, user, changes, origin FROM config_change ORDER BY id DESC LIMIT ?"
+            if _has_origin(self._db)
+            # A log from before origins were kept, never written since: the web's.
+            else "SELECT id, time, user, changes, 'web' FROM config_change ORDER BY id DESC LIMIT ?"
+        )
+        rows = self._db.execute(query, (max(0, int(limit)),)).fetchall()
+        return [ConfigChange(r[1], r[2], list(json.loads(r[3])), r[0], r[4]) for r in rows]
 
     # -- checkpoint and intervals --------------------------------------------------------
 

@@ -57,6 +57,8 @@ from aiohttp import web
 from s8000_engine.client import discovery
 from s8000_engine.config.settings import SettingsError, public_settings
 from s8000_engine.const import FIRMWARE, FIRMWARE_BUILD
+from s8000_engine.exceptions import ConfigError
+from s8000_engine.local.changes import Origin
 from s8000_engine.panel.state import Button, FrontPanel, PanelInfo
 from s8000_engine.storage import export
 from s8000_engine.storage.store import IntervalRecord, Store
@@ -444,9 +446,13 @@ async def _settings_change(request: web.Request) -> web.Response:
     session = current_session(request)
     user = session.user if session is not None else "?"
     try:
-        result = await meter.in_meter(lambda: meter.meter.reconfigure(changes, user=user))
-    except SettingsError as error:
-        raise ApiError(400, str(error), **error.as_dict()) from None
+        result = await meter.in_meter(
+            lambda: meter.meter.apply_change(changes, origin=Origin.WEB, user=user)
+        )
+    except ConfigError as error:
+        # Each wrong field by the form's path, from the validators' own paths.
+        refused = SettingsError.of(error)
+        raise ApiError(400, str(refused), **refused.as_dict()) from None
     settings = await asyncio.to_thread(_settings_payload, meter)
     return web.json_response({"changes": list(result.changes), "settings": settings})
 

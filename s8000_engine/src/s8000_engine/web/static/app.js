@@ -234,6 +234,7 @@ async function loadChanges() {
     const rows = data.changes.map((change) => el("tr", {},
       el("td", { text: new Date(change.time * 1000).toISOString().slice(0, 19).replace("T", " ") }),
       el("td", { text: change.user }),
+      el("td", { text: change.origin }),
       el("td", { text: change.changes.join("; ") })));
     document.querySelector("#changes-table tbody").replaceChildren(...rows);
   } catch (error) {
