@@ -360,10 +360,16 @@ raise SystemExit(status)
 """
 
 
+def uncovered() -> dict[str, str]:
+    """This environment without coverage's subprocess measurement: coverage
+    itself loads sqlite3, which the commands checked here must not."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+
+
 def without_extras(*args: str, **environ: str) -> tuple[int, str, str, list[str]]:
     done = subprocess.run(
         [sys.executable, "-c", WITHOUT_EXTRAS, *args],
-        capture_output=True, text=True, check=False, timeout=60, env={**os.environ, **environ},
+        capture_output=True, text=True, check=False, timeout=60, env={**uncovered(), **environ},
     )  # fmt: skip
     *lines, loaded = done.stderr.splitlines()
     return done.returncode, done.stdout, "\n".join(lines), json.loads(loaded)

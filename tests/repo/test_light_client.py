@@ -10,6 +10,7 @@ meter started from this (full) environment.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -44,7 +45,9 @@ def _loaded(python: str, module: str) -> list[str]:
         f"importlib.import_module({module!r})\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )
-    done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    # Without coverage's subprocess measurement: coverage itself loads sqlite3.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True, env=env)
     return list(json.loads(done.stdout))
 
 
