@@ -74,9 +74,9 @@ step "engine and repository tests (Home Assistant's pinned dependencies)" engine
 # between minor releases; aiohttp, zeroconf, voluptuous, numpy): the rest of
 # the engine sees those libraries only through the modules these exercise.
 newest=(
-    tests/engine/test_client.py tests/engine/test_intervals.py tests/engine/test_modbus.py
-    tests/engine/test_web_auth.py tests/engine/test_web.py tests/engine/test_local.py
-    tests/engine/test_config.py tests/engine/test_metering.py
+    tests/engine/client/test_client.py tests/engine/client/test_intervals.py tests/engine/modbus/test_modbus.py
+    tests/engine/web/test_web_auth.py tests/engine/web/test_web.py tests/engine/local/test_local.py
+    tests/engine/config/test_config.py tests/engine/metering/test_metering.py
 )
 step "engine tests (newest dependencies)" \
     pytest_run "$latest/bin/python" engine-latest -p no:homeassistant "${parallel[@]}" \

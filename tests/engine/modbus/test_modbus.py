@@ -33,10 +33,16 @@ from s8000_engine.modbus.backend import MeterBackend, Write
 from s8000_engine.modbus.server import Handler, crc16, rtu_frame
 from s8000_engine.protocol.sunspec import decode
 from s8000_engine.storage.store import ConfigChange, Store
+from tests.engine.meterproc import (
+    ManualClock,
+    Progress,
+    StderrLines,
+    engine,
+    free_port,
+    serving_meter,
+)
 
-from .meterproc import ManualClock, Progress, StderrLines, engine, free_port, serving_meter
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -42,8 +42,7 @@ from s8000_engine.modbus.server import Backend, Handler, TcpServer
 from s8000_engine.protocol.regmap import RegisterMap, sunspec_map
 from s8000_engine.protocol.sunspec import DataType, Service, Status, encode
 from s8000_engine.storage.store import Store
-
-from .meterproc import Image, ManualClock, Progress, free_port, serving_meter
+from tests.engine.meterproc import Image, ManualClock, Progress, free_port, serving_meter
 
 START = "2026-11-25T12:00:00Z"
 T0 = 1_795_608_000  # START: noon, when the solar point (4) exports

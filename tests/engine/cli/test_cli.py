@@ -199,7 +199,7 @@ def test_the_discovery_page_scans_the_subnet_of_a_lan_address_only(host: str, la
 
 # -- a demo configuration for every model; the shipped examples -------------------------------
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "examples"
 
 
 def test_every_model_has_a_valid_demo_configuration_with_every_point() -> None:

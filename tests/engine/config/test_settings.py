@@ -43,8 +43,7 @@ from s8000_engine.metering.synth import Signal, sample_meter
 from s8000_engine.modbus.backend import MeterBackend
 from s8000_engine.protocol.sunspec import DataType, decode
 from s8000_engine.storage.store import ConfigChange, Flag, Store
-
-from .meterproc import ManualClock, engine
+from tests.engine.meterproc import ManualClock, engine
 
 T0 = 1_795_564_800  # 2026-11-25T00:00:00Z
 RATE = 4000

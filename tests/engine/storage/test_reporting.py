@@ -44,8 +44,7 @@ from s8000_engine.storage.reporting import (
     report_filename,
 )
 from s8000_engine.storage.store import Checkpoint, Flag, IntervalRecord, PointRecord, Store
-
-from .meterproc import Progress, serving_meter
+from tests.engine.meterproc import Progress, serving_meter
 
 T0 = 1_795_564_800  # 2026-11-25T00:00:00Z
 LENGTH = 900

@@ -38,8 +38,7 @@ from s8000_engine.protocol.intervals import (
     rows_per_file,
 )
 from s8000_engine.storage.store import Checkpoint, Flag, IntervalRecord, PointRecord, Store
-
-from .meterproc import Progress, serving_meter
+from tests.engine.meterproc import Progress, serving_meter
 
 START = "2026-11-25T12:00:00Z"
 T0 = 1_795_608_000  # START

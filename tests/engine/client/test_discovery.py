@@ -28,9 +28,8 @@ from s8000_engine.local.image import MeterSnapshot, build_map, render
 from s8000_engine.local.meter import DEMO_CONFIG
 from s8000_engine.modbus.backend import MeterBackend
 from s8000_engine.modbus.server import Backend, Handler, TcpServer
-
-from .meterproc import Image, engine, free_port, serving_meter
-from .test_modbus import NullModem
+from tests.engine.meterproc import Image, engine, free_port, serving_meter
+from tests.engine.modbus.test_modbus import NullModem
 
 
 @pytest.fixture(params=BACKENDS)

@@ -16,8 +16,7 @@ from s8000_engine.exceptions import StorageError
 from s8000_engine.local.meter import LocalMeter, SimulatedPulses
 from s8000_engine.metering.synth import ZERO, Signal, sample_meter
 from s8000_engine.storage.store import Flag, IntervalRecord, Store
-
-from .meterproc import ManualClock
+from tests.engine.meterproc import ManualClock
 
 T0 = 1_795_564_800  # 2026-11-25T00:00:00Z
 WATTS = 120.0 * 10.0  # 10 A on a 100 A CT at 120 V, PF 1

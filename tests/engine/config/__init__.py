@@ -1,0 +1,1 @@
+"""Tests of ``s8000_engine.config``."""
