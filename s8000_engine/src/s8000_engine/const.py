@@ -19,3 +19,11 @@ FIRMWARE_BUILD: Final = 1600
 ENERGY_REGISTERS: Final = ("kwh_delivered", "kwh_received", "kvarh_delivered", "kvarh_received")
 #: The reactive energy of each quadrant, which the meter keeps besides.
 QUADRANT_REGISTERS: Final = ("kvarh_q1", "kvarh_q2", "kvarh_q3", "kvarh_q4")
+
+#: The largest CT primary rating a meter point takes, in amps (the
+#: configuration's bound and the vendor model's ``Pt{n}CT`` register's).
+MAX_CT_PRIMARY_A: Final = 10000.0
+#: The units per pulse a pulse input may be scaled by, both ends included
+#: (the configuration's bound and the vendor model's ``P{n}Scale`` register's).
+PULSE_SCALE_MIN: Final = 1e-6
+PULSE_SCALE_MAX: Final = 1e6

@@ -120,7 +120,7 @@ def test_delta_defaults_to_120_v_line_to_line_and_needs_a_pt_ratio() -> None:
         (
             {"pulse_inputs": [{}, {"scale": 0}]},
             ("pulse_inputs", 1, "scale"),
-            r"^pulse_inputs\[1\]\.scale: value must be greater than 0",
+            r"^pulse_inputs\[1\]\.scale: value must be from 1e-06 to 1e\+06",
         ),
         (
             {"pulse_inputs": [{}, "water"]},

@@ -326,8 +326,8 @@ def test_report_fields_are_validated(changes: dict[str, Any], field: str, messag
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
-        ({"0": {"scale": 0}}, "pulses.0.scale", "greater than 0"),
-        ({"1": {"scale": -2}}, "pulses.1.scale", "greater than 0"),
+        ({"0": {"scale": 0}}, "pulses.0.scale", "from 1e-06 to 1e+06"),
+        ({"1": {"scale": -2}}, "pulses.1.scale", "from 1e-06 to 1e+06"),
         ({"1": {"scale": "many"}}, "pulses.1.scale", "expected a number"),
         ({"0": {"name": "x" * 33}}, "pulses.0.name", "at most 32 characters"),
         ({"0": {"name": ""}}, "pulses.0.name", "must not be empty"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -595,10 +596,18 @@ def test_each_config_error_names_its_field(field: str, value: object) -> None:
     assert [path for path, _ in raised.value.errors] == [(field,)]
 
 
-def test_scale_error_message() -> None:
-    with pytest.raises(ConfigError, match=r"^scale: value must be greater than 0$") as raised:
-        pulse_input_config({"scale": 0})
-    assert raised.value.errors == ((("scale",), "value must be greater than 0"),)
+@pytest.mark.parametrize("scale", [0, 1e-7, 1.5e6])
+def test_scale_error_message(scale: float) -> None:
+    # The same bounds as the P1Scale/P2Scale registers publish (const.PULSE_SCALE_*).
+    message = "value must be from 1e-06 to 1e+06"
+    with pytest.raises(ConfigError, match=rf"^scale: {re.escape(message)}$") as raised:
+        pulse_input_config({"scale": scale})
+    assert raised.value.errors == ((("scale",), message),)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e6])
+def test_scale_bounds_are_included(scale: float) -> None:
+    assert pulse_input_config({"scale": scale}).scale == scale
 
 
 def test_bounce_must_be_below_the_minimum_width() -> None:

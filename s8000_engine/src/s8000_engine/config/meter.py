@@ -58,6 +58,7 @@ from s8000_engine.config.pulses import PULSE_INPUTS, PulseInputConfig, pulse_inp
 from s8000_engine.config.reporting import ReportingConfig, reporting_config
 from s8000_engine.config.unit import UnitConfig, unit_config
 from s8000_engine.config.validation import finite, flag, name, validate
+from s8000_engine.const import MAX_CT_PRIMARY_A
 from s8000_engine.exceptions import ConfigError, FieldPath
 from s8000_engine.models import MeterModel, get_model
 
@@ -121,7 +122,6 @@ CT_PHASES: Final[dict[ServiceType, tuple[Phase, ...]]] = {
 }
 
 MIN_CT_PRIMARY_A: Final = 0.1
-MAX_CT_PRIMARY_A: Final = 10000.0
 #: The most points a meter has (S8UTS-241), and CTs (elements) a point has.
 MAX_POINTS: Final = 24
 MAX_ELEMENTS: Final = 3

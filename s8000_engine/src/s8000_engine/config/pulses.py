@@ -10,6 +10,7 @@ from typing import Any, Final, cast
 import voluptuous as vol
 
 from s8000_engine.config.validation import validate
+from s8000_engine.const import PULSE_SCALE_MAX, PULSE_SCALE_MIN
 from s8000_engine.exceptions import ConfigError
 
 PULSE_INPUTS: Final = 2
@@ -84,7 +85,12 @@ PULSE_INPUT_SCHEMA: Final[vol.Schema] = _PulseInputSchema(
         vol.Optional("name", default=DEFAULT_NAME): _name,
         vol.Optional("unit", default=""): _unit,
         vol.Optional("scale", default=1.0): vol.All(
-            _number, vol.Range(min=0, min_included=False, msg="value must be greater than 0")
+            _number,
+            vol.Range(
+                min=PULSE_SCALE_MIN,
+                max=PULSE_SCALE_MAX,
+                msg=f"value must be from {PULSE_SCALE_MIN:g} to {PULSE_SCALE_MAX:g}",
+            ),
         ),
         vol.Optional("min_pulse_width_s", default=DEFAULT_MIN_PULSE_WIDTH_S): vol.All(
             _number, vol.Range(min=0.001, max=1.0, msg="value must be between 0.001 and 1 s")
@@ -112,7 +118,7 @@ PULSE_INPUT_SCHEMA: Final[vol.Schema] = _PulseInputSchema(
 """The settings of one pulse input, with defaults and ranges.
 
 Keys: ``name`` (non-empty, at most 32 characters), ``unit`` (at most 16),
-``scale`` (units per pulse, finite and > 0), ``min_pulse_width_s`` (0.001 to 1),
+``scale`` (units per pulse, from 1e-6 to 1e6), ``min_pulse_width_s`` (0.001 to 1),
 ``max_rate_hz`` (above 0, at most 100) and ``bounce_s`` (0 up to but excluding
 0.05, and below ``min_pulse_width_s``).  Numbers must be int or float (not bool
 or text); they come out as float.

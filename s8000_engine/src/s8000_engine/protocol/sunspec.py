@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from enum import IntEnum, IntFlag, StrEnum
 from typing import Any, Final
 
+from s8000_engine.const import MAX_CT_PRIMARY_A, PULSE_SCALE_MAX, PULSE_SCALE_MIN
+
 BASE_ADDRESS: Final = 40000
 SUNSPEC_MARKER: Final = (0x5375, 0x6E53)
 VENDOR_MODEL_ID: Final = 64800
@@ -328,8 +330,8 @@ def _vendor_fixed_spec() -> list[tuple[Any, ...]]:
                 None,
                 "RW",
                 f"pulse input {n}: units per pulse",
-                1e-6,
-                1e6,
+                PULSE_SCALE_MIN,
+                PULSE_SCALE_MAX,
             ),
             (f"P{n}Value", T.FLOAT32, "", None, "R", f"pulse input {n}: count × scale"),
         ]
@@ -354,7 +356,7 @@ def _vendor_point_spec(n: int) -> list[tuple[Any, ...]]:
             "RW",
             f"point {n}: CT primary (100 mA secondary)",
             1,
-            10000,
+            int(MAX_CT_PRIMARY_A),
         ),
         (f"Pt{n}WhImp", T.UINT64, "Wh", -3, "R", f"point {n}: kWh delivered register, mWh"),
         (f"Pt{n}WhExp", T.UINT64, "Wh", -3, "R", f"point {n}: kWh received register, mWh"),
