@@ -711,7 +711,7 @@ async def test_reconfigure_serial_relinks_a_loaded_entry(
     mock_setup_entry.reset_mock()
     result = await entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
-    assert result["type"] is FlowResultType.ABORT
+    assert result["type"] is FlowResultType.ABORT, result.get("errors")
     assert result["reason"] == "reconfigure_successful"
     assert entry.data == {**data, CONF_BAUDRATE: 19200}
     await hass.async_block_till_done()
