@@ -59,36 +59,38 @@ def _checkout(revision: str, where: Path) -> None:
         tar.extractall(where, filter="data")
 
 
-def _rows(report: str) -> dict[tuple[str, str], list[str]]:
-    """Table rows by (section title, first cell)."""
-    rows: dict[tuple[str, str], list[str]] = {}
+def _key(section: str, cells: list[str], seen: dict[tuple[str, ...], int]) -> tuple[str, ...]:
+    """A row's identity: its section, its cells that are not numbers (the
+    label columns) and how many rows with those labels came before it."""
+    labels = (section, *(cell for cell in cells if not _NUMBER.match(cell)))
+    seen[labels] = seen.get(labels, -1) + 1
+    return (*labels, str(seen[labels]))
+
+
+def _table_rows(report: str) -> list[tuple[tuple[str, ...], list[str] | None, str]]:
+    """Every line: (key, cells, line); key and cells are empty/None off the tables."""
+    out: list[tuple[tuple[str, ...], list[str] | None, str]] = []
     section = ""
+    seen: dict[tuple[str, ...], int] = {}
     for line in report.splitlines():
         if line.startswith("### "):
             section = line[4:].strip()
-        elif line.startswith("|") and not line.startswith("|-") and not line.startswith("|:"):
+            seen = {}
+        if line.startswith("|") and not line.startswith(("|-", "|:")):
             cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-            key = (section, cells[0])
-            # A table's header and its rows may share a first cell's text only
-            # in the header row; the header wins (it is read first).
-            rows.setdefault(key, cells)
-    return rows
+            out.append((_key(section, cells, seen), cells, line))
+        else:
+            out.append(((), None, line))
+    return out
 
 
 def merge(reference: str, current: str) -> str:
     """The current report's tables with each number shown as ``reference → now``."""
-    before = _rows(reference)
+    before = {key: cells for key, cells, _ in _table_rows(reference) if cells is not None}
     out: list[str] = []
-    section = ""
-    for line in current.splitlines():
-        if line.startswith("### "):
-            section = line[4:].strip()
-        if not line.startswith("|") or line.startswith(("|-", "|:")):
-            out.append(line)
-            continue
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        old = before.get((section, cells[0]))
-        if old is None or len(old) != len(cells):
+    for key, cells, line in _table_rows(current):
+        old = before.get(key) if cells is not None else None
+        if cells is None or old is None or len(old) != len(cells):
             out.append(line)
             continue
         merged = [
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-tree", type=Path, help="the reference, checked out")
     parser.add_argument("--name", help="what to call the reference in the report")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--save", type=Path, help="also write both reports and the merge here")
     args = parser.parse_args(argv)
     if (args.revision is None) == (args.reference_tree is None):
         parser.error("give a revision or --reference-tree")
@@ -118,8 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     # This tree as it is on disk, uncommitted changes included; never written to.
     current = _run(ROOT, args.quick, write=False)
     name = args.name or args.revision or str(args.reference_tree)
-    print(f"Reference: {name}; each number is reference → this tree.\n")
-    print(merge(reference, current))
+    header = f"Reference: {name}; each number is reference → this tree."
+    merged = f"{header}\n\n{merge(reference, current)}"
+    print(merged)
+    if args.save is not None:
+        args.save.mkdir(parents=True, exist_ok=True)
+        (args.save / "reference.md").write_text(reference)
+        (args.save / "current.md").write_text(current)
+        (args.save / "side-by-side.md").write_text(merged + "\n")
     return 0
 
 
