@@ -87,7 +87,6 @@ from s8000_engine.config.demand import (
 )
 from s8000_engine.config.meter import (
     CT_PHASES,
-    MAX_CT_PRIMARY_A,
     MIN_CT_PRIMARY_A,
     MeterConfig,
     ServiceType,
@@ -96,6 +95,7 @@ from s8000_engine.config.meter import (
 from s8000_engine.config.pulses import PULSE_INPUTS
 from s8000_engine.config.reporting import SCHEDULE_MINUTES, ReportingProtocol
 from s8000_engine.config.unit import UNIT_FIELDS
+from s8000_engine.const import MAX_CT_PRIMARY_A
 from s8000_engine.exceptions import ConfigError, FieldPath
 from s8000_engine.models import MeterModel
 
