@@ -5,19 +5,22 @@ the test moves by hand."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import select
 import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+import tty
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from s8000_engine.modbus.server import Backend, Exc, ModbusError
+from s8000_engine.modbus.server import Backend, Exc, Handler, ModbusError, TcpServer
 
 
 def free_port(*hosts: str) -> int:
@@ -172,3 +175,50 @@ class Image(Backend):
         if address < self.base or address + count > self.base + len(self.words):
             raise ModbusError(Exc.ILLEGAL_ADDRESS)
         return self.words[address - self.base : address - self.base + count]
+
+
+@contextlib.asynccontextmanager
+async def serving(backend: Backend) -> AsyncIterator[int]:
+    """A Modbus TCP server on loopback in the test's own event loop; yields its port."""
+    server = TcpServer(Handler(backend))
+    _host, port = await server.start("127.0.0.1", 0)
+    try:
+        yield port
+    finally:
+        await server.close()
+
+
+class NullModem:
+    """Two pseudo-terminals joined like a null-modem cable: what is written to
+    one device comes out of the other (the test's socat)."""
+
+    def __init__(self) -> None:
+        self.ends = [os.openpty(), os.openpty()]
+        for master, slave in self.ends:
+            tty.setraw(master)
+            tty.setraw(slave)
+        self.paths = [os.ttyname(slave) for _, slave in self.ends]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        a, b = self.ends[0][0], self.ends[1][0]
+        while not self._stop.is_set():
+            ready, _, _ = select.select([a, b], [], [], 0.05)
+            for fd in ready:
+                with contextlib.suppress(OSError):
+                    os.write(b if fd == a else a, os.read(fd, 4096))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        for master, slave in self.ends:
+            os.close(master)
+            os.close(slave)
+
+
+def uncovered_environ() -> dict[str, str]:
+    """This process's environment without coverage's subprocess measurement:
+    coverage itself loads sqlite3, which the light-import checks look for."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}

@@ -5,9 +5,8 @@ started in the test."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from ipaddress import IPv4Network, ip_address
 from types import SimpleNamespace
 from typing import Any
@@ -49,8 +48,8 @@ from s8000_engine.client.discovery import MAX_ADDRESSES, Found, addresses
 from s8000_engine.config.meter import meter_config
 from s8000_engine.local.image import MeterSnapshot, build_map, render
 from s8000_engine.local.meter import DEMO_CONFIG
-from s8000_engine.modbus.server import Backend, Handler, TcpServer
-from tests.engine.meterproc import Image
+from s8000_engine.modbus.server import Backend
+from tests.engine.meterproc import Image, serving
 
 from .conftest import MAC, SERIAL, LocalMeter, free_port
 
@@ -108,17 +107,6 @@ def suggested(result: FlowResult, name: str) -> Any:
 def selector_options(result: FlowResult, name: str) -> list[Any]:
     """The options of a select field."""
     return list(result["data_schema"].schema[field(result, name)].config["options"])
-
-
-@contextlib.asynccontextmanager
-async def serving(backend: Backend) -> AsyncIterator[int]:
-    """A Modbus TCP server on loopback in the test's own loop; yields its port."""
-    server = TcpServer(Handler(backend))
-    _host, port = await server.start("127.0.0.1", 0)
-    try:
-        yield port
-    finally:
-        await server.close()
 
 
 def not_an_s8000() -> Backend:

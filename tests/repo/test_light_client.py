@@ -10,7 +10,6 @@ meter started from this (full) environment.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import venv
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.meterproc import serving_meter
+from tests.engine.meterproc import serving_meter, uncovered_environ
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,9 +44,9 @@ def _loaded(python: str, module: str) -> list[str]:
         f"importlib.import_module({module!r})\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )
-    # Without coverage's subprocess measurement: coverage itself loads sqlite3.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
-    done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True, env=env)
+    done = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, check=True, env=uncovered_environ()
+    )
     return list(json.loads(done.stdout))
 
 

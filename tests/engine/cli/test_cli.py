@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 import s8000_engine
-from tests.engine.meterproc import engine, free_port
+from tests.engine.meterproc import engine, free_port, uncovered_environ
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -360,16 +359,10 @@ raise SystemExit(status)
 """
 
 
-def uncovered() -> dict[str, str]:
-    """This environment without coverage's subprocess measurement: coverage
-    itself loads sqlite3, which the commands checked here must not."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
-
-
 def without_extras(*args: str, **environ: str) -> tuple[int, str, str, list[str]]:
     done = subprocess.run(
         [sys.executable, "-c", WITHOUT_EXTRAS, *args],
-        capture_output=True, text=True, check=False, timeout=60, env={**uncovered(), **environ},
+        capture_output=True, text=True, check=False, timeout=60, env={**uncovered_environ(), **environ},
     )  # fmt: skip
     *lines, loaded = done.stderr.splitlines()
     return done.returncode, done.stdout, "\n".join(lines), json.loads(loaded)

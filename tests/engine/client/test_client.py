@@ -10,13 +10,12 @@ Every test runs with both of modbus-connection's backends.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import json
 import math
 import struct
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +37,10 @@ from s8000_engine.local.image import MeterSnapshot, build_map, render
 from s8000_engine.local.meter import DEMO_CONFIG, LocalMeter, SimulatedPulses
 from s8000_engine.local.simulate import PanelSimulator
 from s8000_engine.modbus.backend import MeterBackend
-from s8000_engine.modbus.server import Backend, Handler, TcpServer
 from s8000_engine.protocol.regmap import RegisterMap, sunspec_map
 from s8000_engine.protocol.sunspec import DataType, Service, Status, encode
 from s8000_engine.storage.store import Store
-from tests.engine.meterproc import Image, ManualClock, Progress, free_port, serving_meter
+from tests.engine.meterproc import Image, ManualClock, Progress, free_port, serving, serving_meter
 
 START = "2026-11-25T12:00:00Z"
 T0 = 1_795_608_000  # START: noon, when the solar point (4) exports
@@ -235,17 +233,6 @@ def metered(tmp_path: Path, seconds: int = 4) -> tuple[MeterConfig, MeterSnapsho
             clock.value += 1
             meter.step()
         return config, meter.snapshot()
-
-
-@contextlib.asynccontextmanager
-async def serving(backend: Backend) -> AsyncIterator[int]:
-    """An in-process Modbus TCP server on loopback; yields its port."""
-    server = TcpServer(Handler(backend))
-    _host, port = await server.start("127.0.0.1", 0)
-    try:
-        yield port
-    finally:
-        await server.close()
 
 
 def meter_backend(config: MeterConfig, snapshot: MeterSnapshot) -> MeterBackend:

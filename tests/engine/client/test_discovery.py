@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,7 @@ from s8000_engine.exceptions import S8000ConnectionError
 from s8000_engine.local.image import MeterSnapshot, build_map, render
 from s8000_engine.local.meter import DEMO_CONFIG
 from s8000_engine.modbus.backend import MeterBackend
-from s8000_engine.modbus.server import Backend, Handler, TcpServer
-from tests.engine.meterproc import Image, engine, free_port, serving_meter
-from tests.engine.modbus.test_modbus import NullModem
+from tests.engine.meterproc import Image, NullModem, engine, free_port, serving, serving_meter
 
 
 @pytest.fixture(params=BACKENDS)
@@ -48,17 +46,6 @@ def running_meter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """`s8000-engine run --simulate` (the demo S8UTS-083) serving Modbus TCP on loopback."""
     with serving_meter(tmp_path_factory.mktemp("meter")) as port:
         yield port
-
-
-@contextlib.asynccontextmanager
-async def serving(backend: Backend) -> AsyncIterator[int]:
-    """An in-process Modbus TCP server on loopback; yields its port."""
-    server = TcpServer(Handler(backend))
-    _host, port = await server.start("127.0.0.1", 0)
-    try:
-        yield port
-    finally:
-        await server.close()
 
 
 class Says(Image):

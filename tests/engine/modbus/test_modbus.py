@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
 import os
 import re
-import select
 import struct
 import subprocess
 import threading
@@ -35,6 +33,7 @@ from s8000_engine.protocol.sunspec import decode
 from s8000_engine.storage.store import ConfigChange, Store
 from tests.engine.meterproc import (
     ManualClock,
+    NullModem,
     Progress,
     StderrLines,
     engine,
@@ -370,36 +369,6 @@ def test_the_meter_announces_itself_with_zeroconf(tmp_path: Path) -> None:
     assert row["model"] == "S8UTS-083"
     assert row["status"] == "Announced"
     assert row["mac"].startswith("00:21:B6:")
-
-
-class NullModem:
-    """Two pseudo-terminals joined like a null-modem cable: what is written to
-    one device comes out of the other (the test's socat)."""
-
-    def __init__(self) -> None:
-        self.ends = [os.openpty(), os.openpty()]
-        for master, slave in self.ends:
-            tty.setraw(master)
-            tty.setraw(slave)
-        self.paths = [os.ttyname(slave) for _, slave in self.ends]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._pump, daemon=True)
-        self._thread.start()
-
-    def _pump(self) -> None:
-        a, b = self.ends[0][0], self.ends[1][0]
-        while not self._stop.is_set():
-            ready, _, _ = select.select([a, b], [], [], 0.05)
-            for fd in ready:
-                with contextlib.suppress(OSError):
-                    os.write(b if fd == a else a, os.read(fd, 4096))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        for master, slave in self.ends:
-            os.close(master)
-            os.close(slave)
 
 
 def test_discover_scans_the_unit_ids_of_a_serial_bus(tmp_path: Path) -> None:
