@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,12 +20,24 @@ PACKAGE = ROOT / "s8000_engine" / "src" / "s8000_engine"
 DOC = ROOT / "docs" / "development.md"
 BEGIN = "<!-- engine-tree:begin -->"
 END = "<!-- engine-tree:end -->"
-#: Bottom layer first, as docs/development.md describes them.
+#: The layers, bottom first, as the layer contract in the root pyproject.toml
+#: orders them (one list for both): a module in no layer stops this script.
+_LAYERS = next(
+    contract["layers"]
+    for contract in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"][
+        "contracts"
+    ]
+    if contract["type"] == "layers"
+)
 ORDER = (
-    "__init__.py", "__main__.py", "const.py", "exceptions.py", "models.py", "demo.py",
-    "protocol", "client", "config", "metering", "storage", "modbus", "local", "panel", "web",
-    "cli",
-)  # fmt: skip
+    "__init__.py",
+    "__main__.py",
+    *(
+        name + ("" if (PACKAGE / name).is_dir() else ".py")
+        for layer in reversed(_LAYERS)
+        for name in (part.strip() for part in layer.split("|"))
+    ),
+)
 WIDTH = 22
 
 
@@ -46,7 +59,7 @@ def tree() -> str:
     entries = [p for p in PACKAGE.iterdir() if p.name in ORDER]
     missing = {p.name for p in PACKAGE.iterdir()} - set(ORDER) - {"py.typed", "__pycache__"}
     if missing:
-        raise SystemExit(f"not in ORDER (which layer?): {sorted(missing)}")
+        raise SystemExit(f"in no layer of the contract in pyproject.toml: {sorted(missing)}")
     for entry in sorted(entries, key=lambda p: ORDER.index(p.name)):
         if entry.is_file():
             lines.append(_line(2, entry.name, _summary(entry)))
