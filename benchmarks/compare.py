@@ -1,18 +1,14 @@
-"""The benchmarks of a reference revision and of this tree, side by side, in one run.
+"""The benchmarks of a reference tree and of this tree, side by side, in one run.
 
-    python -m benchmarks.compare REV            full runs; prints the merged tables
-    python -m benchmarks.compare REV --quick    short runs (a smoke test, noisy)
-    python -m benchmarks.compare --reference-tree DIR [--quick]
+    python -m benchmarks.compare --reference-tree DIR [--name NAME] [--quick] [--save DIR]
 
-The reference is checked out with ``git archive`` into a temporary directory
-(or given, already checked out, as ``--reference-tree``: scripts/bench does
-that on the host, where git is) and run as it was: its own ``benchmarks``
-and ``s8000_engine`` first on ``PYTHONPATH``, so the processes it starts run
-its code too.  Then this tree runs the same way.  Both run on this machine
-one right after the other, so a
-difference beyond the spread of the rows is the code's, not the machine's.
-Every table row both reports share is printed once, each number as
-``reference → now``.  scripts/bench --against REV runs this.
+``scripts/bench --against REV`` checks REV out (``git archive``, on the
+host, where git is) and runs this.  The reference runs as it was: its own
+``benchmarks`` and ``s8000_engine`` first on ``PYTHONPATH``, so the processes
+it starts run its code too.  Then this tree runs the same way.  Both run on
+this machine one right after the other, so a difference beyond the spread of
+the rows is the code's, not the machine's.  Every table row both reports
+share is printed once, each number as ``reference → now``.
 """
 
 from __future__ import annotations
@@ -22,9 +18,6 @@ import os
 import re
 import subprocess
 import sys
-import tarfile
-import tempfile
-from io import BytesIO
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,14 +42,6 @@ def _run(tree: Path, quick: bool, *, write: bool = True) -> str:
     if done.returncode != 0:
         raise SystemExit(f"the benchmarks of {tree} failed:\n{done.stderr[-4000:]}")
     return done.stdout
-
-
-def _checkout(revision: str, where: Path) -> None:
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", revision], cwd=ROOT, capture_output=True, check=True
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(where, filter="data")
 
 
 def _key(section: str, cells: list[str], seen: dict[tuple[str, ...], int]) -> tuple[str, ...]:
@@ -104,23 +89,17 @@ def merge(reference: str, current: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run both, print the merged report."""
     parser = argparse.ArgumentParser(prog="benchmarks.compare")
-    parser.add_argument("revision", nargs="?", help="the reference: a commit, tag or branch")
-    parser.add_argument("--reference-tree", type=Path, help="the reference, checked out")
+    parser.add_argument(
+        "--reference-tree", type=Path, required=True, help="the reference, checked out"
+    )
     parser.add_argument("--name", help="what to call the reference in the report")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--save", type=Path, help="also write both reports and the merge here")
     args = parser.parse_args(argv)
-    if (args.revision is None) == (args.reference_tree is None):
-        parser.error("give a revision or --reference-tree")
-    if args.reference_tree is not None:
-        reference = _run(args.reference_tree, args.quick)
-    else:
-        with tempfile.TemporaryDirectory(prefix="s8000-bench-ref-") as tmp:
-            _checkout(args.revision, Path(tmp))
-            reference = _run(Path(tmp), args.quick)
+    reference = _run(args.reference_tree, args.quick)
     # This tree as it is on disk, uncommitted changes included; never written to.
     current = _run(ROOT, args.quick, write=False)
-    name = args.name or args.revision or str(args.reference_tree)
+    name = args.name or str(args.reference_tree)
     header = f"Reference: {name}; each number is reference → this tree."
     merged = f"{header}\n\n{merge(reference, current)}"
     print(merged)
