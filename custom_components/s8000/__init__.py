@@ -25,6 +25,7 @@ from s8000_engine.client import (
     S8000ConnectionError,
     S8000Error,
     S8000NotAnS8000,
+    S8000WrongMeter,
 )
 
 from .backfill import async_backfill
@@ -73,9 +74,19 @@ async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> boo
             translation_placeholders={"error": str(err)},
         ) from err
     unit.require_timeout(REQUEST_TIMEOUT)
-    client = S8000Client(unit)
+    # The entry's serial number is the only truth: the client refuses any
+    # other meter that answers at the address, now and for as long as it runs.
+    client = S8000Client(unit, serial=serial)
     try:
         identity = await client.identify()
+    except S8000WrongMeter as err:
+        # The address now reaches another meter (a reused DHCP lease, a
+        # rewired bus): its readings are not this meter's.
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="wrong_meter",
+            translation_placeholders={"error": str(err)},
+        ) from err
     except S8000ConnectionError as err:
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
@@ -94,16 +105,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> boo
             translation_key="bad_data",
             translation_placeholders={"error": str(err)},
         ) from err
-    if identity.serial != serial:
-        # The address now reaches another meter (a reused DHCP lease, a
-        # rewired bus): its readings are not this meter's.
-        raise ConfigEntryNotReady(
-            translation_domain=DOMAIN,
-            translation_key="wrong_meter",
-            translation_placeholders={
-                "error": f"found {identity.model} serial {identity.serial}, expected {serial}"
-            },
-        )
 
     interval = SCAN_INTERVAL_SERIAL if entry.data[CONF_TYPE] == TYPE_SERIAL else SCAN_INTERVAL_TCP
     coordinator = S8000ReadingsCoordinator(hass, entry, client, interval=interval)

@@ -163,7 +163,7 @@ class S8000ReadingsCoordinator(S8000Coordinator):
                 data = await self.client.read()
         except S8000Error as err:
             if isinstance(err, S8000WrongMeter):
-                repairs.async_wrong_meter(self.hass, self.config_entry, str(err))
+                repairs.async_wrong_meter(self.hass, self.config_entry, err.found)
             raise _update_failed(err) from err
         data = apply_reversal(data, self.reversed)
         reading = self._guard(data)
@@ -257,20 +257,20 @@ async def async_check_identity(
     since the entities follow them; another meter at the address raises the
     wrong-meter issue."""
     runtime = entry.runtime_data
+    assert entry.unique_id is not None
     try:
-        # A client of its own on the same unit: identifying makes a client
-        # take whichever meter answers, and the readings' client must keep
-        # refusing another meter's registers as this one's.
-        identity = await S8000Client(runtime.client.unit).identify()
+        # A throw-away client for the entry's serial number: a change of the
+        # meter's points must be seen without the readings' client taking
+        # the new map before the entry reloads.
+        identity = await S8000Client(runtime.client.unit, serial=entry.unique_id).identify()
+    except S8000WrongMeter as err:
+        repairs.async_wrong_meter(hass, entry, err.found)
+        runtime.identity_error = str(err)
+        return
     except S8000Error as err:
         # The readings poll already says when the meter stops answering.
         LOGGER.debug("%s: could not check the meter's identity: %s", entry.title, err)
         runtime.identity_error = str(err)
-        return
-    if identity.serial != entry.unique_id:
-        found = f"{identity.model} serial {identity.serial}"
-        repairs.async_wrong_meter(hass, entry, found)
-        runtime.identity_error = f"found {found}, expected {entry.unique_id}"
         return
     runtime.identity_error = None
     if identity.firmware != runtime.identity.firmware:

@@ -23,6 +23,7 @@ from homeassistant.const import (
     STATE_UNKNOWN,
 )
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
@@ -168,7 +169,7 @@ async def test_another_meter_at_the_address(
     # The identity check finds the other meter too, and says which it is.
     ir.async_delete_issue(hass, DOMAIN, wrong_meter_issue_id(entry.entry_id))
     await _recheck_identity(hass)
-    assert runtime.identity_error == f"found S8UTS-083 serial 4200099999, expected {SERIAL}"
+    assert runtime.identity_error == f"expected serial {SERIAL}, found S8UTS-083 serial 4200099999"
     issue = ir.async_get(hass).async_get_issue(DOMAIN, wrong_meter_issue_id(entry.entry_id))
     assert issue is not None
     assert issue.translation_placeholders is not None
@@ -183,6 +184,64 @@ async def test_another_meter_at_the_address(
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert entry.reason is not None
     assert "4200099999" in entry.reason
+
+
+async def test_a_meter_swapped_in_at_the_address_is_never_adopted(
+    hass: HomeAssistant, local_meter: LocalMeter, tmp_path: Path
+) -> None:
+    """Two meters swap places at one address (a reused DHCP lease): while the
+    other meter answers, nothing adopts it (not the readings poll, not the
+    identity check, not a write after its map was found different), so its
+    energy never reaches this meter's entities; the repair names both serials;
+    and when the entry's own meter is back, it is read at the next poll."""
+    entry = tcp_entry(local_meter)
+    await _load(hass, entry)
+    runtime = entry.runtime_data
+    key = f"{SERIAL}_point1_energy_delivered"
+    before = float(_state(hass, key))
+    own = local_meter.data
+
+    # Meter B: another serial, and another map (24 points), at A's address.
+    local_meter.stop()
+    local_meter.data = tmp_path / "other"
+    seed_store(local_meter.data, "4200099999", "00:21:B6:99:99:99")
+    local_meter.options = [*local_meter.options, "--model", "S8UTS-241"]
+    local_meter.start()
+
+    await runtime.coordinator.async_refresh()
+    assert _state(hass, key) == STATE_UNAVAILABLE
+    issue_id = wrong_meter_issue_id(entry.entry_id)
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["expected"] == SERIAL
+    assert issue.translation_placeholders["found"] == "S8UTS-241 serial 4200099999"
+
+    # A write asked for now goes to no meter: it names the one that answers.
+    with pytest.raises(HomeAssistantError, match="4200099999"):
+        await hass.services.async_call(
+            DOMAIN, "reset_peak_demand", {"config_entry_id": entry.entry_id}, blocking=True
+        )
+    await _recheck_identity(hass)
+    for _ in range(2):
+        await runtime.coordinator.async_refresh()
+        assert not runtime.coordinator.last_update_success
+        assert _state(hass, key) == STATE_UNAVAILABLE
+        assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    assert runtime.client.identity is not None
+    assert runtime.client.identity.serial == SERIAL
+
+    # A is back: read at once, its total goes on from where it was.
+    local_meter.stop()
+    local_meter.data = own
+    local_meter.options = local_meter.options[:-2]
+    local_meter.start()
+    await runtime.coordinator.async_refresh()
+    assert runtime.coordinator.last_update_success
+    assert float(_state(hass, key)) >= before
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    steps = [i for (domain, i) in ir.async_get(hass).issues if i.startswith("counter_step")]
+    assert steps == []
 
 
 async def test_the_identity_check_follows_firmware_and_points(

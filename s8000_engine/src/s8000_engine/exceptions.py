@@ -35,7 +35,19 @@ class S8000MapChanged(S8000Error):  # noqa: N818 (the documented names)
 
 
 class S8000WrongMeter(S8000Error):  # noqa: N818 (the documented names)
-    """Another meter (serial number or model) answers than the one identified."""
+    """Another meter (serial number or model) answers than the one the client
+    is for: ``expected`` is that meter's serial number, ``found`` says which
+    meter answers instead (``MODEL serial SERIAL``)."""
+
+    def __init__(self, expected: str, found: str) -> None:
+        """Say which meter was expected and which answered."""
+        super().__init__(f"expected serial {expected}, found {found}")
+        self.expected = expected
+        self.found = found
+
+    def __reduce__(self) -> tuple[type[S8000WrongMeter], tuple[str, str]]:
+        """Pickle (and copy) with both serials, not the message alone."""
+        return type(self), (self.expected, self.found)
 
 
 class S8000BadData(S8000Error):  # noqa: N818 (the documented names)

@@ -347,30 +347,43 @@ async def test_a_reconfigured_or_replaced_meter_is_noticed(
         rewired["points"][0]["phases"] = ["A", "B"]
         other = meter_config(rewired)
         served.update(render(build_map(other), MeterSnapshot(other, serial=identity.serial)))
-        with pytest.raises(S8000MapChanged, match="point1"):
-            await client.read()
-        assert client.regmap is None
-        data = await client.read()  # identifies again
+        data = await client.read()  # identifies again, and reads the new map
         assert data.point(1).model_id == 202
         assert client.identity is not None
         assert client.identity.point_models == (202,) + (203,) * 7
 
-        # Another meter of the same layout at the same address.
+        # Another meter of the same layout at the same address: refused by
+        # reads, and checked for before a write or an interval read.
         served.update(render(build_map(other), MeterSnapshot(other, serial="0000000001")))
+        with pytest.raises(S8000WrongMeter, match="0000000001") as caught:
+            await client.read()
+        assert (caught.value.expected, caught.value.found) == (
+            identity.serial,
+            "S8UTS-083 serial 0000000001",
+        )
         with pytest.raises(S8000WrongMeter, match="0000000001"):
-            await client.read()
+            await client.reset_peak_demand()
+        with pytest.raises(S8000WrongMeter, match="0000000001"):
+            await client.read_intervals(0, 2**32)
 
-        # Another meter of another layout: the map changed, and re-identifying
-        # on its own the client finds another meter; identify() accepts it.
+        # Another meter of another layout: identifying again (the map moved)
+        # finds another meter, and adopts nothing; nor does identify().
         served.update(render(build_map(config), MeterSnapshot(config, serial="0000000002")))
-        with pytest.raises(S8000MapChanged):
-            await client.read()
-        with pytest.raises(S8000WrongMeter, match="0000000002"):
-            await client.read()
-        assert (await client.identify()).serial == "0000000002"
-        assert (await client.read()).point(1).model_id == 203
+        for attempt in (client.read, client.identify, client.send_now):
+            with pytest.raises(S8000WrongMeter, match="0000000002"):
+                await attempt()
+            assert client.serial == identity.serial
+            assert client.identity is not None
+            assert client.identity.serial == identity.serial
+        # A client of its own (none pinned) takes it; one for the first meter does not.
+        other_client = S8000Client(client.unit)
+        assert (await other_client.identify()).serial == "0000000002"
+        with pytest.raises(S8000WrongMeter):
+            await S8000Client(client.unit, serial=identity.serial).identify()
         served.update(render(build_map(other), MeterSnapshot(other, serial=identity.serial)))
-        await client.identify()
+        assert (await client.read()).point(1).model_id == 202
+        with pytest.raises(S8000WrongMeter):
+            await other_client.read()
 
         # A scale factor no SunSpec device may send.
         image = render(build_map(other), MeterSnapshot(other, serial=identity.serial))

@@ -47,13 +47,11 @@ scale factors applied, "not implemented" values as ``None``.  Then the poll
 is checked before anything uses it:
 
 * the marker, every model header (ID and length) and the end model are where
-  the map says — else :class:`S8000MapChanged` (the meter was reconfigured:
-  identify again).  The client forgets the map, so its next
-  :meth:`~S8000Client.read` identifies by itself — accepting only the same
-  meter;
+  the map says — else the meter was reconfigured, or another answers: the
+  client identifies again and reads once more over the new map
+  (:class:`S8000MapChanged` if it moved again meanwhile);
 * the serial number and model are the identified meter's — else
-  :class:`S8000WrongMeter` (another meter answers at this address; an
-  explicit :meth:`~S8000Client.identify` accepts it);
+  :class:`S8000WrongMeter` (another meter answers at this address);
 * every scale factor is within −10…10 and no energy register is negative —
   else :class:`S8000BadData`.
 
@@ -87,6 +85,16 @@ Writing
 write its ``Cmd`` register (:class:`~s8000_engine.registers.Command`); all
 with function 16 (Write Multiple Registers), which SunSpec requires of every
 device.  The addresses come from the map.
+
+One meter per client
+--------------------
+A client is for one meter: the serial number it is given
+(``S8000Client(unit, serial=...)``, what an integration knows from its
+configuration), or else the first meter it identifies.  Every identification
+compares before it adopts anything, and a write or an interval read first
+checks the serial number that answers; another meter is
+:class:`S8000WrongMeter`, whose ``expected`` and ``found`` name both.  To talk
+to the other meter, make another client.
 
 Errors
 ------
@@ -233,9 +241,17 @@ class S8000Client:
     The client is cheap; the link belongs to whoever made the unit.  Calls
     may overlap: the unit's connection serialises the requests."""
 
-    def __init__(self, unit: ModbusUnit, *, base: int = BASE_ADDRESS) -> None:
+    def __init__(
+        self, unit: ModbusUnit, *, base: int = BASE_ADDRESS, serial: str | None = None
+    ) -> None:
         self.unit = unit
         self.base = base
+        # The one meter this client is for: the serial number it is given (a
+        # config entry's), or else the first meter it identifies.  Nothing
+        # the client does afterwards adopts another meter's identity, map or
+        # registers, so whatever answers at the address later (a reused DHCP
+        # lease, a rewired bus) is refused until this meter answers again.
+        self._serial = serial
         self._identity: Identity | None = None
         self._regmap: RegisterMap | None = None
         self._fields: list[Field] = []
@@ -249,6 +265,12 @@ class S8000Client:
         return self._identity
 
     @property
+    def serial(self) -> str | None:
+        """The serial number of the meter this client is for: the one it was
+        given, or the first it identified; None before either."""
+        return self._serial
+
+    @property
     def regmap(self) -> RegisterMap | None:
         """The identified meter's register map, or None before :meth:`identify`."""
         return self._regmap
@@ -258,13 +280,15 @@ class S8000Client:
     async def identify(self) -> Identity:
         """Scan the SunSpec chain, check it is an S8000, and rebuild its register map.
 
-        Raises :class:`S8000NotAnS8000` for another device, :class:`S8000Error`
+        Raises :class:`S8000NotAnS8000` for another device,
+        :class:`S8000WrongMeter` for an S8000 other than the one this client is
+        for (:attr:`serial`; its identity and map are kept), :class:`S8000Error`
         for an S8000 map this client cannot follow, :class:`S8000ConnectionError`
         when the link fails."""
         async with self._lock:
             return await self._identify()
 
-    async def _identify(self, expected: Identity | None = None) -> Identity:
+    async def _identify(self) -> Identity:
         with _link("identify: SunSpec scan"):
             try:
                 found = await scan(self.unit, self.base)
@@ -345,16 +369,18 @@ class S8000Client:
             point_models=tuple(meter_ids),
             device_address=info.get("DA"),
         )
-        if expected is not None and (identity.serial, identity.model) != (
-            expected.serial,
-            expected.model,
+        # Compared before anything is adopted: another meter's identity or map
+        # kept here would let its registers pass the checks of every read.
+        known = self._identity
+        if (self._serial is not None and identity.serial != self._serial) or (
+            known is not None and identity.model != known.model
         ):
             raise S8000WrongMeter(
-                f"expected {expected.model} serial {expected.serial}, "
-                f"found {identity.model} serial {identity.serial}"
+                self._serial or identity.serial, f"{identity.model} serial {identity.serial}"
             )
         self._use(regmap)
         self._identity = identity
+        self._serial = identity.serial
         return identity
 
     def _use(self, regmap: RegisterMap) -> None:
@@ -380,39 +406,46 @@ class S8000Client:
     async def read(self) -> MeterData:
         """Read and check the whole map.
 
-        Identifies the meter first when the client has no map: before the
-        first read, and after :class:`S8000MapChanged`, when it must be the
-        same meter (else :class:`S8000WrongMeter`)."""
+        Identifies the meter first when the client has no map (before the
+        first read), and again when the map is not where it was (the meter
+        was reconfigured, or another answers): then the read is made once
+        more over the new map, and :class:`S8000MapChanged` is raised only if
+        it moved again in between.  Another meter than this client's is
+        :class:`S8000WrongMeter`."""
         async with self._lock:
-            if self._reader is None or self._regmap is None:
-                # The first time, any S8000; after a map change, the same meter.
-                await self._identify(expected=self._identity)
-            reader, regmap, identity = self._reader, self._regmap, self._identity
-            assert reader is not None
-            assert regmap is not None
-            assert identity is not None
-            before = self._counter.reads
-            with _link("read"):
-                raw = await reader.async_read_raw(notify=False)
-            transactions = self._counter.reads - before
-            registers = raw.get("holding", {})
             try:
-                words = [int(registers[a]) for a in range(regmap.base, regmap.end)]
-            except KeyError as err:
-                raise S8000Error(f"read: register {err} was not read") from None
-            try:
-                _check_headers(regmap, words)
+                return await self._read()
             except S8000MapChanged:
-                self._forget()
-                raise
-            values = _decode_all(self._fields, regmap.base, words)
-            serial, code = values.get("common.SN"), values.get("common.Md")
-            if serial != identity.serial or code != identity.model:
-                raise S8000WrongMeter(
-                    f"expected {identity.model} serial {identity.serial}, "
-                    f"found {code} serial {serial}"
-                )
-            return _meter_data(regmap, values, transactions)
+                return await self._read()
+
+    async def _read(self) -> MeterData:
+        """One read of the map (identifying first when there is none); the map
+        is forgotten when it is not where it was."""
+        if self._reader is None or self._regmap is None:
+            await self._identify()
+        reader, regmap, identity = self._reader, self._regmap, self._identity
+        assert reader is not None
+        assert regmap is not None
+        assert identity is not None
+        before = self._counter.reads
+        with _link("read"):
+            raw = await reader.async_read_raw(notify=False)
+        transactions = self._counter.reads - before
+        registers = raw.get("holding", {})
+        try:
+            words = [int(registers[a]) for a in range(regmap.base, regmap.end)]
+        except KeyError as err:
+            raise S8000Error(f"read: register {err} was not read") from None
+        try:
+            _check_headers(regmap, words)
+        except S8000MapChanged:
+            self._forget()
+            raise
+        values = _decode_all(self._fields, regmap.base, words)
+        serial, code = values.get("common.SN"), values.get("common.Md")
+        if serial != identity.serial or code != identity.model:
+            raise S8000WrongMeter(identity.serial, f"{code} serial {serial}")
+        return _meter_data(regmap, values, transactions)
 
     # -- the interval memory -------------------------------------------------------------
 
@@ -448,10 +481,13 @@ class S8000Client:
             raise ValueError(f"step: {step} is not a positive number of seconds")
         async with self._lock:
             if self._regmap is None or self._identity is None:
-                await self._identify(expected=self._identity)
+                await self._identify()
             regmap, identity = self._regmap, self._identity
             assert regmap is not None
             assert identity is not None
+            # Another meter of the same layout would hand over its records as
+            # this one's: the serial is checked before the rows, and after.
+            await self._confirm(regmap, identity, "read intervals")
             pointers = await self._interval_pointers(regmap)
         points = identity.points
         length, oldest, newest, width, per_file = pointers
@@ -475,7 +511,25 @@ class S8000Client:
                 done += 1
                 if progress is not None:
                     progress(done, len(starts))
+        if rows:
+            async with self._lock:
+                await self._confirm(regmap, identity, "read intervals")
         return rows
+
+    async def _confirm(self, regmap: RegisterMap, identity: Identity, what: str) -> None:
+        """Check in one request that the meter answering is still ``identity``
+        (its model and serial number): :class:`S8000WrongMeter` otherwise."""
+        common = regmap.placed("common")
+        wanted = [common.model.point(name) for name in ("Md", "SN")]
+        first = min(p.offset for p in wanted)
+        count = max(p.offset + p.size for p in wanted) - first
+        with _link(f"{what}: the meter's serial number"):
+            words = await self.unit.read_holding_registers(common.address + first, count)
+        code, serial = (
+            decode(p.type, words[p.offset - first : p.offset - first + p.size]) for p in wanted
+        )
+        if (code, serial) != (identity.model, identity.serial):
+            raise S8000WrongMeter(identity.serial, f"{code} serial {serial}")
 
     async def _interval_pointers(
         self, regmap: RegisterMap
@@ -534,17 +588,26 @@ class S8000Client:
         await self._write("Cmd", Command.SEND_DATA)
 
     async def _write(self, point: str, value: int) -> None:
-        if self._regmap is None:
-            await self.identify()
-        regmap = self._regmap
-        assert regmap is not None
-        placed = regmap.placed("s8000")
-        p = placed.model.point(point)
-        if p.minimum is not None and p.maximum is not None and not p.minimum <= value <= p.maximum:
-            raise ValueError(f"{point}: {value} is outside {p.minimum:g}–{p.maximum:g}")
-        address = placed.address + p.offset
-        with _link(f"write {point}"):
-            await self.unit.write_registers(address, encode(p.type, value, p.size))
+        async with self._lock:
+            if self._regmap is None or self._identity is None:
+                await self._identify()
+            regmap, identity = self._regmap, self._identity
+            assert regmap is not None
+            assert identity is not None
+            placed = regmap.placed("s8000")
+            p = placed.model.point(point)
+            if (
+                p.minimum is not None
+                and p.maximum is not None
+                and not p.minimum <= value <= p.maximum
+            ):
+                raise ValueError(f"{point}: {value} is outside {p.minimum:g}–{p.maximum:g}")
+            # A command meant for this meter must not reach another one that
+            # took its address since the last read.
+            await self._confirm(regmap, identity, f"write {point}")
+            address = placed.address + p.offset
+            with _link(f"write {point}"):
+                await self.unit.write_registers(address, encode(p.type, value, p.size))
 
 
 def _interval_starts(low: float, high: float, length: int, step: int | None) -> list[int]:
