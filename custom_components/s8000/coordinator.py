@@ -19,6 +19,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import UpdateFailed
+from homeassistant.util import dt as dt_util
 
 from s8000_engine.client import (
     MeterData,
@@ -50,11 +51,16 @@ from .models import (
 MAX_VOLTS: Final = 600.0
 STORAGE_VERSION: Final = 1
 SAVE_DELAY: Final = 30.0
+#: How long a silent meter is still polled at the usual interval ...
+SILENT_GRACE: Final = timedelta(minutes=1)
+#: ... and how far apart its polls may move after that.
+BACKOFF_MAX: Final = timedelta(minutes=5)
 
 
-def _update_failed(err: S8000Error) -> UpdateFailed:
+def _update_failed(err: S8000Error, retry_after: float | None = None) -> UpdateFailed:
     """A failed poll, said in the user's language: another meter answers, the
-    meter does not answer, or it answered with data that cannot be used."""
+    meter does not answer, or it answered with data that cannot be used; the
+    next poll comes ``retry_after`` seconds later (None: at the usual interval)."""
     if isinstance(err, S8000WrongMeter):
         key = "wrong_meter"
     elif isinstance(err, S8000ConnectionError):
@@ -65,7 +71,14 @@ def _update_failed(err: S8000Error) -> UpdateFailed:
         translation_domain=DOMAIN,
         translation_key=key,
         translation_placeholders={"error": str(err)},
+        retry_after=retry_after,
     )
+
+
+def _silent(err: S8000Error) -> bool:
+    """Whether a failed poll means the meter did not answer at all (no
+    Modbus answer, not even an exception response)."""
+    return isinstance(err, S8000ConnectionError) and err.exception_code is None
 
 
 def _max_kw(point: PointData, elements: int, volts: float) -> float | None:
@@ -88,7 +101,14 @@ class S8000ReadingsCoordinator(S8000Coordinator):
     map allows (10 for eight points, 26 for 24).  A poll that fails is tried
     once more before the entities go unavailable, so a single lost frame on
     a busy bus does not blank them; Home Assistant logs the meter going away
-    once, and its return once."""
+    once, and its return once.
+
+    A meter that stays silent is not: each request to it costs a whole
+    timeout, which on a shared RS-485 bus is taken from every other device.
+    So only a meter that has just gone silent is tried twice; after that one
+    request per poll, and once it has been silent for :data:`SILENT_GRACE`,
+    the polls move apart (doubling, up to :data:`BACKOFF_MAX`) until it
+    answers again."""
 
     config_entry: S8000ConfigEntry
 
@@ -122,6 +142,9 @@ class S8000ReadingsCoordinator(S8000Coordinator):
         self.transactions = 0
         #: Called after a poll that follows failed ones (the meter is back).
         self.on_recovery: Callable[[], None] | None = None
+        #: Since when the meter has not answered (None: it answered last).
+        self.silent_since: datetime | None = None
+        self._backoff: timedelta | None = None
 
     async def async_load_counters(self) -> None:
         """Load the guards' state kept from the last run."""
@@ -152,19 +175,23 @@ class S8000ReadingsCoordinator(S8000Coordinator):
 
     @override
     async def _async_update_data(self) -> Reading:
-        """Read the meter (retrying once), then guard its counters."""
+        """Read the meter (retrying once if it answered last time), then guard
+        its counters."""
         try:
             try:
                 data = await self.client.read()
             except (S8000ConnectionError, S8000BadData, S8000MapChanged) as err:
-                # One lost frame on a busy bus, or a map that moved (the
-                # client identifies again), should not blank every entity.
+                if self.silent_since is not None and _silent(err):
+                    raise  # still silent: one timeout per poll is enough
+                # One lost frame on a busy bus should not blank every entity.
                 LOGGER.debug("%s: %s; trying once more", self.name, err)
                 data = await self.client.read()
         except S8000Error as err:
             if isinstance(err, S8000WrongMeter):
                 repairs.async_wrong_meter(self.hass, self.config_entry, err.found)
-            raise _update_failed(err) from err
+            raise _update_failed(err, self._poll_later(err)) from err
+        self.silent_since = None
+        self._backoff = None
         data = apply_reversal(data, self.reversed)
         reading = self._guard(data)
         self.direction.async_check(
@@ -187,6 +214,19 @@ class S8000ReadingsCoordinator(S8000Coordinator):
         self.transactions = data.transactions
         self.store.async_delay_save(self._stored, SAVE_DELAY)
         return reading
+
+    def _poll_later(self, err: S8000Error) -> float | None:
+        """When to poll after a failed poll (s), None for the usual interval:
+        later and later while the meter stays silent past the grace."""
+        if not _silent(err):
+            return None
+        now = dt_util.utcnow()
+        if self.silent_since is None:
+            self.silent_since = now
+        if now - self.silent_since < SILENT_GRACE or self.update_interval is None:
+            return None
+        self._backoff = min(2 * (self._backoff or self.update_interval), BACKOFF_MAX)
+        return self._backoff.total_seconds()
 
     def _guard(self, data: MeterData) -> Reading:
         now = time.time()

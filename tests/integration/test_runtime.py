@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from datetime import timedelta
 from pathlib import Path
 from unittest.mock import patch
 
 import pytest
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.modbus import async_get_temporary_unit
 from homeassistant.components.modbus.connection import async_get_connection_info
 from homeassistant.config_entries import ConfigEntryState
@@ -46,8 +48,10 @@ from custom_components.s8000.const import (
     OPT_NAMES,
     OPT_POINTS,
     OPT_PULSES,
+    REQUEST_TIMEOUT,
 )
 from custom_components.s8000.helpers import create_modbus_params
+from custom_components.s8000.models import Reading
 from custom_components.s8000.repairs import wrong_meter_issue_id
 from s8000_engine.client.client import S8000Client
 from s8000_engine.client.data import Identity, MeterData
@@ -242,6 +246,64 @@ async def test_a_meter_swapped_in_at_the_address_is_never_adopted(
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
     steps = [i for (domain, i) in ir.async_get(hass).issues if i.startswith("counter_step")]
     assert steps == []
+
+
+async def test_a_silent_meter_costs_one_request_per_poll_and_is_polled_less(
+    hass: HomeAssistant, local_meter: LocalMeter, freezer: FrozenDateTimeFactory
+) -> None:
+    """A meter that stops answering (frozen: its connection stays open, no
+    answer comes) is tried twice at the first failed poll (a lost frame), then
+    once a poll: one request timeout; after a minute its polls move apart, up
+    to five minutes; when it answers again, the polls are back to every 10 s.
+    The clock is Home Assistant's frozen one, moved on by the test, so the
+    timeouts are counted in its seconds, not timed."""
+    entry = tcp_entry(local_meter)
+    await _load(hass, entry)
+    coordinator = entry.runtime_data.coordinator
+    client = entry.runtime_data.client
+    polls: list[tuple[float, float, int]] = []  # start, seconds, requests
+    update = coordinator._async_update_data
+
+    async def watched() -> Reading:
+        """The poll itself, watched: when, how long, how many requests."""
+        start, before = dt_util.utcnow(), client.requests
+        try:
+            return await update()
+        finally:
+            seconds = (dt_util.utcnow() - start).total_seconds()
+            polls.append((start.timestamp(), seconds, client.requests - before))
+
+    async def run(minutes: float, *, answers: bool) -> list[tuple[float, float, int]]:
+        """The polls of the next minutes of Home Assistant's clock.  (A poll
+        of a meter that answers is waited for, as it takes real time; one of
+        a silent meter only ends by the frozen clock moving on.)"""
+        polls.clear()
+        until = dt_util.utcnow() + timedelta(minutes=minutes)
+        while dt_util.utcnow() < until:
+            freezer.tick(timedelta(seconds=1))
+            async_fire_time_changed(hass)
+            await hass.async_block_till_done(wait_background_tasks=answers)
+        return list(polls)
+
+    with patch.object(coordinator, "_async_update_data", watched):
+        local_meter.pause()
+        silent = await run(12, answers=False)
+        assert not coordinator.last_update_success
+        assert [requests for _, _, requests in silent[:1]] == [2]  # just gone silent: once more
+        assert silent[0][1] <= 2 * REQUEST_TIMEOUT + 1
+        assert {requests for _, _, requests in silent[1:]} == {1}
+        assert all(seconds <= REQUEST_TIMEOUT + 1 for _, seconds, _ in silent[1:])
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(silent)]
+        assert gaps[1:] == sorted(gaps[1:])  # further and further apart ...
+        assert max(gaps) <= 300 + REQUEST_TIMEOUT + 1  # ... up to five minutes
+        assert len(silent) < 12 * 6 / 4  # polled every 10 s: 72 polls
+
+        local_meter.resume()
+        back = await run(6, answers=True)
+    assert coordinator.last_update_success, (back, coordinator.last_exception)
+    assert _state(hass, f"{SERIAL}_point1_energy_delivered") != STATE_UNAVAILABLE
+    assert back[0][0] - silent[-1][0] <= 300 + REQUEST_TIMEOUT + 1
+    assert {round(b[0] - a[0]) for a, b in itertools.pairwise(back[1:])} == {10}
 
 
 async def test_the_identity_check_follows_firmware_and_points(

@@ -265,6 +265,12 @@ class S8000Client:
         return self._identity
 
     @property
+    def requests(self) -> int:
+        """How many register reads :meth:`read` has sent, answered or not: what
+        the meter's polls cost the link."""
+        return self._counter.reads
+
+    @property
     def serial(self) -> str | None:
         """The serial number of the meter this client is for: the one it was
         given, or the first it identified; None before either."""
