@@ -79,7 +79,8 @@ class DirectionWatch:
     The first reading kept of each point is the start of its window; once
     the meter's clock is at least :data:`WINDOW` past it, a point whose
     energy received grew by :data:`MIN_RECEIVED` kWh or more while its energy
-    delivered grew by less than a tenth of that raises a fixable issue."""
+    delivered grew by less than a tenth of that raises a fixable issue, and
+    the reading judged starts the point's next window."""
 
     def __init__(self) -> None:
         """Nothing watched yet."""
@@ -109,6 +110,9 @@ class DirectionWatch:
             start = self.start.setdefault(number, (utc, delivered, received))
             if utc - start[0] < WINDOW:
                 continue
+            # The next window starts here: a point judged on everything since
+            # the first poll would hide a CT turned round after weeks of use.
+            self.start[number] = (utc, delivered, received)
             grew_received = received - start[2]
             grew_delivered = delivered - start[1]
             if grew_received < MIN_RECEIVED or grew_delivered >= DELIVERED_FRACTION * grew_received:

@@ -463,3 +463,17 @@ async def test_only_points_in_use_with_both_totals_are_watched(hass: HomeAssista
         "point": "2",
         "name": "Heat pump",
     }
+
+
+async def test_the_direction_window_moves_on(hass: HomeAssistant) -> None:
+    """A point that drew for its first window and only feeds back later is
+    still found: each window starts where the last one was judged."""
+    entry = MockConfigEntry(domain=DOMAIN, unique_id=SERIAL, title="Panel meter")
+    entry.add_to_hass(hass)
+    watch = DirectionWatch()
+    watch.async_check(hass, entry, 0.0, {1: (0.0, 0.0)}, 1)
+    watch.async_check(hass, entry, WINDOW, {1: (10.0, 0.0)}, 1)  # it drew: fine
+    watch.async_check(hass, entry, 1.5 * WINDOW, {1: (10.0, 0.5)}, 1)
+    assert not ir.async_get(hass).issues
+    watch.async_check(hass, entry, 2 * WINDOW, {1: (10.001, 1.0)}, 1)  # then only fed back
+    assert set(ir.async_get(hass).issues) == {(DOMAIN, ct_reversed_issue_id(entry.entry_id, 1))}
