@@ -247,7 +247,12 @@ class S8000ReadingsCoordinator(S8000Coordinator):
                 totals[key] = verdict.total
                 if verdict.outcome in (Outcome.RESET, Outcome.JUMP):
                     stepped.append(key)
-                    self._raise_step(key, point.number, name, verdict)
+                    translation_key = (
+                        "counter_reset" if verdict.outcome is Outcome.RESET else "counter_jump"
+                    )
+                    self._raise_step(
+                        key, verdict, translation_key, {"point": str(point.number), "counter": name}
+                    )
         self._rebase = set()
         for pulse in data.pulses:
             key = pulse_key(pulse.number)
@@ -256,11 +261,15 @@ class S8000ReadingsCoordinator(S8000Coordinator):
             totals[key] = verdict.total
             if verdict.outcome is Outcome.RESET:
                 stepped.append(key)
-                self._raise_step(key, 0, f"pulse_{pulse.number}", verdict)
+                self._raise_step(key, verdict, "pulse_reset", {"pulse": str(pulse.number)})
         offset = None if data.utc is None else data.utc - now
         return Reading(data, totals, now, offset, stepped)
 
-    def _raise_step(self, key: str, point: int, counter: str, verdict: Verdict) -> None:
+    def _raise_step(
+        self, key: str, verdict: Verdict, translation_key: str, which: dict[str, str]
+    ) -> None:
+        """Log a counter's step, and raise its issue (``which`` names the
+        counter in the issue's text)."""
         LOGGER.warning(
             "%s: %s went from %s to %s (%s); the total continues from where it was",
             self.config_entry.title,
@@ -276,11 +285,10 @@ class S8000ReadingsCoordinator(S8000Coordinator):
             is_fixable=False,
             is_persistent=False,
             severity=ir.IssueSeverity.WARNING,
-            translation_key="counter_reset" if verdict.outcome is Outcome.RESET else "counter_jump",
+            translation_key=translation_key,
             translation_placeholders={
                 "title": self.config_entry.title,
-                "point": str(point),
-                "counter": counter,
+                **which,
                 "before": f"{verdict.previous_raw:.3f}",
                 "after": f"{verdict.raw:.3f}",
             },

@@ -425,6 +425,31 @@ async def test_pulse_inputs_as_the_options_describe_them(
     assert float(water.state) >= 0
 
 
+async def test_a_pulse_count_that_goes_back_is_raised_as_that_pulse_input(
+    hass: HomeAssistant, local_meter: LocalMeter
+) -> None:
+    """A pulse input's count that goes back (the meter's memory cleared) is
+    said of that pulse input, not of a meter point."""
+    entry = tcp_entry(local_meter, **{OPT_PULSES: {"2": {"kind": "water", "unit": "L"}}})
+    await _load(hass, entry)
+    coordinator = entry.runtime_data.coordinator
+    data = coordinator.data.meter_data
+    high = [dataclasses.replace(p, value=(p.value or 0) + 50.0) for p in data.pulses]
+    low = [p if p.number == 1 else dataclasses.replace(p, value=1.0) for p in high]
+    for pulses in (high, low, low):
+        coordinator._guard(dataclasses.replace(data, pulses=tuple(pulses)))
+    issues = [
+        i for i in ir.async_get(hass).issues.values() if i.issue_id.startswith("counter_step")
+    ]
+    assert [i.translation_key for i in issues] == ["pulse_reset"]
+    assert issues[0].translation_placeholders == {
+        "title": entry.title,
+        "pulse": "2",
+        "before": f"{high[1].value:.3f}",
+        "after": "1.000",
+    }
+
+
 async def test_diagnostics_are_redacted(
     hass: HomeAssistant, hass_client: ClientSessionGenerator, local_meter: LocalMeter
 ) -> None:
