@@ -6,8 +6,10 @@ started in the test."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from ipaddress import IPv4Network, ip_address
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from unittest.mock import AsyncMock, patch
@@ -56,6 +58,7 @@ from .conftest import MAC, SERIAL, LocalMeter, free_port
 MODEL = "S8UTS-083"
 TITLE = f"{MODEL} {SERIAL}"
 ENTRY_MAC = MAC.lower()  # as format_mac writes it
+INTEGRATION_STRINGS = "custom_components/s8000/strings.json"
 FLOW = "custom_components.s8000.config_flow"
 
 
@@ -486,6 +489,27 @@ async def test_dhcp_new_meter_is_confirmed_and_set_up(
     assert result["title"] == TITLE
     assert result["data"] == tcp_data(local_meter.port)
     assert len(mock_setup_entry.mock_calls) == 1
+
+
+async def test_a_meter_discovered_twice_is_offered_once(
+    hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter
+) -> None:
+    """DHCP, then zeroconf, find the same meter: the second flow stops with
+    a translated reason while the first waits for the user."""
+    with patch(f"{FLOW}.DEFAULT_PORT", local_meter.port):
+        first = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": config_entries.SOURCE_DHCP}, data=dhcp_info()
+        )
+    assert first["type"] is FlowResultType.FORM
+    second = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": config_entries.SOURCE_ZEROCONF},
+        data=zeroconf_info(local_meter.port),
+    )
+    assert second["type"] is FlowResultType.ABORT
+    assert second["reason"] == "already_in_progress"
+    strings = json.loads((Path(__file__).parents[2] / INTEGRATION_STRINGS).read_text())
+    assert "already_in_progress" in strings["config"]["abort"]
 
 
 async def test_dhcp_known_meter_that_moved_gets_its_host_updated(
