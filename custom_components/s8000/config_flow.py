@@ -55,6 +55,8 @@ from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 
 from s8000_engine.client import (
+    BAUDRATES,
+    DEFAULT_BAUDRATE,
     Identity,
     S8000Client,
     S8000ConnectionError,
@@ -64,12 +66,11 @@ from s8000_engine.client import (
 )
 
 from .const import (
-    BAUDRATES,
     CONF_BAUDRATE,
     CONF_MAC,
     CONF_PARITY,
     CONF_UNIT_ID,
-    DEFAULT_BAUDRATE,
+    DEFAULT_PARITY_NAME,
     DEFAULT_PORT,
     DEFAULT_UNIT_ID,
     DOMAIN,
@@ -133,7 +134,7 @@ STEP_SERIAL = probatio.Schema(
             ),
             probatio.Coerce(int),
         ),
-        probatio.Required(CONF_PARITY, default="none"): SelectSelector(
+        probatio.Required(CONF_PARITY, default=DEFAULT_PARITY_NAME): SelectSelector(
             SelectSelectorConfig(
                 options=list(PARITIES),
                 mode=SelectSelectorMode.DROPDOWN,

@@ -6,6 +6,8 @@ import logging
 from datetime import timedelta
 from typing import Final
 
+from s8000_engine.client import DEFAULT_PARITY
+
 DOMAIN: Final = "s8000"
 LOGGER: Final = logging.getLogger(__package__)
 
@@ -20,12 +22,12 @@ TYPE_SERIAL: Final = "serial"
 
 DEFAULT_PORT: Final = 502
 DEFAULT_UNIT_ID: Final = 1
-DEFAULT_BAUDRATE: Final = 19200
-# The meter's RS-485 port runs at 9600 or 19200 baud (user guide, table 1).
-BAUDRATES: Final = (9600, 19200)
 PARITIES: Final = ("none", "even", "odd")
 # modbus-connection's spelling of each parity.
 PARITY_CODES: Final = {"none": "N", "even": "E", "odd": "O"}
+# The RS-485 defaults are the engine's (a meter as shipped), so the form's
+# defaults, the local meter and the discovery agree on one line setting.
+DEFAULT_PARITY_NAME: Final = next(n for n, code in PARITY_CODES.items() if code == DEFAULT_PARITY)
 
 # Options: which points are in use, the name of each, and what the two pulse
 # inputs count.

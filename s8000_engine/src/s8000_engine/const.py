@@ -11,6 +11,15 @@ FIRMWARE: Final = "1.60"
 #: Its build number (vendor model ``FwBuild``).
 FIRMWARE_BUILD: Final = 1600
 
+#: The RS-485 port's line settings: the baud rates it runs at (user guide,
+#: table 1), and the defaults every part of the project starts from, so a
+#: first RTU setup with no setting changed talks to a meter left as shipped.
+#: Even parity is the default the Modbus serial-line specification
+#: (V1.02, §2.5.1) requires of every device.
+BAUDRATES: Final = (9600, 19200)
+DEFAULT_BAUDRATE: Final = 19200
+DEFAULT_PARITY: Final = "E"
+
 #: The meter's energy registers per point, in the order every layer keeps
 #: them: the metering engine's first columns, the interval memory's rows, the
 #: vendor model's per-point registers, the export's columns and the client's

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from s8000_engine.cli._common import UsageError, parse_numbers
 from s8000_engine.client import discovery
 from s8000_engine.client.browse import browse
+from s8000_engine.const import BAUDRATES, DEFAULT_BAUDRATE, DEFAULT_PARITY
 
 
 def network_addresses(networks: Iterable[str], option: str) -> list[str]:
@@ -48,8 +49,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="DEVICE",
         help="scan the unit ids of an RS-485 bus on this serial device",
     )
-    parser.add_argument("--baud", type=int, default=19200, choices=(9600, 19200))
-    parser.add_argument("--parity", choices=("N", "E", "O"), default="E")
+    parser.add_argument("--baud", type=int, default=DEFAULT_BAUDRATE, choices=BAUDRATES)
+    parser.add_argument("--parity", choices=("N", "E", "O"), default=DEFAULT_PARITY)
     parser.add_argument("--units", default="1-247", help="unit ids to try on the bus, e.g. 1-32")
     parser.add_argument("--port", type=int, default=502)
     parser.add_argument("--unit-id", type=int, default=1)

@@ -34,7 +34,7 @@ from s8000_engine.cli._config import EXAMPLES, given_config, model_config
 from s8000_engine.cli.discover import network_addresses
 from s8000_engine.config.demand import RECORDING_INTERVALS
 from s8000_engine.config.meter import meter_config
-from s8000_engine.const import FIRMWARE
+from s8000_engine.const import BAUDRATES, DEFAULT_BAUDRATE, DEFAULT_PARITY, FIRMWARE
 from s8000_engine.demo import DEFAULT_MODEL
 from s8000_engine.exceptions import ConfigError
 from s8000_engine.local import changes
@@ -105,8 +105,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--modbus-rtu", metavar="DEVICE", help="serve Modbus RTU on a serial device"
     )
-    parser.add_argument("--baud", type=int, default=19200, choices=(9600, 19200))
-    parser.add_argument("--parity", choices=("N", "E", "O"), default="E")
+    parser.add_argument("--baud", type=int, default=DEFAULT_BAUDRATE, choices=BAUDRATES)
+    parser.add_argument("--parity", choices=("N", "E", "O"), default=DEFAULT_PARITY)
     parser.add_argument("--unit-id", type=int, default=1, help="Modbus unit id (the base address)")
     parser.add_argument(
         "--web",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from s8000_engine.client.client import BACKENDS, BackendName, S8000Client, connect_tcp
 from s8000_engine.client.data import Identity, IntervalMemory, MeterData, PointData, PulseData
-from s8000_engine.const import ENERGY_REGISTERS
+from s8000_engine.const import BAUDRATES, DEFAULT_BAUDRATE, DEFAULT_PARITY, ENERGY_REGISTERS
 from s8000_engine.exceptions import (
     S8000BadData,
     S8000ConnectionError,
@@ -25,6 +25,9 @@ from s8000_engine.protocol.sunspec import Service, Status
 
 __all__ = [
     "BACKENDS",
+    "BAUDRATES",
+    "DEFAULT_BAUDRATE",
+    "DEFAULT_PARITY",
     "ENERGY_REGISTERS",
     "BackendName",
     "Identity",

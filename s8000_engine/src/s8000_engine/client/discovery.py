@@ -39,6 +39,7 @@ from modbus_connection import (
 )
 
 from s8000_engine.client.client import BackendName, S8000Client, connection_class
+from s8000_engine.const import DEFAULT_PARITY
 from s8000_engine.exceptions import S8000ConnectionError, S8000Error
 from s8000_engine.models import MODELS
 from s8000_engine.protocol.sunspec import MANUFACTURER
@@ -252,7 +253,7 @@ async def scan_serial(
     device: str,
     *,
     baudrate: int = 19200,
-    parity: Parity = "E",
+    parity: Parity = DEFAULT_PARITY,
     units: Iterable[int] = range(1, 248),
     wait_s: float = 0.2,
     progress: Callable[[int, int], None] | None = None,

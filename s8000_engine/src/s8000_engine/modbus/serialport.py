@@ -15,6 +15,8 @@ import termios
 import time
 from typing import Final
 
+from s8000_engine.const import DEFAULT_BAUDRATE, DEFAULT_PARITY
+
 BAUDRATES: Final = {
     1200: termios.B1200,
     2400: termios.B2400,
@@ -31,7 +33,12 @@ class SerialPort:
     """One serial device, read and written from the asyncio loop."""
 
     def __init__(
-        self, device: str, *, baudrate: int = 19200, parity: str = "E", stopbits: int = 1
+        self,
+        device: str,
+        *,
+        baudrate: int = DEFAULT_BAUDRATE,
+        parity: str = DEFAULT_PARITY,
+        stopbits: int = 1,
     ) -> None:
         if baudrate not in BAUDRATES:
             raise ValueError(f"baud rate must be one of {', '.join(map(str, BAUDRATES))}")

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
 
+from s8000_engine.const import DEFAULT_BAUDRATE, DEFAULT_PARITY
 from s8000_engine.modbus.serialport import SerialPort
 
 _LOGGER = logging.getLogger(__name__)
@@ -372,8 +373,8 @@ class RtuServer:
         device: str,
         *,
         unit_id: int = 1,
-        baudrate: int = 19200,
-        parity: str = "E",
+        baudrate: int = DEFAULT_BAUDRATE,
+        parity: str = DEFAULT_PARITY,
         stopbits: int = 1,
     ) -> None:
         self.protocol = RtuProtocol(handler, unit_id, baudrate)
