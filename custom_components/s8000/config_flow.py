@@ -102,6 +102,13 @@ SEARCH_WAIT_S: Final = 1.0
 PULSE_INPUTS: Final = (1, 2)
 # Every unit a pulse input can be counted in; "" is none (a bare count).
 ALL_PULSE_UNITS: Final = ("", *dict.fromkeys(u for units in PULSE_UNITS.values() for u in units))
+# The form offers each unit by a key of its own: the frontend labels an
+# option by its value from the translations, whose keys are lower-case ASCII
+# ("m³" is "m3"; the bare count's "" is "none").  The options keep the unit.
+UNIT_KEYS: Final = {
+    unit: unit.lower().replace("³", "3") if unit else "none" for unit in ALL_PULSE_UNITS
+}
+KEY_UNITS: Final = {key: unit for unit, key in UNIT_KEYS.items()}
 
 
 def _number(minimum: int, maximum: int) -> probatio.All[int]:
@@ -596,12 +603,10 @@ class S8000OptionsFlow(OptionsFlowWithReload):
         def point_select() -> SelectSelector:
             return SelectSelector(
                 SelectSelectorConfig(
-                    options=[
-                        SelectOptionDict(value=str(n), label=f"Point {n}")
-                        for n in range(1, points + 1)
-                    ],
+                    options=[str(n) for n in range(1, points + 1)],
                     multiple=True,
                     mode=SelectSelectorMode.LIST,
+                    translation_key="point",
                 )
             )
 
@@ -654,15 +659,18 @@ class S8000OptionsFlow(OptionsFlowWithReload):
         for n in PULSE_INPUTS:
             pulse = self._current[OPT_PULSES][str(n)]
             values[_pulse_key(n, PULSE_KIND)] = pulse[PULSE_KIND]
-            values[_pulse_key(n, PULSE_UNIT)] = pulse[PULSE_UNIT]
+            values[_pulse_key(n, PULSE_UNIT)] = UNIT_KEYS.get(pulse[PULSE_UNIT], "none")
         if user_input is not None:
             values = {**values, **user_input}
             # An empty choice may come back as no value at all.
             for n in PULSE_INPUTS:
-                values[_pulse_key(n, PULSE_UNIT)] = user_input.get(_pulse_key(n, PULSE_UNIT), "")
+                values[_pulse_key(n, PULSE_UNIT)] = user_input.get(
+                    _pulse_key(n, PULSE_UNIT), "none"
+                )
             pulses: dict[str, dict[str, str]] = {}
             for n in PULSE_INPUTS:
-                kind, unit = values[_pulse_key(n, PULSE_KIND)], values[_pulse_key(n, PULSE_UNIT)]
+                kind = values[_pulse_key(n, PULSE_KIND)]
+                unit = KEY_UNITS[values[_pulse_key(n, PULSE_UNIT)]]
                 if not _unit_fits(kind, unit):
                     errors[_pulse_key(n, PULSE_UNIT)] = "unit_mismatch"
                 pulses[str(n)] = {PULSE_KIND: kind, PULSE_UNIT: unit}
@@ -679,10 +687,9 @@ class S8000OptionsFlow(OptionsFlowWithReload):
             )
             fields[probatio.Optional(_pulse_key(n, PULSE_UNIT))] = SelectSelector(
                 SelectSelectorConfig(
-                    options=[
-                        SelectOptionDict(value=unit, label=unit or "—") for unit in ALL_PULSE_UNITS
-                    ],
+                    options=list(UNIT_KEYS.values()),
                     mode=SelectSelectorMode.DROPDOWN,
+                    translation_key="pulse_unit",
                 )
             )
         return self.async_show_form(

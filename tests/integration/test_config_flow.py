@@ -60,6 +60,7 @@ MODEL = "S8UTS-083"
 TITLE = f"{MODEL} {SERIAL}"
 ENTRY_MAC = MAC.lower()  # as format_mac writes it
 INTEGRATION_STRINGS = "custom_components/s8000/strings.json"
+TRANSLATIONS = Path(__file__).parents[2] / "custom_components/s8000/translations"
 FLOW = "custom_components.s8000.config_flow"
 
 
@@ -111,6 +112,17 @@ def suggested(result: FlowResult, name: str) -> Any:
 def selector_options(result: FlowResult, name: str) -> list[Any]:
     """The options of a select field."""
     return list(result["data_schema"].schema[field(result, name)].config["options"])
+
+
+def assert_translated(result: FlowResult, name: str) -> None:
+    """A select field's options are labelled by the translations: it names
+    its translation key, and each language has a string for every option."""
+    config = result["data_schema"].schema[field(result, name)].config
+    key = config["translation_key"]
+    for language in ("en", "fr"):
+        strings = json.loads((TRANSLATIONS / f"{language}.json").read_text())
+        labels = strings["selector"][key]["options"]
+        assert set(config["options"]) <= set(labels), (language, key)
 
 
 def not_an_s8000() -> Backend:
@@ -766,7 +778,10 @@ async def test_options_all_steps(hass: HomeAssistant, mock_setup_entry: AsyncMoc
     assert result["description_placeholders"] == {"points": "8"}
     # Every point is in use until chosen otherwise.
     assert suggested(result, OPT_POINTS) == [str(n) for n in range(1, 9)]
-    assert selector_options(result, OPT_POINTS)[2] == {"value": "3", "label": "Point 3"}
+    # Labels come from the translations (no English in the code): every
+    # option of every select has a string in each language.
+    assert selector_options(result, OPT_POINTS)[2] == "3"
+    assert_translated(result, OPT_POINTS)
 
     result = await hass.config_entries.options.async_configure(result["flow_id"], {OPT_POINTS: []})
     assert result["type"] is FlowResultType.FORM
@@ -789,22 +804,24 @@ async def test_options_all_steps(hass: HomeAssistant, mock_setup_entry: AsyncMoc
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "pulses"
     assert suggested(result, "pulse_1_kind") == "count"
-    assert suggested(result, "pulse_1_unit") == ""
-    assert "m³" in [o["value"] for o in selector_options(result, "pulse_2_unit")]
+    assert suggested(result, "pulse_1_unit") == "none"
+    assert "m3" in selector_options(result, "pulse_2_unit")
+    assert_translated(result, "pulse_2_unit")
+    assert_translated(result, "pulse_2_kind")
 
     # Water needs a unit of its own; a count has none.
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
-        {"pulse_1_kind": "water", "pulse_2_kind": "count", "pulse_2_unit": "kWh"},
+        {"pulse_1_kind": "water", "pulse_2_kind": "count", "pulse_2_unit": "kwh"},
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"pulse_1_unit": "unit_mismatch", "pulse_2_unit": "unit_mismatch"}
     assert suggested(result, "pulse_1_kind") == "water"
-    assert suggested(result, "pulse_2_unit") == "kWh"
+    assert suggested(result, "pulse_2_unit") == "kwh"
 
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
-        {"pulse_1_kind": "gas", "pulse_1_unit": "kWh", "pulse_2_kind": "count"},
+        {"pulse_1_kind": "gas", "pulse_1_unit": "kwh", "pulse_2_kind": "count"},
     )
     assert result["errors"] == {"pulse_1_unit": "unit_mismatch"}
 
@@ -812,9 +829,9 @@ async def test_options_all_steps(hass: HomeAssistant, mock_setup_entry: AsyncMoc
         result["flow_id"],
         {
             "pulse_1_kind": "water",
-            "pulse_1_unit": "m³",
+            "pulse_1_unit": "m3",
             "pulse_2_kind": "count",
-            "pulse_2_unit": "",
+            "pulse_2_unit": "none",
         },
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -857,10 +874,10 @@ async def test_options_start_from_the_current_ones(
         result["flow_id"], {"point_2": "Oven ", "point_4": "Dryer"}
     )
     assert suggested(result, "pulse_2_kind") == "energy"
-    assert suggested(result, "pulse_2_unit") == "kWh"
+    assert suggested(result, "pulse_2_unit") == "kwh"
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
-        {"pulse_1_kind": "count", "pulse_2_kind": "energy", "pulse_2_unit": "Wh"},
+        {"pulse_1_kind": "count", "pulse_2_kind": "energy", "pulse_2_unit": "wh"},
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     # The name of point 3, not in use now, is kept for when it is used again.
