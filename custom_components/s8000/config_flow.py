@@ -21,6 +21,7 @@ the two pulse inputs count.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Mapping
 from typing import Any, Final, override
@@ -254,6 +255,10 @@ class S8000ConfigFlow(ConfigFlow, domain=DOMAIN):
         self._found: dict[str, discovery.Found] = {}
         self._discovered: dict[str, Any] = {}
         self._identity: Identity | None = None
+        #: The network search running (up to 4,096 addresses): what it scans
+        #: (network, port, unit id), and its task.
+        self._search: tuple[str, int, int] = (FALLBACK_NETWORK, DEFAULT_PORT, DEFAULT_UNIT_ID)
+        self._scan: asyncio.Task[list[discovery.Found]] | None = None
 
     @staticmethod
     @callback
@@ -286,16 +291,48 @@ class S8000ConfigFlow(ConfigFlow, domain=DOMAIN):
                 if _host_count(network) > discovery.MAX_ADDRESSES:
                     errors[CONF_NETWORK] = "network_too_large"
                 else:
-                    rows = await discovery.scan(
-                        [str(network)], port=port, unit=unit_id, wait_s=SEARCH_WAIT_S
-                    )
-                    return await self._async_found(rows, str(network), port, unit_id)
+                    self._search = (str(network), port, unit_id)
+                    return await self.async_step_searching()
             schema = self.add_suggested_values_to_schema(
                 _search_schema(FALLBACK_NETWORK), user_input
             )
         else:
             schema = _search_schema(await _default_network(self.hass))
         return self.async_show_form(step_id=STEP_SEARCH, data_schema=schema, errors=errors)
+
+    async def async_step_searching(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Scan, showing how far it has got: a large network takes a while,
+        and the form must not hang without a word meanwhile."""
+        network, port, unit_id = self._search
+        if self._scan is None:
+            self._scan = self.hass.async_create_task(
+                discovery.scan(
+                    [network],
+                    port=port,
+                    unit=unit_id,
+                    wait_s=SEARCH_WAIT_S,
+                    progress=lambda done, total: self.async_update_progress(done / total),
+                ),
+                f"{DOMAIN} search {network}",
+            )
+        if not self._scan.done():
+            return self.async_show_progress(
+                step_id="searching",
+                progress_action="search",
+                progress_task=self._scan,
+                description_placeholders={CONF_NETWORK: network},
+            )
+        return self.async_show_progress_done(next_step_id="search_done")
+
+    async def async_step_search_done(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The search is over: offer what it found."""
+        assert self._scan is not None
+        rows, self._scan = self._scan.result(), None
+        return await self._async_found(rows, *self._search)
 
     async def _async_found(
         self, rows: list[discovery.Found], network: str, port: int, unit_id: int

@@ -114,6 +114,16 @@ def selector_options(result: FlowResult, name: str) -> list[Any]:
     return list(result["data_schema"].schema[field(result, name)].config["options"])
 
 
+async def search(hass: HomeAssistant, result: FlowResult, user_input: dict[str, Any]) -> FlowResult:
+    """Start a search from its form, watch it progress, and take what follows."""
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    assert result["type"] is FlowResultType.SHOW_PROGRESS
+    assert result["progress_action"] == "search"
+    assert result["description_placeholders"] == {"network": "127.0.0.1/32"}
+    await hass.async_block_till_done()
+    return await hass.config_entries.flow.async_configure(result["flow_id"])
+
+
 def assert_translated(result: FlowResult, name: str) -> None:
     """A select field's options are labelled by the translations: it names
     its translation key, and each language has a string for every option."""
@@ -223,9 +233,8 @@ async def test_search_finds_the_meter_and_sets_it_up(
     hass: HomeAssistant, socket_enabled: None, local_meter: LocalMeter, mock_setup_entry: AsyncMock
 ) -> None:
     result = await start(hass, "search")
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"],
-        {"network": " 127.0.0.1/32 ", CONF_PORT: local_meter.port, CONF_UNIT_ID: 1},
+    result = await search(
+        hass, result, {"network": " 127.0.0.1/32 ", CONF_PORT: local_meter.port, CONF_UNIT_ID: 1}
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "search_result"
@@ -255,9 +264,7 @@ async def test_search_finds_the_meter_and_sets_it_up(
 async def test_search_finding_nothing_aborts(hass: HomeAssistant, socket_enabled: None) -> None:
     port = free_port()
     result = await start(hass, "search")
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"network": "127.0.0.1", CONF_PORT: port, CONF_UNIT_ID: 1}
-    )
+    result = await search(hass, result, {"network": "127.0.0.1", CONF_PORT: port, CONF_UNIT_ID: 1})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_meters_found"
     assert result["description_placeholders"] == {"network": "127.0.0.1/32", "port": str(port)}
@@ -270,8 +277,8 @@ async def test_search_finding_only_configured_meters_aborts(
         hass
     )
     result = await start(hass, "search")
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {"network": "127.0.0.1/32", CONF_PORT: local_meter.port, CONF_UNIT_ID: 1}
+    result = await search(
+        hass, result, {"network": "127.0.0.1/32", CONF_PORT: local_meter.port, CONF_UNIT_ID: 1}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_new_meters"
