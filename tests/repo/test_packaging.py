@@ -220,3 +220,22 @@ def test_register_documentation_is_generated_from_the_map() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_quality_scale_cites_sections_that_exist() -> None:
+    """A rule that points at a section of the integration's documentation
+    (``docs/integration.md, "Heading"``) points at a heading it has."""
+    rules = yaml.safe_load((INTEGRATION / "quality_scale.yaml").read_text())["rules"]
+    headings = {
+        line.lstrip("#").strip()
+        for line in (ROOT / "docs" / "integration.md").read_text().splitlines()
+        if line.startswith("## ")
+    }
+    cited = {
+        (rule, section)
+        for rule, value in rules.items()
+        if isinstance(value, dict)
+        for section in re.findall(r'docs/integration\.md, "([^"]+)"', value.get("comment", ""))
+    }
+    assert cited, "no rule cites a section"
+    assert {(rule, section) for rule, section in cited if section not in headings} == set()
