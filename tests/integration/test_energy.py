@@ -9,8 +9,9 @@ compiled the way the recorder compiles them every five minutes."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.recorder import Recorder
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TYPE, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
@@ -29,8 +31,10 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 )
 
 from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN
+from custom_components.s8000.coordinator import async_check_identity
+from custom_components.s8000.repairs import wrong_meter_issue_id
 
-from .conftest import SERIAL, LocalMeter
+from .conftest import SERIAL, LocalMeter, seed_store
 
 POINT = 8  # the base load: always on in the simulated panel
 
@@ -68,7 +72,7 @@ async def _run(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
     meter: LocalMeter,
-    steps: list[Callable[[], None] | None],
+    steps: list[Callable[[], Awaitable[None] | None] | None],
 ) -> tuple[str, list[str], datetime]:
     """Set up, then per step: move five minutes on, do the step, poll once.
     Returns the entity, the state after each poll, and the first period."""
@@ -79,8 +83,8 @@ async def _run(
     states = [hass.states.get(entity_id).state]  # type: ignore[union-attr]
     for i, step in enumerate(steps, 1):
         freezer.move_to(start + timedelta(minutes=5 * i))
-        if step is not None:
-            step()
+        if step is not None and (awaited := step()) is not None:
+            await awaited
         await entry.runtime_data.coordinator.async_refresh()
         await hass.async_block_till_done()
         states.append(hass.states.get(entity_id).state)  # type: ignore[union-attr]
@@ -164,7 +168,70 @@ async def test_a_register_reset_is_raised_and_kept_out_of_the_statistics(
     _assert_no_dip_no_spike(sums, 1.0)
     issues = ir.async_get(hass).issues
     keys = {issue.translation_key for issue in issues.values()}
-    assert keys - {"clock_offset"} == {"counter_reset"}
+    # (The pulse inputs' counts, cleared too, are said of the pulse inputs.)
+    assert "counter_reset" in keys
+    assert keys - {"clock_offset"} <= {"counter_reset", "pulse_reset"}
     reset = next(i for i in issues.values() if "point8_energy_delivered" in i.issue_id)
     assert reset.translation_placeholders is not None
     assert reset.translation_placeholders["point"] == "8"
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_another_meter_at_the_address_never_reaches_the_statistics(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    local_meter: LocalMeter,
+    tmp_path: Path,
+) -> None:
+    """Meter B (another serial, another map) answers at meter A's address for
+    several polls, while a write is asked for and the identity check runs;
+    then A is back.  B's energy is never shown, so never compiled: the sum
+    grows by A's own energy only, and the repair names both serials."""
+    own, other = local_meter.data, tmp_path / "other"
+    seed_store(other, "4200099999", "00:21:B6:99:99:99")
+
+    def swap(data: Path, options: list[str]) -> None:
+        local_meter.stop()
+        local_meter.data, local_meter.options = data, options
+        local_meter.start()
+
+    async def write_and_check_identity() -> None:
+        [entry] = hass.config_entries.async_entries(DOMAIN)
+        with pytest.raises(HomeAssistantError, match="4200099999"):
+            await hass.services.async_call(
+                DOMAIN, "reset_peak_demand", {"config_entry_id": entry.entry_id}, blocking=True
+            )
+        await async_check_identity(hass, entry)
+        issue = ir.async_get(hass).async_get_issue(DOMAIN, wrong_meter_issue_id(entry.entry_id))
+        assert issue is not None
+        assert issue.translation_placeholders is not None
+        assert issue.translation_placeholders["expected"] == SERIAL
+        assert issue.translation_placeholders["found"] == "S8UTS-241 serial 4200099999"
+
+    a_options = list(local_meter.options)
+    entity_id, states, start = await _run(
+        hass,
+        freezer,
+        local_meter,
+        [
+            None,
+            lambda: swap(other, [*a_options, "--model", "S8UTS-241"]),
+            write_and_check_identity,
+            None,
+            None,
+            lambda: swap(own, a_options),
+            None,
+        ],
+    )
+    assert states[2:6] == [STATE_UNAVAILABLE] * 4
+    values = _numbers(states)
+    assert len(values) == 4
+    _assert_no_dip_no_spike(values, 1.0)
+    sums = _sums(hass, entity_id, start)
+    _assert_no_dip_no_spike(sums, 1.0)
+    assert sums[-1] == pytest.approx(values[-1] - values[0], abs=1e-6)
+    # Every sum compiled is one of A's own totals: nothing came from B.
+    assert sorted({round(x, 9) for x in sums}) == [round(v - values[0], 9) for v in values]
+    assert not [
+        i for i in ir.async_get(hass).issues.values() if i.translation_key.startswith("counter")
+    ]
