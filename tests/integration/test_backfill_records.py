@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.recorder import Recorder
 from homeassistant.components.recorder.models import StatisticData, StatisticMeanType
 from homeassistant.components.recorder.statistics import async_import_statistics
@@ -28,14 +30,15 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
     statistics_during_period,
 )
 
-from custom_components.s8000.backfill import async_backfill
+from custom_components.s8000.backfill import RETRY_DELAY, BackfillScheduler, async_backfill
 from custom_components.s8000.const import DOMAIN
+from s8000_engine.client.client import connect_tcp
 from s8000_engine.storage.store import (
     DATABASE_NAME,
     Checkpoint,
@@ -105,14 +108,19 @@ Tamper = Callable[[int, list[list[int]]], tuple[Flag, float]]
 
 
 def seed(
-    tmp_path: Path, tamper: Tamper | None = None, *, start_at: datetime | None = None
+    tmp_path: Path,
+    tamper: Tamper | None = None,
+    *,
+    start_at: datetime | None = None,
+    recorded: int = HOURS,
 ) -> Seeded:
     """A stopped meter whose memory holds HOURS hourly records from START.
 
     ``tamper(hour_index, registers)`` may change an hour's registers (of
     that record only) and returns the record's flags and covered seconds.
-    The meter starts (``start_at``, by default half an hour after the last
-    record) from the registers of the last untampered growth."""
+    Only the first ``recorded`` hours are stored.  The meter starts
+    (``start_at``, by default half an hour after the last hour) from the
+    registers of the last untampered growth."""
     config = tmp_path / "small.json"
     config.write_text(json.dumps(SMALL))
     data = tmp_path / "meter"
@@ -128,7 +136,8 @@ def seed(
         flags, covered = (Flag(0), 3600.0) if tamper is None else tamper(index, stored)
         hour = START + index * HOUR
         ends[hour + HOUR] = None if stored[0][0] == NO_RECORD else stored[0][0]
-        records.append(_record(hour, stored, before, flags, covered))
+        if index < recorded:
+            records.append(_record(hour, stored, before, flags, covered))
     restart = start_at or START + HOURS * HOUR + HOUR / 2
     with Store.open(data / DATABASE_NAME) as store:
         store.commit(Checkpoint(restart.timestamp(), registers, {}), records)
@@ -362,3 +371,55 @@ async def test_the_action_says_why_it_did_nothing(
         result = await async_backfill(hass, entry, start=START, end=START + HOURS * HOUR)
     assert result.hours == 0
     assert "could not read the meter's records" in caplog.text
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_an_hour_the_meter_has_not_recorded_yet_is_retried(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    started: list[LocalMeter],
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The meter's clock runs behind Home Assistant's: the hole's last hour
+    is not in its memory yet.  The automatic backfill fills what it can,
+    says it will try again, and does once the meter has recorded the hour."""
+    end = START + HOURS * HOUR
+    # The meter's clock a minute before the last hour ends (3 s at 20x).
+    seeded = seed(tmp_path, start_at=end - timedelta(minutes=1), recorded=HOURS - 1)
+    freezer.move_to(end + timedelta(minutes=10))
+    entry = await _load(hass, seeded, started)
+    entity_id = _entity(hass)
+    first = seeded.ends[START + HOUR]
+    assert first is not None
+    await _anchor(hass, entity_id, first / 1e6)
+
+    scheduler = BackfillScheduler(hass, entry)
+    with caplog.at_level(logging.INFO, logger="custom_components.s8000"):
+        scheduler.request(None)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        await async_wait_recording_done(hass)
+        assert "will retry" in caplog.text
+        assert START + (HOURS - 1) * HOUR not in _hourly(hass, entity_id)
+
+        # Once the meter has recorded the hour, the retry fills it.
+        deadline = time.monotonic() + 60
+        while (recorded := await _recorded_end(seeded.meter, end)) is None:
+            assert time.monotonic() < deadline, "the meter did not record the hour"
+            await hass.async_add_executor_job(time.sleep, 0.2)
+        freezer.tick(RETRY_DELAY)
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        await async_wait_recording_done(hass)
+    scheduler.shutdown()
+    rows = _hourly(hass, entity_id)
+    assert sorted(rows) == [START + k * HOUR for k in range(HOURS)]
+    assert rows[START + (HOURS - 1) * HOUR]["state"] == pytest.approx(recorded / 1e6, abs=1e-6)
+
+
+async def _recorded_end(meter: LocalMeter, end: datetime) -> int | None:
+    """Point 1's delivered register in the record ending at ``end`` (None:
+    none yet), read from the meter over a connection of the test's own."""
+    async with connect_tcp(meter.host, meter.port) as client:
+        rows = await client.read_intervals((end - HOUR).timestamp(), end.timestamp(), step=3600)
+    return rows[0].registers[0][0] if rows else None
