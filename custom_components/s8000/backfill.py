@@ -486,7 +486,7 @@ async def _async_run(
     else:
         first = None if since is None else _floor_hour(since)
     targets = _targets(hass, entry)
-    if not targets or (first is not None and first >= last):
+    if not targets or (whole_range and first is not None and first >= last):
         LOGGER.debug("%s: backfill: nothing to look at", entry.title)
         return BackfillResult(0, 0)
     ids = {t.entity_id for t in targets}
@@ -519,12 +519,16 @@ async def _async_run(
             {**r, "state": to_native(float(r["state"])), "sum": to_native(float(r["sum"]))}
             for r in _valid(lasts.get(target.entity_id, []))
         ]
-    if first is None:
+    if not whole_range:
+        # What follows each statistic's last row is missing too, however
+        # long before Home Assistant's last reading it ends.
         starts = [rows[-1]["start"] for rows in series.values() if rows]
         if not starts:
             LOGGER.debug("%s: backfill: no statistics to continue", entry.title)
             return BackfillResult(0, 0, read)
-        first = dt_util.utc_from_timestamp(min(starts)) + HOUR
+        after_last = dt_util.utc_from_timestamp(min(starts)) + HOUR
+        first = after_last if first is None else min(first, after_last)
+    assert first is not None
     flat = _flat_hours(series, first)
     bounds = _bounds(entry)
     holes: list[_Hole] = []
