@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 from benchmarks import (  # noqa: E402
     bench_backfill,
     bench_ha_backfill,
+    bench_ha_history,
     bench_ha_poll,
     bench_metering,
     bench_modbus,
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         if many is not few
         else f"The recorder's writing is {many.recorder_s / many.total_s:.0%} of the time."
     )
+    history = bench_ha_history.run(2 if args.quick else 365)
     web = bench_web.run(10 if args.quick else 100, 2 if args.quick else 5)
     web_rows = [
         f"| {t.name} | {t.requests} | {t.p50_ms:.1f} | {t.p95_ms:.1f} | "
@@ -182,6 +184,15 @@ def main(argv: list[str] | None = None) -> int:
             *ha_backfill_rows,
             "",
             ha_backfill_growth,
+            "",
+            f"### Backfill at setup: {history.days} days of statistics already in the database",
+            "",
+            "The 96 energy statistics of a 24-point meter, with no hole and with the last "
+            "day missing; the entry's setup, then the automatic backfill until its rows are "
+            "committed, and the statistics rows it read.",
+            "",
+            *bench_ha_history.HEADER,
+            *bench_ha_history.table(history),
             "",
             "### The local meter's web interface: a 24-point meter with 120 days of intervals",
             "",

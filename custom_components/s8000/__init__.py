@@ -28,7 +28,7 @@ from s8000_engine.client import (
     S8000WrongMeter,
 )
 
-from .backfill import async_backfill
+from .backfill import BackfillScheduler
 from .const import (
     CONF_UNIT_ID,
     DOMAIN,
@@ -109,6 +109,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> boo
     interval = SCAN_INTERVAL_SERIAL if entry.data[CONF_TYPE] == TYPE_SERIAL else SCAN_INTERVAL_TCP
     coordinator = S8000ReadingsCoordinator(hass, entry, client, interval=interval)
     await coordinator.async_load_counters()
+    # The last reading the previous run had: the hours since are what Home
+    # Assistant missed (before the first poll replaces it).
+    last_seen = max(
+        (c["utc"] for c in coordinator.counter_states().values() if c.get("utc") is not None),
+        default=None,
+    )
     await coordinator.async_config_entry_first_refresh()
 
     device_info = meter_device_info(identity)
@@ -135,14 +141,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> boo
 
     # Hours Home Assistant missed (it was down, or the meter did not answer)
     # are filled from the meter's records: now, and whenever the meter is back.
-    @callback
-    def _backfill() -> None:
-        entry.async_create_background_task(
-            hass, async_backfill(hass, entry), f"{DOMAIN} backfill {entry.entry_id}"
-        )
+    scheduler = BackfillScheduler(hass, entry)
+    entry.async_on_unload(scheduler.shutdown)
 
-    coordinator.on_recovery = _backfill
-    _backfill()
+    @callback
+    def _recovered() -> None:
+        # Called before the poll's reading replaces the last one: that is
+        # the last reading before the meter went away.
+        scheduler.request(coordinator.data.polled_at)
+
+    coordinator.on_recovery = _recovered
+    scheduler.request(last_seen)
     return True
 
 

@@ -23,7 +23,6 @@ from homeassistant.util import dt as dt_util
 
 from s8000_engine.client import (
     MeterData,
-    PointData,
     S8000BadData,
     S8000Client,
     S8000ConnectionError,
@@ -34,7 +33,7 @@ from s8000_engine.client import (
 
 from . import repairs
 from .const import DOMAIN, LOGGER, OPT_REVERSED
-from .counters import CounterGuard, Outcome, Verdict
+from .counters import CounterGuard, Outcome, Verdict, bound_volts, max_kw
 from .direction import DirectionWatch, apply_reversal, option_points
 from .models import (
     ENERGY_COUNTERS,
@@ -45,10 +44,6 @@ from .models import (
     pulse_key,
 )
 
-#: The voltage a counter's rate bound assumes at least: the largest
-#: line-to-line voltage of a direct-connected S8000 service.  A service on
-#: PTs reports its primary voltages, and the bound follows them.
-MAX_VOLTS: Final = 600.0
 STORAGE_VERSION: Final = 1
 SAVE_DELAY: Final = 30.0
 #: How long a silent meter is still polled at the usual interval ...
@@ -79,19 +74,6 @@ def _silent(err: S8000Error) -> bool:
     """Whether a failed poll means the meter did not answer at all (no
     Modbus answer, not even an exception response)."""
     return isinstance(err, S8000ConnectionError) and err.exception_code is None
-
-
-def _max_kw(point: PointData, elements: int, volts: float) -> float | None:
-    """The largest power a point can meter, from its CT rating."""
-    if not point.ct_primary_a:
-        return None
-    return elements * point.ct_primary_a * volts / 1000.0
-
-
-def _bound_volts(data: MeterData) -> float:
-    """The voltage the rate bounds use: what the meter measures, with room."""
-    measured = [v for v in (*data.voltage.values(), *data.line_voltage.values()) if v]
-    return max([MAX_VOLTS, *(1.2 * v for v in measured)])
 
 
 class S8000ReadingsCoordinator(S8000Coordinator):
@@ -235,9 +217,9 @@ class S8000ReadingsCoordinator(S8000Coordinator):
         elements = identity.elements if identity is not None else 3
         totals: dict[str, float | None] = {}
         stepped: list[str] = []
-        volts = _bound_volts(data)
+        volts = bound_volts(data)
         for point in data.points:
-            bound = _max_kw(point, elements, volts)
+            bound = max_kw(point, elements, volts)
             rebase = point.number in self._rebase
             for name, attribute in ENERGY_COUNTERS:
                 key = point_key(point.number, name)

@@ -30,13 +30,41 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
+
+from s8000_engine.client import MeterData, PointData
 
 #: Energy (kWh) a counter may gain beyond its rate bound: a few register steps.
 SLACK_KWH = 0.01
 #: The shortest time a rate bound covers, so two polls a millisecond apart
 #: still allow the meter's one-second resolution.
 MIN_ELAPSED_S = 5.0
+#: The voltage a counter's rate bound assumes at least: the largest
+#: line-to-line voltage of a direct-connected S8000 service.  A service on
+#: PTs reports its primary voltages, and the bound follows them.
+MAX_VOLTS: Final = 600.0
+
+
+def max_kw(point: PointData, elements: int, volts: float) -> float | None:
+    """The largest power a point can meter, from its CT rating (None: no rating known)."""
+    if not point.ct_primary_a:
+        return None
+    return elements * point.ct_primary_a * volts / 1000.0
+
+
+def bound_volts(data: MeterData) -> float:
+    """The voltage the rate bounds use: what the meter measures, with room."""
+    measured = [v for v in (*data.voltage.values(), *data.line_voltage.values()) if v]
+    return max([MAX_VOLTS, *(1.2 * v for v in measured)])
+
+
+def max_energy(kw: float, seconds: float) -> float:
+    """The most energy (kWh) a counter bounded by ``kw`` may gain in
+    ``seconds``: twice what that power meters, and a few register steps.
+
+    The readings' guard and the backfill's check of the meter's records
+    both use it, so a record is held to the bound a live reading is."""
+    return 2.0 * kw * max(seconds, MIN_ELAPSED_S) / 3600.0 + SLACK_KWH
 
 
 class Outcome(StrEnum):
@@ -144,5 +172,4 @@ def _plausible(last: float, last_utc: float, raw: float, utc: float, max_kw: flo
         return False
     if max_kw is None:
         return True
-    elapsed = max(utc - last_utc, MIN_ELAPSED_S)
-    return raw - last <= 2.0 * max_kw * elapsed / 3600.0 + SLACK_KWH
+    return raw - last <= max_energy(max_kw, utc - last_utc)

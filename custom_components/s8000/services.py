@@ -137,7 +137,11 @@ async def _async_backfill(call: ServiceCall) -> ServiceResponse:
                 "end": dt_util.as_local(end).isoformat(),
             },
         )
-    result = await backfill.async_backfill(call.hass, entry, start=start, end=end)
+    # Unlike the automatic backfill, which logs, the action says in the
+    # user's language why it did nothing (rule action-exceptions).
+    result = await backfill.async_backfill(
+        call.hass, entry, start=start, end=end, raise_errors=True
+    )
     return {"hours": result.hours, "statistics": result.statistics}
 
 

@@ -23,10 +23,11 @@ from typing import Any
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.recorder import Recorder
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TYPE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
     do_adhoc_statistics,
@@ -289,6 +290,116 @@ async def test_a_day_without_polls_is_filled_from_the_meter(
 
     # A second backfill changes nothing.
     result = await async_backfill(hass, entry)
+    await async_wait_recording_done(hass)
+    assert result.hours == 0
+    assert _hourly(hass, entity_id) == resumed
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def _recorded(meter: LocalMeter, first: datetime, end: datetime) -> dict[datetime, Any]:
+    """The meter's hourly records whose hour ends in (first, end], by hour
+    end: read from it over a connection of the test's own, not the code's
+    under test."""
+    async with connect_tcp(meter.host, meter.port) as client:
+        rows = await client.read_intervals(first.timestamp(), end.timestamp(), step=3600)
+    return {datetime.fromtimestamp(row.end, UTC): row.registers for row in rows}
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_hours_compiled_while_the_meter_was_away_are_replaced(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, meter: LocalMeter, tmp_path: Path
+) -> None:
+    """Home Assistant comes back after a day down, before the meter answers.
+
+    Its recorder compiles the hours it missed from the last states it has:
+    flat rows, the sum standing still.  When the meter answers, the backfill
+    must take those rows for the hole they are, and replace every one of
+    them with the meter's own energy; the hour after keeps its own."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SERIAL,
+        title=f"S8120-032 {SERIAL}",
+        data={CONF_TYPE: "tcp", CONF_HOST: meter.host, CONF_PORT: meter.port, CONF_UNIT_ID: 1},
+    )
+    entry.add_to_hass(hass)
+    freezer.move_to(await _meter_time(meter))
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    registry = er.async_get(hass)
+    entity_ids = {
+        (point, key): registry.async_get_entity_id("sensor", DOMAIN, f"{SERIAL}_point{point}_{key}")
+        for point in range(1, POINTS + 1)
+        for key in ("energy_delivered", "energy_received")
+    }
+    stopped = await _poll_a_minute(hass, freezer, entry, meter)
+    await _compile(hass, START, _period(stopped))
+
+    # Home Assistant and the meter go down together; a day later Home
+    # Assistant starts first.  The meter does not answer: the entry waits.
+    meter.stop()
+    started = BACK + timedelta(minutes=10)
+    freezer.move_to(started)
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    # The recorder's catch-up compile at start: a row for every hour missed,
+    # from the last state it had.
+    await _compile(hass, _period(stopped), _period(started))
+    gap = [START + HOUR * (i + 1) for i in range(25)]
+    for (point, key), entity_id in entity_ids.items():
+        assert entity_id is not None
+        flat = _hourly(hass, entity_id)
+        assert set(gap) <= set(flat), "the recorder compiled the missed hours"
+        assert {flat[hour]["sum"] for hour in gap} == {flat[START]["sum"]}, (point, key)
+    before = {ids: _hourly(hass, ids) for ids in entity_ids.values() if ids is not None}
+
+    # The meter answers, its memory holding the day; the entry's retry loads it.
+    before_data = meter.data
+    meter.data = tmp_path / "after"
+    _seed_the_day(before_data, meter.data)
+    meter.options[meter.options.index("--start") + 1] = RESTART.isoformat()
+    meter.start()
+    back = await _meter_time(meter)
+    freezer.move_to(back)
+    async_fire_time_changed(hass, back)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert entry.state is ConfigEntryState.LOADED
+    await async_wait_recording_done(hass)
+
+    records = await _recorded(meter, START, BACK)
+    assert set(gap) | {BACK} <= set(records) | {START}
+    for (point, key), entity_id in entity_ids.items():
+        assert entity_id is not None
+        index = 0 if key == "energy_delivered" else 1
+        after = _hourly(hass, entity_id)
+        assert after[START] == before[entity_id][START], "the last hour seen is untouched"
+        # Every hour of the hole holds the meter's own energy...
+        for hour in gap[1:]:
+            energy = after[hour]["sum"] - after[hour - HOUR]["sum"]
+            recorded = records[hour + HOUR][point - 1][index] - records[hour][point - 1][index]
+            assert energy == pytest.approx(recorded / 1e6, abs=1e-6), (point, key, hour)
+        # ... and the first continues from the last state Home Assistant saw.
+        first = after[gap[0]]
+        assert first["state"] == pytest.approx(
+            records[gap[0] + HOUR][point - 1][index] / 1e6, abs=1e-6
+        )
+        assert first["sum"] - after[START]["sum"] == pytest.approx(
+            first["state"] - after[START]["state"], abs=1e-6
+        )
+
+    # The hour the meter came back in keeps its own energy, not the day's.
+    entity_id = entity_ids[1, "energy_delivered"]
+    assert entity_id is not None
+    await _poll_a_minute(hass, freezer, entry, meter)
+    await _compile(hass, _period(started), BACK + HOUR)
+    resumed = _hourly(hass, entity_id)
+    state = hass.states.get(entity_id)
+    assert state is not None
+    comeback = resumed[BACK]["sum"] - resumed[gap[-1]]["sum"]
+    assert comeback == pytest.approx(float(state.state) - records[BACK][0][0] / 1e6, abs=1e-6)
+
+    # Nothing is left to fill, nothing is written again.
+    result = await async_backfill(hass, entry, start=START, end=BACK)
     await async_wait_recording_done(hass)
     assert result.hours == 0
     assert _hourly(hass, entity_id) == resumed

@@ -32,7 +32,7 @@ def fill(
     offset: float = 0.0,
     reversed_point: bool = False,
 ) -> list[Any]:
-    return _fill(hole, ends, offset=offset, reversed_point=reversed_point)
+    return _fill(hole, ends, offset=offset, reversed_point=reversed_point).rows
 
 
 def test_a_trailing_hole_runs_to_the_end_of_the_range() -> None:
@@ -59,7 +59,7 @@ def test_hours_the_recorder_has_in_hand_stop_a_hole() -> None:
 def test_a_hole_before_the_range_and_rows_without_sums_are_skipped() -> None:
     assert _holes(
         TARGET, [row(0, 0.0, 10.0), row(3, 3.0, 13.0)], set(), T0 + 5 * H, T0 + 6 * H
-    ) == [_Hole(TARGET, row(3, 3.0, 13.0), [T0 + 4 * H, T0 + 5 * H], None)]
+    ) == [_Hole(TARGET, row(3, 3.0, 13.0), [T0 + 4 * H, T0 + 5 * H], None, trailing=True)]
     assert (
         _holes(
             TARGET, [{"start": T0.timestamp(), "sum": None, "state": None}], set(), T0, T0 + 2 * H

@@ -353,12 +353,19 @@ async def test_backfill_needs_the_start_before_the_end(
     assert "must be before the end" in str(caught.value)
 
 
-async def test_backfill_answers_what_it_imported(
+async def test_backfill_without_the_recorder_is_an_error(
     hass: HomeAssistant, local_meter: LocalMeter
 ) -> None:
-    """The action's response (without the recorder there is nothing to fill)."""
+    """Without the recorder there are no statistics to fill: the action says
+    so rather than answer that it imported nothing."""
     entry = await _load(hass, local_meter)
-    response = await hass.services.async_call(
-        DOMAIN, "backfill", {"config_entry_id": entry.entry_id}, blocking=True, return_response=True
-    )
-    assert response == {"hours": 0, "statistics": 0}
+    with pytest.raises(HomeAssistantError) as caught:
+        await hass.services.async_call(
+            DOMAIN,
+            "backfill",
+            {"config_entry_id": entry.entry_id},
+            blocking=True,
+            return_response=True,
+        )
+    assert caught.value.translation_key == "backfill_no_recorder"
+    assert "recorder" in str(caught.value)
