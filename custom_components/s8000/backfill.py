@@ -76,7 +76,7 @@ from homeassistant.util.unit_conversion import (
     ReactiveEnergyConverter,
 )
 
-from s8000_engine.client import IntervalRow, S8000Error
+from s8000_engine.client import NO_RECORD, IntervalRow, RowFlag, S8000Error
 
 from .const import DOMAIN, LOGGER, OPT_REVERSED
 from .counters import bound_volts, max_energy, max_kw
@@ -96,12 +96,6 @@ MEMORY: Final = timedelta(days=120)
 REGISTER_INDEX: Final = {key: index for index, (key, _) in enumerate(ENERGY_COUNTERS)}
 #: Energy (kWh) an inner hole may exceed its next row's change by (rounding).
 TOLERANCE: Final = 1e-6
-#: A 64-bit register of a record that holds no value ("not implemented").
-NO_RECORD: Final = 2**64 - 1
-#: Record flags (:class:`s8000_engine.storage.Flag`): the meter was off for
-#: part of the interval; its configuration changed during it.
-POWER_OFF: Final = 1
-CONFIGURATION_CHANGED: Final = 4
 #: The hours before now whose five-minute rows are read: the recorder
 #: compiles an hour's row a little after it ends, from them.
 COMPILING: Final = 2 * HOUR
@@ -686,7 +680,7 @@ def _fill(
             return None, None, 3600.0
         if isinstance(found, IntervalRow):
             registers, flags, seconds = found.registers, found.flags, float(found.seconds)
-            if not flags & POWER_OFF:
+            if not flags & RowFlag.POWER_OFF:
                 seconds = float(found.length)  # metered throughout
         else:
             registers, flags, seconds = found, 0, 3600.0
@@ -695,7 +689,7 @@ def _fill(
         value = registers[target.point - 1][index]
         if value == NO_RECORD:
             return None, "no record", seconds
-        if flags & CONFIGURATION_CHANGED:
+        if flags & RowFlag.CONFIG_CHANGED:
             return None, "configuration changed", seconds
         return value / 1e6, None, seconds  # mWh to kWh
 

@@ -20,7 +20,7 @@ from s8000_engine.exceptions import (
     S8000NotAnS8000,
     S8000WrongMeter,
 )
-from s8000_engine.protocol.intervals import IntervalRow
+from s8000_engine.protocol.intervals import NO_RECORD, IntervalRow, RowFlag
 from s8000_engine.protocol.sunspec import Service, Status
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_BAUDRATE",
     "DEFAULT_PARITY",
     "ENERGY_REGISTERS",
+    "NO_RECORD",
     "BackendName",
     "Identity",
     "IntervalMemory",
@@ -36,6 +37,7 @@ __all__ = [
     "MeterData",
     "PointData",
     "PulseData",
+    "RowFlag",
     "S8000BadData",
     "S8000Client",
     "S8000ConnectionError",

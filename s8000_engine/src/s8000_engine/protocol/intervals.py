@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntFlag
 from typing import Any, Final
 
-from s8000_engine.protocol.sunspec import DataType, encode
+from s8000_engine.protocol.sunspec import NOT_IMPLEMENTED, DataType, encode
 
 # -- interval memory over function 20 -------------------------------------------------------
 
@@ -45,6 +46,20 @@ def encode_row(record: Any, points: int) -> list[int]:
 
 #: The start word pair of a row where no interval is stored.
 NO_INTERVAL: Final = 0xFFFFFFFF
+#: A register of a row for a point the interval has no record of (SunSpec's
+#: "not implemented" for a 64-bit register).
+NO_RECORD: Final = NOT_IMPLEMENTED[DataType.UINT64]
+
+
+class RowFlag(IntFlag):
+    """Status flags of an interval record, as the meter keeps and serves them."""
+
+    POWER_OFF = 1
+    """The meter was not metering for part of the interval (outage, crash, start-up)."""
+    CLOCK_SET = 2
+    """The clock was stepped (set, or corrected by NTP) during the interval."""
+    CONFIG_CHANGED = 4
+    """The configuration changed during the interval."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +72,13 @@ class IntervalRow:
     """Seconds."""
     flags: int
     """Bit 0 power off, bit 1 clock set, bit 2 configuration changed
-    (:class:`s8000_engine.storage.Flag`)."""
+    (:class:`RowFlag`)."""
     seconds: int
     """Seconds of the interval the meter was metering."""
     registers: tuple[tuple[int, int, int, int], ...]
     """Per point (in point order), the registers at the interval's end in mWh
     (mvarh): kWh delivered, kWh received, kvarh delivered, kvarh received.
-    A point the interval has no record of reads 2^64 − 1 ("not implemented")."""
+    A point the interval has no record of reads :data:`NO_RECORD` (2^64 − 1)."""
 
     @property
     def end(self) -> int:

@@ -37,11 +37,11 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import IntFlag
 from pathlib import Path
 from typing import Any, Final, Self
 
 from s8000_engine.exceptions import StorageError
+from s8000_engine.protocol.intervals import RowFlag
 
 #: ``PRAGMA application_id`` of our databases: "S800".
 APPLICATION_ID: Final = 0x53383030
@@ -54,15 +54,9 @@ REGISTERS: Final = (*INTERVAL_REGISTERS, "q1", "q2", "q3", "q4")
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 
 
-class Flag(IntFlag):
-    """Status flags of an interval record."""
-
-    POWER_OFF = 1
-    """The meter was not metering for part of the interval (outage, crash, start-up)."""
-    CLOCK_SET = 2
-    """The clock was stepped (set, or corrected by NTP) during the interval."""
-    CONFIG_CHANGED = 4
-    """The configuration changed during the interval."""
+#: Status flags of an interval record: the protocol's (the rows served are
+#: the rows stored), so there is one definition of each bit.
+Flag = RowFlag
 
 
 @dataclass(slots=True)
