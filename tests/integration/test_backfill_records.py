@@ -30,6 +30,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
@@ -253,6 +254,29 @@ async def test_records_fill_the_hours_after_the_anchor(
     assert first is not None
     await _anchor(hass, entity_id, first / 1e6)
     assert await _backfill(hass, entry) == {"hours": HOURS - 1, "statistics": 1}
+    rows = _hourly(hass, entity_id)
+    hole = [START + k * HOUR for k in range(1, HOURS)]
+    assert [rows[h]["sum"] for h in hole] == pytest.approx(_expected_sums(seeded.ends, HOURS - 1))
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_the_automatic_backfill_continues_a_statistic_that_stopped_long_before(
+    hass: HomeAssistant, tmp_path: Path, started: list[LocalMeter]
+) -> None:
+    """Home Assistant's last reading is recent, but the statistic's rows
+    stopped hours before it: the hours after its last row are found all the
+    same (not only those since the last reading), and filled."""
+    seeded = seed(tmp_path)
+    entry = await _load(hass, seeded, started)
+    entity_id = _entity(hass)
+    first = seeded.ends[START + HOUR]
+    assert first is not None
+    await _anchor(hass, entity_id, first / 1e6)
+    scheduler = BackfillScheduler(hass, entry)
+    scheduler.request(dt_util.utcnow().timestamp())  # the last reading: now
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_recording_done(hass)
+    scheduler.shutdown()
     rows = _hourly(hass, entity_id)
     hole = [START + k * HOUR for k in range(1, HOURS)]
     assert [rows[h]["sum"] for h in hole] == pytest.approx(_expected_sums(seeded.ends, HOURS - 1))
