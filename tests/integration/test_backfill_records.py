@@ -37,7 +37,12 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
     statistics_during_period,
 )
 
-from custom_components.s8000.backfill import RETRY_DELAY, BackfillScheduler, async_backfill
+from custom_components.s8000.backfill import (
+    COOLDOWN,
+    RETRY_DELAY,
+    BackfillScheduler,
+    async_backfill,
+)
 from custom_components.s8000.const import DOMAIN
 from s8000_engine.client.client import connect_tcp
 from s8000_engine.storage.store import (
@@ -447,3 +452,30 @@ async def _recorded_end(meter: LocalMeter, end: datetime) -> int | None:
     async with connect_tcp(meter.host, meter.port) as client:
         rows = await client.read_intervals((end - HOUR).timestamp(), end.timestamp(), step=3600)
     return rows[0].registers[0][0] if rows else None
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_a_flapping_link_starts_one_backfill_per_cooldown(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    started: list[LocalMeter],
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """The meter comes back five times in a minute (a flapping link): one
+    backfill runs at once, one more after the cooldown for the rest."""
+    seeded = seed(tmp_path)
+    entry = await _load(hass, seeded, started)
+    progress = entry.runtime_data.backfill
+    runs: list[float | None] = []
+    progress.add_listener(lambda: runs.append(progress.progress))
+    scheduler = BackfillScheduler(hass, entry)
+    for _ in range(5):
+        scheduler.request(dt_util.utcnow().timestamp())
+        await hass.async_block_till_done(wait_background_tasks=True)
+        freezer.tick(timedelta(seconds=10))
+    assert runs.count(0.0) == 1  # a run starts at 0 %
+    freezer.tick(COOLDOWN)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert runs.count(0.0) == 2
+    scheduler.shutdown()
