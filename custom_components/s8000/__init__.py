@@ -142,7 +142,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> boo
     # Hours Home Assistant missed (it was down, or the meter did not answer)
     # are filled from the meter's records: now, and whenever the meter is back.
     scheduler = BackfillScheduler(hass, entry)
+    await scheduler.async_load()
     entry.async_on_unload(scheduler.shutdown)
+    entry.async_on_unload(scheduler.async_save)
 
     @callback
     def _recovered() -> None:

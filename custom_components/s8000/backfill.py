@@ -69,6 +69,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.recorder import get_instance
+from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 from homeassistant.util.unit_conversion import (
     BaseUnitConverter,
@@ -104,6 +105,8 @@ COOLDOWN: Final = timedelta(minutes=5)
 #: When, and how often, a hole the meter has not recorded yet is tried again.
 RETRY_DELAY: Final = timedelta(minutes=10)
 RETRIES: Final = 6
+#: The version of what the scheduler keeps on disk.
+STORAGE_VERSION: Final = 1
 #: The unit each energy counter's entity has, and its converter.
 _NATIVE: Final[dict[str, tuple[str, type[BaseUnitConverter]]]] = {
     "energy_delivered": (UnitOfEnergy.KILO_WATT_HOUR, EnergyConverter),
@@ -128,6 +131,9 @@ class BackfillResult:
     read: int = 0  # statistics rows read from the recorder to find the holes
     #: Whether a hole waits for records the meter has not made yet.
     pending: bool = False
+    #: Whether it could not run (no recorder, another one running, the
+    #: meter's records unreadable).
+    failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,12 +275,23 @@ class BackfillScheduler:
     (at most once per :data:`COOLDOWN`, however often the link flaps), and
     again while a hole waits for hours the meter has not recorded yet.
 
-    It logs what it could not do; the ``backfill`` action raises instead."""
+    It logs what it could not do; the ``backfill`` action raises instead.
+
+    The earliest "last reading" a request has asked to backfill from is kept
+    on disk until a backfill from it has run to its end: a restart, a reload
+    or a failed run in between would otherwise lose it, and the hours Home
+    Assistant compiled flat during the outage (before a last reading that
+    is now recent) would never be looked at again."""
 
     def __init__(self, hass: HomeAssistant, entry: S8000ConfigEntry) -> None:
         """Idle until asked."""
         self.hass = hass
         self.entry = entry
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.backfill"
+        )
+        #: The earliest "last reading" asked for and not yet backfilled from.
+        self._unfilled: float | None = None
         #: The earliest "last reading" of the requests not yet served.
         self._since: float | None = None
         self._asked = False
@@ -284,11 +301,29 @@ class BackfillScheduler:
             hass, LOGGER, cooldown=COOLDOWN.total_seconds(), immediate=True, function=self._start
         )
 
+    async def async_load(self) -> None:
+        """Take up what a previous run asked for and did not finish."""
+        stored = await self._store.async_load()
+        unfilled = (stored or {}).get("since")
+        self._unfilled = float(unfilled) if unfilled is not None else None
+
+    def _saved(self) -> dict[str, Any]:
+        return {"since": self._unfilled}
+
+    async def async_save(self) -> None:
+        """Write what is still to be backfilled now (on unload)."""
+        await self._store.async_save(self._saved())
+
     @callback
     def request(self, since: float | None) -> None:
         """Backfill what was missed since ``since`` (s since 1970: the last
         reading Home Assistant had; None: only what follows each statistic's
-        last row)."""
+        last row), and since what an unfinished earlier request asked for."""
+        if since is not None and (self._unfilled is None or since < self._unfilled):
+            self._unfilled = since
+            self._store.async_delay_save(self._saved, 0)
+        if self._unfilled is not None:
+            since = self._unfilled
         if since is not None:
             self._since = since if self._since is None else min(self._since, since)
         self._asked = True
@@ -310,6 +345,11 @@ class BackfillScheduler:
             self.entry,
             since=None if since is None else dt_util.utc_from_timestamp(since),
         )
+        if not result.failed and not result.pending and self._since is None:
+            # Done: nothing earlier is waiting (a request meanwhile would
+            # have set _since, and is served by the run it starts).
+            self._unfilled = None
+            self._store.async_delay_save(self._saved, 0)
         if not result.pending:
             return
         if self._retries >= RETRIES:
@@ -372,7 +412,7 @@ async def async_backfill(
                 translation_placeholders={"title": entry.title, **placeholders},
             )
         LOGGER.warning("%s: %s", entry.title, message)
-        return BackfillResult(0, 0)
+        return BackfillResult(0, 0, failed=True)
 
     if "recorder" not in hass.config.components:
         return fail("backfill_no_recorder", {}, "no recorder: nothing to backfill")

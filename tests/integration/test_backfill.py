@@ -404,3 +404,70 @@ async def test_hours_compiled_while_the_meter_was_away_are_replaced(
     assert result.hours == 0
     assert _hourly(hass, entity_id) == resumed
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_flat_hours_are_still_replaced_after_a_reload_cut_the_backfill_short(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, meter: LocalMeter, tmp_path: Path
+) -> None:
+    """As above, but the entry is unloaded (a reload, a restart) while the
+    backfill that follows the meter's return waits on the meter.  The next
+    setup's last reading is then recent, after the flat hours: the backfill
+    must still start from the reading before the outage, kept on disk."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SERIAL,
+        title=f"S8120-032 {SERIAL}",
+        data={CONF_TYPE: "tcp", CONF_HOST: meter.host, CONF_PORT: meter.port, CONF_UNIT_ID: 1},
+    )
+    entry.add_to_hass(hass)
+    freezer.move_to(await _meter_time(meter))
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "sensor", DOMAIN, f"{SERIAL}_point1_energy_delivered"
+    )
+    assert entity_id is not None
+    stopped = await _poll_a_minute(hass, freezer, entry, meter)
+    await _compile(hass, START, _period(stopped))
+
+    meter.stop()
+    started = BACK + timedelta(minutes=10)
+    freezer.move_to(started)
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    await _compile(hass, _period(stopped), _period(started))
+    gap = [START + HOUR * (i + 1) for i in range(25)]
+    assert {_hourly(hass, entity_id)[hour]["sum"] for hour in gap} == {
+        _hourly(hass, entity_id)[START]["sum"]
+    }
+
+    before_data = meter.data
+    meter.data = tmp_path / "after"
+    _seed_the_day(before_data, meter.data)
+    meter.options[meter.options.index("--start") + 1] = RESTART.isoformat()
+    meter.start()
+    freezer.move_to(await _meter_time(meter))
+    # The meter is back and the entry loads; its backfill starts, and the
+    # meter stops answering before it is done; then the entry is unloaded.
+    await hass.config_entries.async_reload(entry.entry_id)
+    assert entry.state is ConfigEntryState.LOADED
+    meter.pause()
+    try:
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+    finally:
+        meter.resume()
+    assert _hourly(hass, entity_id)[gap[-1]]["sum"] == _hourly(hass, entity_id)[START]["sum"]
+
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_recording_done(hass)
+    records = await _recorded(meter, START, BACK)
+    after = _hourly(hass, entity_id)
+    for hour in gap[1:]:
+        energy = after[hour]["sum"] - after[hour - HOUR]["sum"]
+        recorded = records[hour + HOUR][0][0] - records[hour][0][0]
+        assert energy == pytest.approx(recorded / 1e6, abs=1e-6), hour
+    assert await hass.config_entries.async_unload(entry.entry_id)
