@@ -305,16 +305,14 @@ async def _recorded(meter: LocalMeter, first: datetime, end: datetime) -> dict[d
     return {datetime.fromtimestamp(row.end, UTC): row.registers for row in rows}
 
 
-@pytest.mark.usefixtures("socket_enabled")
-async def test_hours_compiled_while_the_meter_was_away_are_replaced(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory, meter: LocalMeter, tmp_path: Path
-) -> None:
-    """Home Assistant comes back after a day down, before the meter answers.
-
-    Its recorder compiles the hours it missed from the last states it has:
-    flat rows, the sum standing still.  When the meter answers, the backfill
-    must take those rows for the hole they are, and replace every one of
-    them with the meter's own energy; the hour after keeps its own."""
+async def _outage(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, meter: LocalMeter
+) -> tuple[MockConfigEntry, datetime, datetime]:
+    """Home Assistant polls the meter for a minute in START's hour; then both
+    go down, and a day later Home Assistant starts first: the entry waits for
+    the meter, and the recorder's catch-up compile writes a flat row for every
+    hour missed, from the last state it had.  The entry, when polling
+    stopped, and when Home Assistant started again."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=SERIAL,
@@ -325,26 +323,44 @@ async def test_hours_compiled_while_the_meter_was_away_are_replaced(
     freezer.move_to(await _meter_time(meter))
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    registry = er.async_get(hass)
-    entity_ids = {
-        (point, key): registry.async_get_entity_id("sensor", DOMAIN, f"{SERIAL}_point{point}_{key}")
-        for point in range(1, POINTS + 1)
-        for key in ("energy_delivered", "energy_received")
-    }
     stopped = await _poll_a_minute(hass, freezer, entry, meter)
     await _compile(hass, START, _period(stopped))
-
-    # Home Assistant and the meter go down together; a day later Home
-    # Assistant starts first.  The meter does not answer: the entry waits.
     meter.stop()
     started = BACK + timedelta(minutes=10)
     freezer.move_to(started)
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.SETUP_RETRY
-    # The recorder's catch-up compile at start: a row for every hour missed,
-    # from the last state it had.
     await _compile(hass, _period(stopped), _period(started))
+    return entry, stopped, started
+
+
+def _meter_back(meter: LocalMeter, tmp_path: Path) -> None:
+    """The meter starts again, its memory holding the day it was down."""
+    before_data = meter.data
+    meter.data = tmp_path / "after"
+    _seed_the_day(before_data, meter.data)
+    meter.options[meter.options.index("--start") + 1] = RESTART.isoformat()
+    meter.start()
+
+
+@pytest.mark.usefixtures("socket_enabled")
+async def test_hours_compiled_while_the_meter_was_away_are_replaced(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, meter: LocalMeter, tmp_path: Path
+) -> None:
+    """Home Assistant comes back after a day down, before the meter answers.
+
+    Its recorder compiles the hours it missed from the last states it has:
+    flat rows, the sum standing still.  When the meter answers, the backfill
+    must take those rows for the hole they are, and replace every one of
+    them with the meter's own energy; the hour after keeps its own."""
+    entry, _, started = await _outage(hass, freezer, meter)
+    registry = er.async_get(hass)
+    entity_ids = {
+        (point, key): registry.async_get_entity_id("sensor", DOMAIN, f"{SERIAL}_point{point}_{key}")
+        for point in range(1, POINTS + 1)
+        for key in ("energy_delivered", "energy_received")
+    }
     gap = [START + HOUR * (i + 1) for i in range(25)]
     for (point, key), entity_id in entity_ids.items():
         assert entity_id is not None
@@ -354,11 +370,7 @@ async def test_hours_compiled_while_the_meter_was_away_are_replaced(
     before = {ids: _hourly(hass, ids) for ids in entity_ids.values() if ids is not None}
 
     # The meter answers, its memory holding the day; the entry's retry loads it.
-    before_data = meter.data
-    meter.data = tmp_path / "after"
-    _seed_the_day(before_data, meter.data)
-    meter.options[meter.options.index("--start") + 1] = RESTART.isoformat()
-    meter.start()
+    _meter_back(meter, tmp_path)
     back = await _meter_time(meter)
     freezer.move_to(back)
     async_fire_time_changed(hass, back)
@@ -414,40 +426,17 @@ async def test_flat_hours_are_still_replaced_after_a_reload_cut_the_backfill_sho
     backfill that follows the meter's return waits on the meter.  The next
     setup's last reading is then recent, after the flat hours: the backfill
     must still start from the reading before the outage, kept on disk."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=SERIAL,
-        title=f"S8120-032 {SERIAL}",
-        data={CONF_TYPE: "tcp", CONF_HOST: meter.host, CONF_PORT: meter.port, CONF_UNIT_ID: 1},
-    )
-    entry.add_to_hass(hass)
-    freezer.move_to(await _meter_time(meter))
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry, _, _ = await _outage(hass, freezer, meter)
     entity_id = er.async_get(hass).async_get_entity_id(
         "sensor", DOMAIN, f"{SERIAL}_point1_energy_delivered"
     )
     assert entity_id is not None
-    stopped = await _poll_a_minute(hass, freezer, entry, meter)
-    await _compile(hass, START, _period(stopped))
-
-    meter.stop()
-    started = BACK + timedelta(minutes=10)
-    freezer.move_to(started)
-    await hass.config_entries.async_reload(entry.entry_id)
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.SETUP_RETRY
-    await _compile(hass, _period(stopped), _period(started))
     gap = [START + HOUR * (i + 1) for i in range(25)]
     assert {_hourly(hass, entity_id)[hour]["sum"] for hour in gap} == {
         _hourly(hass, entity_id)[START]["sum"]
     }
 
-    before_data = meter.data
-    meter.data = tmp_path / "after"
-    _seed_the_day(before_data, meter.data)
-    meter.options[meter.options.index("--start") + 1] = RESTART.isoformat()
-    meter.start()
+    _meter_back(meter, tmp_path)
     freezer.move_to(await _meter_time(meter))
     # The meter is back and the entry loads; its backfill starts, and the
     # meter stops answering before it is done; then the entry is unloaded.

@@ -145,7 +145,7 @@ from s8000_engine.protocol.intervals import (
     row_words,
     rows_per_file,
 )
-from s8000_engine.protocol.regmap import Field, RegisterMap, sunspec_map
+from s8000_engine.protocol.regmap import Field, Placed, RegisterMap, sunspec_map
 from s8000_engine.protocol.sunspec import (
     BASE_ADDRESS,
     COMMON,
@@ -389,6 +389,25 @@ class S8000Client:
         self._serial = identity.serial
         return identity
 
+    async def _identified(self) -> tuple[RegisterMap, Identity]:
+        """The map and identity, identifying the meter first if there are none
+        (the lock held)."""
+        if self._regmap is None or self._identity is None:
+            await self._identify()
+        assert self._regmap is not None
+        assert self._identity is not None
+        return self._regmap, self._identity
+
+    async def _read_points(self, placed: Placed, names: Sequence[str], what: str) -> list[Any]:
+        """Points of one placed model, decoded, read in one request over the
+        span that holds them all."""
+        wanted = [placed.model.point(name) for name in names]
+        first = min(p.offset for p in wanted)
+        count = max(p.offset + p.size for p in wanted) - first
+        with _link(what):
+            words = await self.unit.read_holding_registers(placed.address + first, count)
+        return [decode(p.type, words[p.offset - first : p.offset - first + p.size]) for p in wanted]
+
     def _use(self, regmap: RegisterMap) -> None:
         """Plan the reads of a map: every field, over one readable range."""
         self._regmap = regmap
@@ -486,11 +505,7 @@ class S8000Client:
         if step is not None and step <= 0:
             raise ValueError(f"step: {step} is not a positive number of seconds")
         async with self._lock:
-            if self._regmap is None or self._identity is None:
-                await self._identify()
-            regmap, identity = self._regmap, self._identity
-            assert regmap is not None
-            assert identity is not None
+            regmap, identity = await self._identified()
             # Another meter of the same layout would hand over its records as
             # this one's: the serial is checked before the rows, and after.
             await self._confirm(regmap, identity, "read intervals")
@@ -525,14 +540,8 @@ class S8000Client:
     async def _confirm(self, regmap: RegisterMap, identity: Identity, what: str) -> None:
         """Check in one request that the meter answering is still ``identity``
         (its model and serial number): :class:`S8000WrongMeter` otherwise."""
-        common = regmap.placed("common")
-        wanted = [common.model.point(name) for name in ("Md", "SN")]
-        first = min(p.offset for p in wanted)
-        count = max(p.offset + p.size for p in wanted) - first
-        with _link(f"{what}: the meter's serial number"):
-            words = await self.unit.read_holding_registers(common.address + first, count)
-        code, serial = (
-            decode(p.type, words[p.offset - first : p.offset - first + p.size]) for p in wanted
+        code, serial = await self._read_points(
+            regmap.placed("common"), ("Md", "SN"), f"{what}: the meter's serial number"
         )
         if (code, serial) != (identity.model, identity.serial):
             raise S8000WrongMeter(identity.serial, f"{code} serial {serial}")
@@ -541,17 +550,11 @@ class S8000Client:
         self, regmap: RegisterMap
     ) -> tuple[int | None, int | None, int | None, int | None, int | None]:
         """IntLen, IntOldest, IntNewest, IntRowWords, IntRowsPerFile, read in one request."""
-        vendor = regmap.placed("s8000")
-        names = ("IntLen", "IntOldest", "IntNewest", "IntRowWords", "IntRowsPerFile")
-        wanted = [vendor.model.point(name) for name in names]
-        first = min(p.offset for p in wanted)
-        count = max(p.offset + p.size for p in wanted) - first
-        with _link("read intervals: the interval-memory pointers"):
-            words = await self.unit.read_holding_registers(vendor.address + first, count)
-        values = [
-            decode(p.type, words[p.offset - first : p.offset - first + p.size]) for p in wanted
-        ]
-        length, oldest, newest, width, per_file = values
+        length, oldest, newest, width, per_file = await self._read_points(
+            regmap.placed("s8000"),
+            ("IntLen", "IntOldest", "IntNewest", "IntRowWords", "IntRowsPerFile"),
+            "read intervals: the interval-memory pointers",
+        )
         return length, oldest, newest, width, per_file
 
     async def _read_run(
@@ -595,11 +598,7 @@ class S8000Client:
 
     async def _write(self, point: str, value: int) -> None:
         async with self._lock:
-            if self._regmap is None or self._identity is None:
-                await self._identify()
-            regmap, identity = self._regmap, self._identity
-            assert regmap is not None
-            assert identity is not None
+            regmap, identity = await self._identified()
             placed = regmap.placed("s8000")
             p = placed.model.point(point)
             if (
