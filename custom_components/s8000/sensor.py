@@ -28,6 +28,7 @@ from homeassistant.components.sensor import (
 from homeassistant.const import (
     PERCENTAGE,
     EntityCategory,
+    Platform,
     UnitOfApparentPower,
     UnitOfElectricCurrent,
     UnitOfElectricPotential,
@@ -39,17 +40,19 @@ from homeassistant.const import (
     UnitOfTime,
 )
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from s8000_engine.client import Identity, PointData, Service
 
-from .const import OPT_POINTS, OPT_PULSES, PULSE_KIND, PULSE_UNIT
+from .const import DOMAIN, OPT_POINTS, OPT_PULSES, PULSE_KIND, PULSE_UNIT
 from .entity import S8000Entity
 from .models import (
     BackfillProgress,
     Reading,
     S8000ConfigEntry,
+    entity_unique_id,
     point_key,
     points_in_use,
     pulse_key,
@@ -111,13 +114,18 @@ def _reactive_energy(key: str) -> S8000SensorEntityDescription[PointData]:
         native_unit_of_measurement=UnitOfReactiveEnergy.KILO_VOLT_AMPERE_REACTIVE_HOUR,
         state_class=SensorStateClass.TOTAL_INCREASING,
         suggested_display_precision=3,
+        entity_registry_enabled_default=False,
         guarded=True,
         value_fn=_total(key),
     )
 
 
 def _power(
-    key: str, value_fn: Callable[[Reading, PointData], Value], *, translated: bool = False
+    key: str,
+    value_fn: Callable[[Reading, PointData], Value],
+    *,
+    translated: bool = False,
+    enabled: bool = False,
 ) -> S8000SensorEntityDescription[PointData]:
     return S8000SensorEntityDescription(
         key=key,
@@ -126,6 +134,7 @@ def _power(
         native_unit_of_measurement=UnitOfPower.WATT,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
+        entity_registry_enabled_default=enabled,
         value_fn=value_fn,
     )
 
@@ -173,9 +182,10 @@ POINT_SENSORS: Final[tuple[S8000SensorEntityDescription[PointData], ...]] = (
     _energy("energy_received"),
     _reactive_energy("reactive_energy_delivered"),
     _reactive_energy("reactive_energy_received"),
-    _power("power", lambda _, point: point.w),
+    _power("power", lambda _, point: point.w, enabled=True),
     S8000SensorEntityDescription(
         key="reactive_power",
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.REACTIVE_POWER,
         native_unit_of_measurement=UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
         state_class=SensorStateClass.MEASUREMENT,
@@ -184,6 +194,7 @@ POINT_SENSORS: Final[tuple[S8000SensorEntityDescription[PointData], ...]] = (
     ),
     S8000SensorEntityDescription(
         key="apparent_power",
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.APPARENT_POWER,
         native_unit_of_measurement=UnitOfApparentPower.VOLT_AMPERE,
         state_class=SensorStateClass.MEASUREMENT,
@@ -192,6 +203,7 @@ POINT_SENSORS: Final[tuple[S8000SensorEntityDescription[PointData], ...]] = (
     ),
     S8000SensorEntityDescription(
         key="power_factor",
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.POWER_FACTOR,
         native_unit_of_measurement=PERCENTAGE,
         state_class=SensorStateClass.MEASUREMENT,
@@ -200,6 +212,7 @@ POINT_SENSORS: Final[tuple[S8000SensorEntityDescription[PointData], ...]] = (
     ),
     S8000SensorEntityDescription(
         key="current",
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.CURRENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         state_class=SensorStateClass.MEASUREMENT,
@@ -218,6 +231,7 @@ POINT_SENSORS: Final[tuple[S8000SensorEntityDescription[PointData], ...]] = (
     S8000SensorEntityDescription(
         key="ct_primary",
         translation_key="ct_primary",
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.CURRENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         entity_category=EntityCategory.DIAGNOSTIC,
@@ -261,6 +275,7 @@ def _voltage(phase: str) -> S8000SensorEntityDescription[Identity]:
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
+        entity_registry_enabled_default=False,
         exists_fn=lambda identity: phase in _voltages(identity)[0],
         value_fn=lambda reading, _: reading.meter_data.voltage.get(phase),
     )
@@ -291,6 +306,7 @@ METER_SENSORS: Final[tuple[S8000SensorEntityDescription[Identity], ...]] = (
     *(_line_voltage(pair) for pair in ("AB", "BC", "CA")),
     S8000SensorEntityDescription(
         key="frequency",
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.FREQUENCY,
         native_unit_of_measurement=UnitOfFrequency.HERTZ,
         state_class=SensorStateClass.MEASUREMENT,
@@ -346,9 +362,16 @@ def _pulse_total(reading: Reading, number: int) -> float | None:
     return None if total is None else round(total, 6)
 
 
+def pulse_described(options: Mapping[str, str]) -> bool:
+    """Whether the options say what a pulse input counts.  A bare count is
+    what they say of an input nobody has described (the options form's
+    default), so it stays disabled, like an input with nothing wired."""
+    return options.get(PULSE_KIND, "count") != "count"
+
+
 def pulse_sensor(number: int, options: Mapping[str, str]) -> S8000SensorEntityDescription[int]:
     """Pulse input ``number``, counted as water, gas, energy or plain pulses
-    in the unit the options give it."""
+    in the unit the options give it; enabled once the options describe it."""
     kind = options.get(PULSE_KIND, "count")
     device_class = PULSE_DEVICE_CLASSES.get(kind)
     return S8000SensorEntityDescription(
@@ -358,6 +381,7 @@ def pulse_sensor(number: int, options: Mapping[str, str]) -> S8000SensorEntityDe
         device_class=device_class,
         native_unit_of_measurement=(options.get(PULSE_UNIT) or None) if device_class else None,
         state_class=SensorStateClass.TOTAL_INCREASING,
+        entity_registry_enabled_default=pulse_described(options),
         guarded=True,
         value_fn=_pulse_total,
     )
@@ -386,11 +410,35 @@ async def async_setup_entry(
     )
     entities.append(S8000BackfillSensor(entry, BACKFILL_SENSOR))
     pulses = entry.options.get(OPT_PULSES, {})
+    _enable_described_pulses(hass, entry, pulses)
     entities.extend(
         S8000PulseSensor(entry, pulse_sensor(number, pulses.get(str(number), {})), number)
         for number in PULSE_INPUTS
     )
     async_add_entities(entities)
+
+
+def _enable_described_pulses(
+    hass: HomeAssistant, entry: S8000ConfigEntry, pulses: Mapping[str, Mapping[str, str]]
+) -> None:
+    """Enable a pulse input the options have come to describe.  Its entity
+    was registered disabled while nothing said what it counts, and the
+    registry keeps that: the default applies only to a new entity.  A user's
+    own choice (disabled by the user) is left alone."""
+    registry = er.async_get(hass)
+    for number in PULSE_INPUTS:
+        if not pulse_described(pulses.get(str(number), {})):
+            continue
+        unique_id = entity_unique_id(entry.runtime_data.identity.serial, f"pulse_{number}")
+        entity_id = registry.async_get_entity_id(Platform.SENSOR, DOMAIN, unique_id)
+        if entity_id is None:
+            continue
+        registered = registry.async_get(entity_id)
+        if (
+            registered is not None
+            and registered.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+        ):
+            registry.async_update_entity(entity_id, disabled_by=None)
 
 
 class S8000Sensor[SourceT](S8000Entity, SensorEntity):
