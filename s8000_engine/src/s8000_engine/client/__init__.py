@@ -9,8 +9,24 @@ checked by import-linter in ``scripts/test``: nothing here imports
 
 from __future__ import annotations
 
-from s8000_engine.client.client import BACKENDS, BackendName, S8000Client, connect_tcp
-from s8000_engine.client.data import Identity, IntervalMemory, MeterData, PointData, PulseData
+from s8000_engine.client.client import (
+    BACKENDS,
+    FRAME_COST_RTU,
+    FRAME_COST_TCP,
+    BackendName,
+    S8000Client,
+    connect_tcp,
+)
+from s8000_engine.client.data import (
+    Identity,
+    IntervalMemory,
+    MeterData,
+    MeterValue,
+    PointData,
+    PointValue,
+    PulseData,
+    Selection,
+)
 from s8000_engine.const import ENERGY_REGISTERS
 from s8000_engine.exceptions import (
     S8000BadData,
@@ -26,12 +42,16 @@ from s8000_engine.protocol.sunspec import Service, Status
 __all__ = [
     "BACKENDS",
     "ENERGY_REGISTERS",
+    "FRAME_COST_RTU",
+    "FRAME_COST_TCP",
     "BackendName",
     "Identity",
     "IntervalMemory",
     "IntervalRow",
     "MeterData",
+    "MeterValue",
     "PointData",
+    "PointValue",
     "PulseData",
     "S8000BadData",
     "S8000Client",
@@ -40,6 +60,7 @@ __all__ = [
     "S8000MapChanged",
     "S8000NotAnS8000",
     "S8000WrongMeter",
+    "Selection",
     "Service",
     "Status",
     "connect_tcp",
