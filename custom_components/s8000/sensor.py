@@ -49,6 +49,7 @@ from s8000_engine.client import Identity, PointData, Service
 from .const import DOMAIN, OPT_POINTS, OPT_PULSES, PULSE_KIND, PULSE_UNIT
 from .entity import S8000Entity
 from .models import (
+    ENERGY_COUNTERS,
     BackfillProgress,
     Reading,
     S8000ConfigEntry,
@@ -60,6 +61,8 @@ from .models import (
 
 # Coordinator-driven: the readings poll updates every entity at once.
 PARALLEL_UPDATES = 0
+#: The register (a PointData attribute) of each energy counter, by key.
+COUNTER_REGISTERS: Final = dict(ENERGY_COUNTERS)
 
 type Value = float | datetime | None
 
@@ -76,6 +79,10 @@ class S8000SensorEntityDescription[SourceT](SensorEntityDescription):
     #: A guarded total (see :mod:`.counters`): unavailable, not unknown, while
     #: the guard holds it.
     guarded: bool = False
+    #: What the poll reads for it: the :class:`~s8000_engine.client.PointData`
+    #: or :class:`~s8000_engine.client.MeterData` values it shows.  The poll
+    #: reads only what the enabled sensors ask for.
+    reads: tuple[str, ...] = ()
 
 
 def _total(key: str) -> Callable[[Reading, PointData], Value]:
@@ -102,6 +109,7 @@ def _energy(key: str) -> S8000SensorEntityDescription[PointData]:
         state_class=SensorStateClass.TOTAL_INCREASING,
         suggested_display_precision=3,
         guarded=True,
+        reads=(COUNTER_REGISTERS[key],),
         value_fn=_total(key),
     )
 
@@ -116,6 +124,7 @@ def _reactive_energy(key: str) -> S8000SensorEntityDescription[PointData]:
         suggested_display_precision=3,
         entity_registry_enabled_default=False,
         guarded=True,
+        reads=(COUNTER_REGISTERS[key],),
         value_fn=_total(key),
     )
 
@@ -123,6 +132,7 @@ def _reactive_energy(key: str) -> S8000SensorEntityDescription[PointData]:
 def _power(
     key: str,
     value_fn: Callable[[Reading, PointData], Value],
+    reads: str,
     *,
     translated: bool = False,
     enabled: bool = False,
@@ -135,6 +145,7 @@ def _power(
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
         entity_registry_enabled_default=enabled,
+        reads=(reads,),
         value_fn=value_fn,
     )
 
@@ -160,6 +171,7 @@ def _phase_sensors(phase: str) -> tuple[S8000SensorEntityDescription[PointData],
             suggested_display_precision=0,
             entity_registry_enabled_default=False,
             exists_fn=has_phase,
+            reads=("phase_w",),
             value_fn=lambda _, point: point.phase_w.get(phase),
         ),
         S8000SensorEntityDescription(
@@ -172,6 +184,7 @@ def _phase_sensors(phase: str) -> tuple[S8000SensorEntityDescription[PointData],
             suggested_display_precision=2,
             entity_registry_enabled_default=False,
             exists_fn=has_phase,
+            reads=("phase_a",),
             value_fn=lambda _, point: point.phase_a.get(phase),
         ),
     )
@@ -182,7 +195,7 @@ POINT_SENSORS: Final[tuple[S8000SensorEntityDescription[PointData], ...]] = (
     _energy("energy_received"),
     _reactive_energy("reactive_energy_delivered"),
     _reactive_energy("reactive_energy_received"),
-    _power("power", lambda _, point: point.w, enabled=True),
+    _power("power", lambda _, point: point.w, "w", enabled=True),
     S8000SensorEntityDescription(
         key="reactive_power",
         entity_registry_enabled_default=False,
@@ -190,6 +203,7 @@ POINT_SENSORS: Final[tuple[S8000SensorEntityDescription[PointData], ...]] = (
         native_unit_of_measurement=UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
+        reads=("var",),
         value_fn=lambda _, point: point.var,
     ),
     S8000SensorEntityDescription(
@@ -199,6 +213,7 @@ POINT_SENSORS: Final[tuple[S8000SensorEntityDescription[PointData], ...]] = (
         native_unit_of_measurement=UnitOfApparentPower.VOLT_AMPERE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
+        reads=("va",),
         value_fn=lambda _, point: point.va,
     ),
     S8000SensorEntityDescription(
@@ -208,6 +223,7 @@ POINT_SENSORS: Final[tuple[S8000SensorEntityDescription[PointData], ...]] = (
         native_unit_of_measurement=PERCENTAGE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
+        reads=("pf",),
         value_fn=lambda _, point: _percent(point.pf),
     ),
     S8000SensorEntityDescription(
@@ -217,15 +233,17 @@ POINT_SENSORS: Final[tuple[S8000SensorEntityDescription[PointData], ...]] = (
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=2,
+        reads=("a",),
         value_fn=lambda _, point: point.a,
     ),
-    _power("demand", lambda _, point: point.demand_w, translated=True),
-    _power("peak_demand", lambda _, point: point.peak_demand_w, translated=True),
+    _power("demand", lambda _, point: point.demand_w, "demand_w", translated=True),
+    _power("peak_demand", lambda _, point: point.peak_demand_w, "peak_demand_w", translated=True),
     S8000SensorEntityDescription(
         key="peak_demand_time",
         translation_key="peak_demand_time",
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_registry_enabled_default=False,
+        reads=("peak_demand_time",),
         value_fn=lambda _, point: _timestamp(point.peak_demand_time),
     ),
     S8000SensorEntityDescription(
@@ -235,6 +253,7 @@ POINT_SENSORS: Final[tuple[S8000SensorEntityDescription[PointData], ...]] = (
         device_class=SensorDeviceClass.CURRENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         entity_category=EntityCategory.DIAGNOSTIC,
+        reads=("ct_primary_a",),
         value_fn=lambda _, point: point.ct_primary_a,
     ),
     *_phase_sensors("A"),
@@ -277,6 +296,7 @@ def _voltage(phase: str) -> S8000SensorEntityDescription[Identity]:
         suggested_display_precision=1,
         entity_registry_enabled_default=False,
         exists_fn=lambda identity: phase in _voltages(identity)[0],
+        reads=("voltage",),
         value_fn=lambda reading, _: reading.meter_data.voltage.get(phase),
     )
 
@@ -293,6 +313,7 @@ def _line_voltage(pair: str) -> S8000SensorEntityDescription[Identity]:
         suggested_display_precision=1,
         entity_registry_enabled_default=False,
         exists_fn=lambda identity: pair in _voltages(identity)[1],
+        reads=("line_voltage",),
         value_fn=lambda reading, _: reading.meter_data.line_voltage.get(pair),
     )
 
@@ -311,6 +332,7 @@ METER_SENSORS: Final[tuple[S8000SensorEntityDescription[Identity], ...]] = (
         native_unit_of_measurement=UnitOfFrequency.HERTZ,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=2,
+        reads=("frequency",),
         value_fn=lambda reading, _: reading.meter_data.frequency,
     ),
     S8000SensorEntityDescription(
@@ -321,6 +343,7 @@ METER_SENSORS: Final[tuple[S8000SensorEntityDescription[Identity], ...]] = (
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
         entity_category=EntityCategory.DIAGNOSTIC,
+        reads=("utc",),
         value_fn=_clock_offset,
     ),
     S8000SensorEntityDescription(
@@ -329,6 +352,7 @@ METER_SENSORS: Final[tuple[S8000SensorEntityDescription[Identity], ...]] = (
         state_class=SensorStateClass.MEASUREMENT,
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
+        reads=("intervals",),
         value_fn=lambda reading, _: reading.meter_data.intervals.count,
     ),
 )
@@ -383,6 +407,7 @@ def pulse_sensor(number: int, options: Mapping[str, str]) -> S8000SensorEntityDe
         state_class=SensorStateClass.TOTAL_INCREASING,
         entity_registry_enabled_default=pulse_described(options),
         guarded=True,
+        reads=("pulses",),
         value_fn=_pulse_total,
     )
 
@@ -445,6 +470,17 @@ class S8000Sensor[SourceT](S8000Entity, SensorEntity):
     """A sensor whose value is read from what it belongs to (its source)."""
 
     entity_description: S8000SensorEntityDescription[SourceT]
+
+    def __init__(
+        self,
+        entry: S8000ConfigEntry,
+        description: S8000SensorEntityDescription[SourceT],
+        *,
+        point: int | None = None,
+    ) -> None:
+        """Set up the sensor; its context tells the poll what to read for it."""
+        super().__init__(entry, description, point=point)
+        self.coordinator_context = (point, description.reads)
 
     @abstractmethod
     def _source(self) -> SourceT | None:

@@ -10,10 +10,18 @@ from pathlib import Path
 
 import pytest
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_DEVICE, CONF_TYPE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.s8000.const import OPT_PULSES
+from custom_components.s8000.const import (
+    CONF_BAUDRATE,
+    CONF_PARITY,
+    CONF_UNIT_ID,
+    DOMAIN,
+    OPT_PULSES,
+)
 
 from .conftest import SERIAL, LocalMeter, free_port, seed_store, tcp_entry
 
@@ -128,3 +136,81 @@ async def test_a_pulse_input_described_from_the_start_is_enabled(
     entities = _by_key(hass, entry.entry_id)
     assert entities["pulse_2"].disabled_by is None
     assert entities["pulse_1"].disabled_by is er.RegistryEntryDisabler.INTEGRATION
+
+
+async def test_a_poll_reads_only_what_the_enabled_entities_need(
+    hass: HomeAssistant, local_meter: LocalMeter
+) -> None:
+    """The first poll, at setup, reads the whole map; the next ones what the
+    enabled entities show and what the guards need, in fewer requests.
+    Enabling an entity makes the polls read its value too."""
+    entry = tcp_entry(local_meter)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = entry.runtime_data.coordinator
+    assert coordinator.transactions == 10  # the whole map: ceil(1157 / 125)
+    whole = coordinator.data.meter_data
+    await coordinator.async_refresh()
+    assert coordinator.last_update_success
+    data = coordinator.data.meter_data
+    assert coordinator.transactions < 10
+    assert len(data.raw) < len(whole.raw) / 4
+    for point in data.points:
+        assert point.kwh_delivered is not None
+        assert point.kwh_received is not None
+        assert point.w is not None
+        assert point.ct_primary_a is not None  # the guards' rate bound
+        assert point.var is None
+        assert point.kvarh_delivered is None
+    assert data.utc is not None
+    assert data.voltage["A"] is not None  # the guards' rate bound, too
+    assert data.frequency is None
+    assert data.pulses[0].value is None
+    for key in ("point3_energy_delivered", "point3_power", "clock_offset"):
+        state = hass.states.get(_by_key(hass, entry.entry_id)[key].entity_id)
+        assert state is not None
+        assert state.state not in ("unknown", "unavailable"), key
+
+    registry = er.async_get(hass)
+    reactive = _by_key(hass, entry.entry_id)["point3_reactive_energy_delivered"]
+    registry.async_update_entity(reactive.entity_id, disabled_by=None)
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = entry.runtime_data.coordinator
+    await coordinator.async_refresh()
+    data = coordinator.data.meter_data
+    assert data.point(3).kvarh_delivered is not None
+    assert data.point(4).kvarh_delivered is None
+    state = hass.states.get(reactive.entity_id)
+    assert state is not None
+    assert float(state.state) >= 0
+
+
+async def test_an_rs485_poll_reads_fewer_registers(
+    hass: HomeAssistant, serial_meter: LocalMeter
+) -> None:
+    """Over RS-485 the reads are planned for the wire: more, shorter requests,
+    far fewer registers than the whole map."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=SERIAL,
+        data={
+            CONF_TYPE: "serial",
+            CONF_DEVICE: serial_meter.device,
+            CONF_BAUDRATE: 19200,
+            CONF_PARITY: "none",
+            CONF_UNIT_ID: 7,
+        },
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = entry.runtime_data.coordinator
+    whole = coordinator.data.meter_data
+    await coordinator.async_refresh()
+    assert coordinator.last_update_success
+    data = coordinator.data.meter_data
+    assert len(data.raw) < len(whole.raw) / 4
+    assert [p.kwh_delivered is not None and p.w is not None for p in data.points] == [True] * 8
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 import pytest
@@ -258,8 +259,8 @@ async def test_voltage_sensors_follow_the_wiring_not_the_first_poll(
     or a fuse is out) still gets the voltage sensors its service measures."""
     read = S8000Client.read
 
-    async def without_voltage(client: S8000Client) -> MeterData:
-        data = await read(client)
+    async def without_voltage(client: S8000Client, *args: Any, **kwargs: Any) -> MeterData:
+        data = await read(client, *args, **kwargs)
         return dataclasses.replace(
             data,
             voltage=dict.fromkeys(data.voltage),

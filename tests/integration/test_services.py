@@ -283,7 +283,7 @@ async def test_send_data(
     hass: HomeAssistant, reporting_meter: LocalMeter, report_host: ReportHost
 ) -> None:
     """Send reaches the meter: it reports its interval memory to its host."""
-    entry = await _load(hass, reporting_meter)
+    entry = await _load(hass, reporting_meter, "stored_intervals")
     coordinator = entry.runtime_data.coordinator
     deadline = time.monotonic() + 30
     while not coordinator.data.meter_data.intervals.count:
