@@ -106,10 +106,11 @@ def _counters_read(selection: Selection | None) -> dict[int, frozenset[str]]:
 
 
 class S8000ReadingsCoordinator(S8000Coordinator):
-    """Reads the whole register map, and guards the energy counters.
+    """Reads the meter, and guards the energy counters.
 
-    One poll is one read of the map in 125-register blocks, the fewest the
-    map allows (10 for eight points, 26 for 24).  A poll that fails is tried
+    The first poll reads the whole map in 125-register blocks (10 for eight
+    points, 26 for 24); the next ones what the entities listening need
+    (:meth:`_wanted`), planned for the link.  A poll that fails is tried
     once more before the entities go unavailable, so a single lost frame on
     a busy bus does not blank them; Home Assistant logs the meter going away
     once, and its return once."""
