@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 from homeassistant.config_entries import ConfigEntryState
@@ -179,11 +180,11 @@ async def _polls(hass: HomeAssistant, entry: MockConfigEntry, polls: int) -> HaP
     read_wall: list[float] = []
     read_cpu: list[float] = []
 
-    async def timed_read() -> MeterData:
+    async def timed_read(*args: Any, **kwargs: Any) -> MeterData:
         began_cpu = time.process_time()
         began = time.perf_counter()
         try:
-            return await read()
+            return await read(*args, **kwargs)
         finally:
             read_wall.append((time.perf_counter() - began) * 1000)
             read_cpu.append((time.process_time() - began_cpu) * 1000)

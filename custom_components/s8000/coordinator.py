@@ -14,7 +14,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Final, override
 
-from homeassistant.core import HomeAssistant
+from homeassistant.const import CONF_TYPE
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
@@ -22,6 +23,8 @@ from homeassistant.helpers.update_coordinator import UpdateFailed
 from homeassistant.util import dt as dt_util
 
 from s8000_engine.client import (
+    FRAME_COST_RTU,
+    FRAME_COST_TCP,
     MeterData,
     S8000BadData,
     S8000Client,
@@ -29,10 +32,11 @@ from s8000_engine.client import (
     S8000Error,
     S8000MapChanged,
     S8000WrongMeter,
+    Selection,
 )
 
 from . import repairs
-from .const import DOMAIN, LOGGER, OPT_REVERSED
+from .const import DOMAIN, LOGGER, OPT_REVERSED, TYPE_SERIAL
 from .counters import CounterGuard, Outcome, Verdict, bound_volts, max_kw
 from .direction import DirectionWatch, apply_reversal, option_points
 from .models import (
@@ -50,6 +54,12 @@ SAVE_DELAY: Final = 30.0
 SILENT_GRACE: Final = timedelta(minutes=1)
 #: ... and how far apart its polls may move after that.
 BACKOFF_MAX: Final = timedelta(minutes=5)
+#: What every poll reads, whichever entities are enabled: the meter clock
+#: (the clock repair, the guards' time) and the voltages (the guards' rate
+#: bound follows them on a service with PTs); per point both energy
+#: registers and the CT rating (the guards, the reversed-CT check).
+POLL_METER: Final = ("utc", "voltage", "line_voltage")
+POLL_POINT: Final = ("kwh_delivered", "kwh_received", "ct_primary_a")
 
 
 def _update_failed(err: S8000Error, retry_after: float | None = None) -> UpdateFailed:
@@ -76,11 +86,26 @@ def _silent(err: S8000Error) -> bool:
     return isinstance(err, S8000ConnectionError) and err.exception_code is None
 
 
-class S8000ReadingsCoordinator(S8000Coordinator):
-    """Reads the whole register map, and guards the energy counters.
+def _counters_read(selection: Selection | None) -> dict[int, frozenset[str]]:
+    """The counters a read of ``selection`` reads, by point number; 0 holds
+    ``pulses`` when it reads the pulse inputs.  Empty for the whole map: a
+    point (or 0) missing from it reads every counter."""
+    if selection is None:
+        return {}
+    counted = {
+        number: frozenset(name for name, attribute in ENERGY_COUNTERS if attribute in values)
+        for number, values in selection.points
+    }
+    counted[0] = frozenset({"pulses"} & selection.meter)
+    return counted
 
-    One poll is one read of the map in 125-register blocks, the fewest the
-    map allows (10 for eight points, 26 for 24).  A poll that fails is tried
+
+class S8000ReadingsCoordinator(S8000Coordinator):
+    """Reads the meter, and guards the energy counters.
+
+    The first poll reads the whole map in 125-register blocks (10 for eight
+    points, 26 for 24); the next ones what the entities listening need
+    (:meth:`_wanted`), planned for the link.  A poll that fails is tried
     once more before the entities go unavailable, so a single lost frame on
     a busy bus does not blank them; Home Assistant logs the meter going away
     once, and its return once.
@@ -127,6 +152,56 @@ class S8000ReadingsCoordinator(S8000Coordinator):
         #: Since when the meter has not answered (None: it answered last).
         self.silent_since: datetime | None = None
         self._backoff: timedelta | None = None
+        #: What a poll reads, planned from the entities listening (None: not yet).
+        self._selection: Selection | None = None
+        #: The counters the last read read, by point (0: the pulse inputs),
+        #: and the selection that read them.
+        self._counted_in: Selection | None = None
+        self._counted: dict[int, frozenset[str]] = _counters_read(None)
+
+    @override
+    def async_add_listener(
+        self, update_callback: CALLBACK_TYPE, context: Any = None
+    ) -> Callable[[], None]:
+        """Follow the entities: one added (enabled) or removed (disabled, or
+        the entry unloading) changes what the next poll reads."""
+        remove = super().async_add_listener(update_callback, context)
+        self._selection = None
+
+        def remove_listener() -> None:
+            remove()
+            self._selection = None
+
+        return remove_listener
+
+    def _wanted(self) -> Selection | None:
+        """What the next poll reads: what the entities listening need (their
+        context is (point or None, the values they show)) and what the
+        guards, the clock repair and the reversed-CT check need.  None (the
+        whole map) until entities listen: the first poll, at setup."""
+        if self._selection is None and self._listeners:
+            identity = self.client.identity
+            points: dict[int, set[Any]] = {
+                n: set(POLL_POINT) for n in range(1, (identity.points if identity else 0) + 1)
+            }
+            meter: set[Any] = set(POLL_METER)
+            for context in self.async_contexts():
+                point, values = context if isinstance(context, tuple) else (None, ())
+                (meter if point is None else points.setdefault(point, set())).update(values)
+            self._selection = Selection.of(meter, points)
+        return self._selection
+
+    async def _read(self) -> MeterData:
+        """One read of what the poll needs, planned for the link."""
+        serial = self.config_entry.data.get(CONF_TYPE) == TYPE_SERIAL
+        selection = self._wanted()
+        data = await self.client.read(
+            selection, frame_cost=FRAME_COST_RTU if serial else FRAME_COST_TCP
+        )
+        if selection is not self._counted_in:
+            self._counted_in = selection
+            self._counted = _counters_read(selection)
+        return data
 
     async def async_load_counters(self) -> None:
         """Load the guards' state kept from the last run."""
@@ -161,13 +236,13 @@ class S8000ReadingsCoordinator(S8000Coordinator):
         its counters."""
         try:
             try:
-                data = await self.client.read()
+                data = await self._read()
             except (S8000ConnectionError, S8000BadData, S8000MapChanged) as err:
                 if self.silent_since is not None and _silent(err):
                     raise  # still silent: one timeout per poll is enough
                 # One lost frame on a busy bus should not blank every entity.
                 LOGGER.debug("%s: %s; trying once more", self.name, err)
-                data = await self.client.read()
+                data = await self._read()
         except S8000Error as err:
             if isinstance(err, S8000WrongMeter):
                 repairs.async_wrong_meter(self.hass, self.config_entry, err.found)
@@ -223,6 +298,9 @@ class S8000ReadingsCoordinator(S8000Coordinator):
             rebase = point.number in self._rebase
             for name, attribute in ENERGY_COUNTERS:
                 key = point_key(point.number, name)
+                counted = self._counted.get(point.number)
+                if counted is not None and name not in counted:
+                    continue  # not read: no entity shows it
                 if rebase:
                     self.guard.rebase(key, getattr(point, attribute), utc)
                 verdict = self.guard.check(key, getattr(point, attribute), utc, bound)
@@ -236,7 +314,7 @@ class S8000ReadingsCoordinator(S8000Coordinator):
                         key, verdict, translation_key, {"point": str(point.number), "counter": name}
                     )
         self._rebase = set()
-        for pulse in data.pulses:
+        for pulse in data.pulses if self._counted.get(0, True) else ():
             key = pulse_key(pulse.number)
             # A pulse input has no rating to bound it: only a step down is caught.
             verdict = self.guard.check(key, pulse.value, utc, None)

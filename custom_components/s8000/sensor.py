@@ -28,6 +28,7 @@ from homeassistant.components.sensor import (
 from homeassistant.const import (
     PERCENTAGE,
     EntityCategory,
+    Platform,
     UnitOfApparentPower,
     UnitOfElectricCurrent,
     UnitOfElectricPotential,
@@ -39,17 +40,20 @@ from homeassistant.const import (
     UnitOfTime,
 )
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from s8000_engine.client import Identity, PointData, Service
 
-from .const import OPT_POINTS, OPT_PULSES, PULSE_KIND, PULSE_UNIT
+from .const import DOMAIN, OPT_POINTS, OPT_PULSES, PULSE_KIND, PULSE_UNIT
 from .entity import S8000Entity
 from .models import (
+    ENERGY_COUNTERS,
     BackfillProgress,
     Reading,
     S8000ConfigEntry,
+    entity_unique_id,
     point_key,
     points_in_use,
     pulse_key,
@@ -57,6 +61,8 @@ from .models import (
 
 # Coordinator-driven: the readings poll updates every entity at once.
 PARALLEL_UPDATES = 0
+#: The register (a PointData attribute) of each energy counter, by key.
+COUNTER_REGISTERS: Final = dict(ENERGY_COUNTERS)
 
 type Value = float | datetime | None
 
@@ -73,6 +79,10 @@ class S8000SensorEntityDescription[SourceT](SensorEntityDescription):
     #: A guarded total (see :mod:`.counters`): unavailable, not unknown, while
     #: the guard holds it.
     guarded: bool = False
+    #: What the poll reads for it: the :class:`~s8000_engine.client.PointData`
+    #: or :class:`~s8000_engine.client.MeterData` values it shows.  The poll
+    #: reads only what the enabled sensors ask for.
+    reads: tuple[str, ...] = ()
 
 
 def _total(key: str) -> Callable[[Reading, PointData], Value]:
@@ -99,6 +109,7 @@ def _energy(key: str) -> S8000SensorEntityDescription[PointData]:
         state_class=SensorStateClass.TOTAL_INCREASING,
         suggested_display_precision=3,
         guarded=True,
+        reads=(COUNTER_REGISTERS[key],),
         value_fn=_total(key),
     )
 
@@ -111,13 +122,20 @@ def _reactive_energy(key: str) -> S8000SensorEntityDescription[PointData]:
         native_unit_of_measurement=UnitOfReactiveEnergy.KILO_VOLT_AMPERE_REACTIVE_HOUR,
         state_class=SensorStateClass.TOTAL_INCREASING,
         suggested_display_precision=3,
+        entity_registry_enabled_default=False,
         guarded=True,
+        reads=(COUNTER_REGISTERS[key],),
         value_fn=_total(key),
     )
 
 
 def _power(
-    key: str, value_fn: Callable[[Reading, PointData], Value], *, translated: bool = False
+    key: str,
+    value_fn: Callable[[Reading, PointData], Value],
+    reads: str,
+    *,
+    translated: bool = False,
+    enabled: bool = False,
 ) -> S8000SensorEntityDescription[PointData]:
     return S8000SensorEntityDescription(
         key=key,
@@ -126,6 +144,8 @@ def _power(
         native_unit_of_measurement=UnitOfPower.WATT,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
+        entity_registry_enabled_default=enabled,
+        reads=(reads,),
         value_fn=value_fn,
     )
 
@@ -151,6 +171,7 @@ def _phase_sensors(phase: str) -> tuple[S8000SensorEntityDescription[PointData],
             suggested_display_precision=0,
             entity_registry_enabled_default=False,
             exists_fn=has_phase,
+            reads=("phase_w",),
             value_fn=lambda _, point: point.phase_w.get(phase),
         ),
         S8000SensorEntityDescription(
@@ -163,6 +184,7 @@ def _phase_sensors(phase: str) -> tuple[S8000SensorEntityDescription[PointData],
             suggested_display_precision=2,
             entity_registry_enabled_default=False,
             exists_fn=has_phase,
+            reads=("phase_a",),
             value_fn=lambda _, point: point.phase_a.get(phase),
         ),
     )
@@ -173,54 +195,65 @@ POINT_SENSORS: Final[tuple[S8000SensorEntityDescription[PointData], ...]] = (
     _energy("energy_received"),
     _reactive_energy("reactive_energy_delivered"),
     _reactive_energy("reactive_energy_received"),
-    _power("power", lambda _, point: point.w),
+    _power("power", lambda _, point: point.w, "w", enabled=True),
     S8000SensorEntityDescription(
         key="reactive_power",
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.REACTIVE_POWER,
         native_unit_of_measurement=UnitOfReactivePower.VOLT_AMPERE_REACTIVE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
+        reads=("var",),
         value_fn=lambda _, point: point.var,
     ),
     S8000SensorEntityDescription(
         key="apparent_power",
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.APPARENT_POWER,
         native_unit_of_measurement=UnitOfApparentPower.VOLT_AMPERE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
+        reads=("va",),
         value_fn=lambda _, point: point.va,
     ),
     S8000SensorEntityDescription(
         key="power_factor",
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.POWER_FACTOR,
         native_unit_of_measurement=PERCENTAGE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
+        reads=("pf",),
         value_fn=lambda _, point: _percent(point.pf),
     ),
     S8000SensorEntityDescription(
         key="current",
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.CURRENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=2,
+        reads=("a",),
         value_fn=lambda _, point: point.a,
     ),
-    _power("demand", lambda _, point: point.demand_w, translated=True),
-    _power("peak_demand", lambda _, point: point.peak_demand_w, translated=True),
+    _power("demand", lambda _, point: point.demand_w, "demand_w", translated=True),
+    _power("peak_demand", lambda _, point: point.peak_demand_w, "peak_demand_w", translated=True),
     S8000SensorEntityDescription(
         key="peak_demand_time",
         translation_key="peak_demand_time",
         device_class=SensorDeviceClass.TIMESTAMP,
         entity_registry_enabled_default=False,
+        reads=("peak_demand_time",),
         value_fn=lambda _, point: _timestamp(point.peak_demand_time),
     ),
     S8000SensorEntityDescription(
         key="ct_primary",
         translation_key="ct_primary",
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.CURRENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         entity_category=EntityCategory.DIAGNOSTIC,
+        reads=("ct_primary_a",),
         value_fn=lambda _, point: point.ct_primary_a,
     ),
     *_phase_sensors("A"),
@@ -261,7 +294,9 @@ def _voltage(phase: str) -> S8000SensorEntityDescription[Identity]:
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
+        entity_registry_enabled_default=False,
         exists_fn=lambda identity: phase in _voltages(identity)[0],
+        reads=("voltage",),
         value_fn=lambda reading, _: reading.meter_data.voltage.get(phase),
     )
 
@@ -278,6 +313,7 @@ def _line_voltage(pair: str) -> S8000SensorEntityDescription[Identity]:
         suggested_display_precision=1,
         entity_registry_enabled_default=False,
         exists_fn=lambda identity: pair in _voltages(identity)[1],
+        reads=("line_voltage",),
         value_fn=lambda reading, _: reading.meter_data.line_voltage.get(pair),
     )
 
@@ -291,10 +327,12 @@ METER_SENSORS: Final[tuple[S8000SensorEntityDescription[Identity], ...]] = (
     *(_line_voltage(pair) for pair in ("AB", "BC", "CA")),
     S8000SensorEntityDescription(
         key="frequency",
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.FREQUENCY,
         native_unit_of_measurement=UnitOfFrequency.HERTZ,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=2,
+        reads=("frequency",),
         value_fn=lambda reading, _: reading.meter_data.frequency,
     ),
     S8000SensorEntityDescription(
@@ -305,6 +343,7 @@ METER_SENSORS: Final[tuple[S8000SensorEntityDescription[Identity], ...]] = (
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
         entity_category=EntityCategory.DIAGNOSTIC,
+        reads=("utc",),
         value_fn=_clock_offset,
     ),
     S8000SensorEntityDescription(
@@ -313,6 +352,7 @@ METER_SENSORS: Final[tuple[S8000SensorEntityDescription[Identity], ...]] = (
         state_class=SensorStateClass.MEASUREMENT,
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
+        reads=("intervals",),
         value_fn=lambda reading, _: reading.meter_data.intervals.count,
     ),
 )
@@ -346,9 +386,16 @@ def _pulse_total(reading: Reading, number: int) -> float | None:
     return None if total is None else round(total, 6)
 
 
+def pulse_described(options: Mapping[str, str]) -> bool:
+    """Whether the options say what a pulse input counts.  A bare count is
+    what they say of an input nobody has described (the options form's
+    default), so it stays disabled, like an input with nothing wired."""
+    return options.get(PULSE_KIND, "count") != "count"
+
+
 def pulse_sensor(number: int, options: Mapping[str, str]) -> S8000SensorEntityDescription[int]:
     """Pulse input ``number``, counted as water, gas, energy or plain pulses
-    in the unit the options give it."""
+    in the unit the options give it; enabled once the options describe it."""
     kind = options.get(PULSE_KIND, "count")
     device_class = PULSE_DEVICE_CLASSES.get(kind)
     return S8000SensorEntityDescription(
@@ -358,7 +405,9 @@ def pulse_sensor(number: int, options: Mapping[str, str]) -> S8000SensorEntityDe
         device_class=device_class,
         native_unit_of_measurement=(options.get(PULSE_UNIT) or None) if device_class else None,
         state_class=SensorStateClass.TOTAL_INCREASING,
+        entity_registry_enabled_default=pulse_described(options),
         guarded=True,
+        reads=("pulses",),
         value_fn=_pulse_total,
     )
 
@@ -386,6 +435,7 @@ async def async_setup_entry(
     )
     entities.append(S8000BackfillSensor(entry, BACKFILL_SENSOR))
     pulses = entry.options.get(OPT_PULSES, {})
+    _enable_described_pulses(hass, entry, pulses)
     entities.extend(
         S8000PulseSensor(entry, pulse_sensor(number, pulses.get(str(number), {})), number)
         for number in PULSE_INPUTS
@@ -393,10 +443,44 @@ async def async_setup_entry(
     async_add_entities(entities)
 
 
+def _enable_described_pulses(
+    hass: HomeAssistant, entry: S8000ConfigEntry, pulses: Mapping[str, Mapping[str, str]]
+) -> None:
+    """Enable a pulse input the options have come to describe.  Its entity
+    was registered disabled while nothing said what it counts, and the
+    registry keeps that: the default applies only to a new entity.  A user's
+    own choice (disabled by the user) is left alone."""
+    registry = er.async_get(hass)
+    for number in PULSE_INPUTS:
+        if not pulse_described(pulses.get(str(number), {})):
+            continue
+        unique_id = entity_unique_id(entry.runtime_data.identity.serial, f"pulse_{number}")
+        entity_id = registry.async_get_entity_id(Platform.SENSOR, DOMAIN, unique_id)
+        if entity_id is None:
+            continue
+        registered = registry.async_get(entity_id)
+        if (
+            registered is not None
+            and registered.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+        ):
+            registry.async_update_entity(entity_id, disabled_by=None)
+
+
 class S8000Sensor[SourceT](S8000Entity, SensorEntity):
     """A sensor whose value is read from what it belongs to (its source)."""
 
     entity_description: S8000SensorEntityDescription[SourceT]
+
+    def __init__(
+        self,
+        entry: S8000ConfigEntry,
+        description: S8000SensorEntityDescription[SourceT],
+        *,
+        point: int | None = None,
+    ) -> None:
+        """Set up the sensor; its context tells the poll what to read for it."""
+        super().__init__(entry, description, point=point)
+        self.coordinator_context = (point, description.reads)
 
     @abstractmethod
     def _source(self) -> SourceT | None:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TYPE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.s8000.const import CONF_UNIT_ID, DOMAIN
@@ -287,6 +289,19 @@ def serial_meter(tmp_path: Path) -> Iterator[LocalMeter]:
             yield meter
         finally:
             meter.stop()
+
+
+def enable_entities(hass: HomeAssistant, entry: MockConfigEntry, *keys: str) -> None:
+    """Register the entities of ``keys`` (their unique ids after the serial)
+    enabled before ``entry`` is set up, as a user enables an entity that is
+    disabled by default; adds the entry to ``hass`` if it is not there yet."""
+    if hass.config_entries.async_get_entry(entry.entry_id) is None:
+        entry.add_to_hass(hass)
+    registry = er.async_get(hass)
+    for key in keys:
+        registry.async_get_or_create(
+            "sensor", DOMAIN, f"{entry.unique_id}_{key}", config_entry=entry
+        )
 
 
 def tcp_entry(meter: LocalMeter, serial: str = SERIAL, **options: object) -> MockConfigEntry:

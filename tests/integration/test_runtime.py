@@ -9,6 +9,7 @@ import dataclasses
 import itertools
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 import pytest
@@ -59,6 +60,7 @@ from s8000_engine.client.data import Identity, MeterData
 from .conftest import (
     SERIAL,
     LocalMeter,
+    enable_entities,
     free_port,
     meter_meters,
     null_modem,
@@ -77,7 +79,8 @@ async def _recheck_identity(hass: HomeAssistant) -> None:
 
 
 async def _load(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    entry.add_to_hass(hass)
+    if hass.config_entries.async_get_entry(entry.entry_id) is None:
+        entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
 
@@ -104,6 +107,7 @@ async def test_a_meter_on_rs485(hass: HomeAssistant, serial_meter: LocalMeter) -
             CONF_UNIT_ID: 7,
         },
     )
+    enable_entities(hass, entry, "voltage_a")
     await _load(hass, entry)
     assert entry.state is ConfigEntryState.LOADED
     assert float(_state(hass, f"{SERIAL}_point8_energy_delivered")) >= 0
@@ -379,8 +383,8 @@ async def test_voltage_sensors_follow_the_wiring_not_the_first_poll(
     or a fuse is out) still gets the voltage sensors its service measures."""
     read = S8000Client.read
 
-    async def without_voltage(client: S8000Client) -> MeterData:
-        data = await read(client)
+    async def without_voltage(client: S8000Client, *args: Any, **kwargs: Any) -> MeterData:
+        data = await read(client, *args, **kwargs)
         return dataclasses.replace(
             data,
             voltage=dict.fromkeys(data.voltage),
@@ -388,6 +392,7 @@ async def test_voltage_sensors_follow_the_wiring_not_the_first_poll(
         )
 
     entry = tcp_entry(local_meter)
+    enable_entities(hass, entry, "voltage_a", "voltage_c")
     with patch.object(S8000Client, "read", without_voltage):
         await _load(hass, entry)
         assert entry.state is ConfigEntryState.LOADED
@@ -410,6 +415,8 @@ async def test_pulse_inputs_as_the_options_describe_them(
         local_meter,
         **{OPT_PULSES: {"1": {"kind": "water", "unit": "L"}, "2": {"kind": "count", "unit": ""}}},
     )
+    # A bare count is disabled until enabled (see test_entities).
+    enable_entities(hass, entry, "pulse_2")
     await _load(hass, entry)
     registry = er.async_get(hass)
     water_id = registry.async_get_entity_id("sensor", DOMAIN, f"{SERIAL}_pulse_1")

@@ -33,6 +33,7 @@ from .conftest import (
     CLOCK_RESOLUTION_S,
     SERIAL,
     LocalMeter,
+    enable_entities,
     free_port,
     meter_clock_offset,
     seed_store,
@@ -44,9 +45,10 @@ pytestmark = pytest.mark.usefixtures("socket_enabled")
 ACTIONS = ("set_clock", "reset_peak_demand", "send_data", "backfill")
 
 
-async def _load(hass: HomeAssistant, meter: LocalMeter) -> S8000ConfigEntry:
+async def _load(hass: HomeAssistant, meter: LocalMeter, *enabled: str) -> S8000ConfigEntry:
+    """The meter set up, with the entities of ``enabled`` (keys) enabled."""
     entry = tcp_entry(meter)
-    entry.add_to_hass(hass)
+    enable_entities(hass, entry, *enabled)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
@@ -196,7 +198,7 @@ async def test_reset_peak_demand(hass: HomeAssistant, block_meter: LocalMeter) -
     """Waited for by the meter's own clock: the first demand interval ends
     and sets a peak; after the reset, a poll before the next interval ends
     (15 minutes of meter time later) finds the peak cleared."""
-    entry = await _load(hass, block_meter)
+    entry = await _load(hass, block_meter, "point8_peak_demand")
     coordinator = entry.runtime_data.coordinator
 
     async def poll() -> tuple[float | None, datetime]:
@@ -281,7 +283,7 @@ async def test_send_data(
     hass: HomeAssistant, reporting_meter: LocalMeter, report_host: ReportHost
 ) -> None:
     """Send reaches the meter: it reports its interval memory to its host."""
-    entry = await _load(hass, reporting_meter)
+    entry = await _load(hass, reporting_meter, "stored_intervals")
     coordinator = entry.runtime_data.coordinator
     deadline = time.monotonic() + 30
     while not coordinator.data.meter_data.intervals.count:

@@ -9,8 +9,24 @@ checked by import-linter in ``scripts/test``: nothing here imports
 
 from __future__ import annotations
 
-from s8000_engine.client.client import BACKENDS, BackendName, S8000Client, connect_tcp
-from s8000_engine.client.data import Identity, IntervalMemory, MeterData, PointData, PulseData
+from s8000_engine.client.client import (
+    BACKENDS,
+    FRAME_COST_RTU,
+    FRAME_COST_TCP,
+    BackendName,
+    S8000Client,
+    connect_tcp,
+)
+from s8000_engine.client.data import (
+    Identity,
+    IntervalMemory,
+    MeterData,
+    MeterValue,
+    PointData,
+    PointValue,
+    PulseData,
+    Selection,
+)
 from s8000_engine.const import BAUDRATES, DEFAULT_BAUDRATE, DEFAULT_PARITY, ENERGY_REGISTERS
 from s8000_engine.exceptions import (
     S8000BadData,
@@ -29,13 +45,17 @@ __all__ = [
     "DEFAULT_BAUDRATE",
     "DEFAULT_PARITY",
     "ENERGY_REGISTERS",
+    "FRAME_COST_RTU",
+    "FRAME_COST_TCP",
     "NO_RECORD",
     "BackendName",
     "Identity",
     "IntervalMemory",
     "IntervalRow",
     "MeterData",
+    "MeterValue",
     "PointData",
+    "PointValue",
     "PulseData",
     "RowFlag",
     "S8000BadData",
@@ -45,6 +65,7 @@ __all__ = [
     "S8000MapChanged",
     "S8000NotAnS8000",
     "S8000WrongMeter",
+    "Selection",
     "Service",
     "Status",
     "connect_tcp",

@@ -42,6 +42,20 @@ extra read: 1 157 registers of an S8UTS-083 (eight wye points) take
 ``ceil(1157 / 125) = 10`` reads, as do all the catalogue's layouts.
 :attr:`MeterData.transactions` says how many reads the poll took.
 
+``read(Selection.of(meter=[...], points={n: [...]}))`` reads only the values
+it names (the :class:`MeterData` and :class:`PointData` attribute names), in
+the reads that cost least for the link: ``frame_cost`` is what one more
+request costs in registers, :data:`FRAME_COST_TCP` for the fewest requests,
+:data:`FRAME_COST_RTU` for the least time on an RS-485 line (a 24-point
+meter's energies and power at 19,200 baud: under a second, against four for
+the whole map).  It always reads what checks the meter: the Common model's
+model and serial, the marker, the Common and vendor models' headers and the
+end model.  The meter models' scale factors are static for a configuration
+(``docs/registers.md``): they are read once and again only when what they
+follow (service, PT ratio, nominal voltage, a point's CT, read every time)
+changes.  A point rewired as another meter model of the same length moves
+no register; only a full read (and an identification) sees that.
+
 Every field is decoded through the map (``registers.decode``): SunSpec
 scale factors applied, "not implemented" values as ``None``.  Then the poll
 is checked before anything uses it:
@@ -110,7 +124,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
 from modbus_connection import (
@@ -128,7 +143,14 @@ from modbus_connection import (
 from modbus_connection.model import ManualComponent, RawField
 from modbus_connection.model.sunspec import SunSpecError, SunSpecModel, scan
 
-from s8000_engine.client.data import Identity, IntervalMemory, MeterData, PointData, PulseData
+from s8000_engine.client.data import (
+    Identity,
+    IntervalMemory,
+    MeterData,
+    PointData,
+    PulseData,
+    Selection,
+)
 from s8000_engine.exceptions import (
     S8000BadData,
     S8000ConnectionError,
@@ -171,11 +193,74 @@ MAX_FILE_READ: Final = 121
 SF_RANGE: Final = (-10, 10)
 #: The modbus-connection backends :func:`connect_tcp` can use.
 BACKENDS: Final = ("tmodbus", "pymodbus")
+#: What one more request costs the planner of a :class:`Selection`'s reads,
+#: in registers: it reads the registers between two wanted values when that
+#: costs less than asking again.  Over TCP a request is a round trip and the
+#: bytes cost next to nothing, so it reads across any gap: the fewest requests.
+FRAME_COST_TCP: Final = MAX_READ
+#: Over RS-485 a request costs its own 8 bytes, the answer's 5 bytes of
+#: address, function, count and CRC, and two t3.5 silences of 3.5 characters
+#: each: 20 characters, the time of 10 registers.
+FRAME_COST_RTU: Final = 10
 
 type BackendName = Literal["tmodbus", "pymodbus"]
 
 _LINES: Final = ("AB", "BC", "CA")
 _END_MODEL_ID: Final = 0xFFFF
+
+#: Where each value of a point is: ``{m}`` is the point's meter model,
+#: ``{n}`` its number in the vendor model.
+_POINT_REGISTERS: Final[dict[str, tuple[str, ...]]] = {
+    "kwh_delivered": ("s8000.Pt{n}WhImp",),
+    "kwh_received": ("s8000.Pt{n}WhExp",),
+    "kvarh_delivered": ("s8000.Pt{n}VArhImp",),
+    "kvarh_received": ("s8000.Pt{n}VArhExp",),
+    "w": ("{m}.W",),
+    "var": ("{m}.VAR",),
+    "va": ("{m}.VA",),
+    "pf": ("{m}.PF",),
+    "a": ("{m}.A",),
+    "phase_w": tuple(f"{{m}}.Wph{p}" for p in PHASES),
+    "phase_a": tuple(f"{{m}}.Aph{p}" for p in PHASES),
+    "demand_w": ("s8000.Pt{n}Dmd",),
+    "peak_demand_w": ("s8000.Pt{n}PkDmd",),
+    "peak_demand_time": ("s8000.Pt{n}PkDmdT",),
+    "ct_primary_a": ("s8000.Pt{n}CT",),
+}
+#: Where each value of the meter is (the voltages and the frequency are the
+#: first meter model's, as in a full read).
+_METER_REGISTERS: Final[dict[str, tuple[str, ...]]] = {
+    "utc": ("s8000.UTC",),
+    "status": ("s8000.Status",),
+    "voltage": tuple(f"point1.PhVph{p}" for p in PHASES),
+    "line_voltage": tuple(f"point1.PhVph{p}" for p in _LINES),
+    "frequency": ("point1.Hz",),
+    "pulses": tuple(
+        f"s8000.P{n}{what}" for n in (1, 2) for what in ("Count", "Errors", "Scale", "Value")
+    ),
+    "intervals": ("s8000.IntLen", "s8000.IntCount", "s8000.IntOldest", "s8000.IntNewest"),
+}
+#: Read with every selection: the marker, the Common model's header, model
+#: and serial (another meter at the address), the vendor model's header and
+#: the end model (a map that moved), and the configuration the meter models'
+#: scale factors follow (docs/registers.md: static for a configuration, from
+#: the service, the PT ratio, the nominal voltage and each point's CT).
+_ALWAYS: Final = (
+    "SunS", "common.ID", "common.L", "common.Md", "common.SN", "s8000.ID", "s8000.L",
+    "s8000.Service", "s8000.PTRatio", "s8000.NomV", "end.ID", "end.L",
+)  # fmt: skip
+_CONFIGURATION: Final = ("s8000.Service", "s8000.PTRatio", "s8000.NomV")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The reads of one selection: the blocks, the fields decoded from them,
+    the scale factors among them, and the configuration the scales follow."""
+
+    reader: ManualComponent
+    fields: tuple[Field, ...]
+    scales: tuple[str, ...]
+    basis: tuple[str, ...]
 
 
 # -- the client --------------------------------------------------------------------------
@@ -240,6 +325,15 @@ class S8000Client:
 
     The client is cheap; the link belongs to whoever made the unit.  Calls
     may overlap: the unit's connection serialises the requests."""
+
+    # What reads of a Selection keep (reset with every map, in _use):
+    #: The plans of the selections asked for, by (selection, frame cost,
+    #: how many scale factors the client knows: a plan reads those it lacks).
+    _plans: dict[tuple[Selection, int, int], _Plan]
+    #: The meter models' scale factors last read, and the configuration
+    #: registers they follow as they were then.
+    _scales: dict[str, Any]
+    _basis: dict[str, Any]
 
     def __init__(
         self, unit: ModbusUnit, *, base: int = BASE_ADDRESS, serial: str | None = None
@@ -420,6 +514,7 @@ class S8000Client:
         for f in self._fields:
             reader.add(f.name, RawField(f.address, count=f.size))
         self._reader = reader
+        self._plans, self._scales, self._basis = {}, {}, {}
 
     def _forget(self) -> None:
         self._regmap = None
@@ -428,8 +523,16 @@ class S8000Client:
 
     # -- reading ----------------------------------------------------------------------
 
-    async def read(self) -> MeterData:
-        """Read and check the whole map.
+    async def read(
+        self, fields: Selection | None = None, *, frame_cost: int = FRAME_COST_TCP
+    ) -> MeterData:
+        """Read and check the whole map, or only the values of ``fields``.
+
+        A :class:`Selection` reads what it names and what checks the meter
+        (see *Reading* above), in the reads that cost least when one more
+        request costs ``frame_cost`` registers (:data:`FRAME_COST_TCP`, the
+        fewest requests; :data:`FRAME_COST_RTU`, the least time on an RS-485
+        line); a value not selected is None.
 
         Identifies the meter first when the client has no map (before the
         first read), and again when the map is not where it was (the meter
@@ -439,9 +542,14 @@ class S8000Client:
         :class:`S8000WrongMeter`."""
         async with self._lock:
             try:
-                return await self._read()
+                return await self._read_once(fields, frame_cost)
             except S8000MapChanged:
-                return await self._read()
+                return await self._read_once(fields, frame_cost)
+
+    async def _read_once(self, fields: Selection | None, frame_cost: int) -> MeterData:
+        if fields is None:
+            return await self._read()
+        return await self._read_selection(fields, frame_cost)
 
     async def _read(self) -> MeterData:
         """One read of the map (identifying first when there is none); the map
@@ -471,6 +579,76 @@ class S8000Client:
         if serial != identity.serial or code != identity.model:
             raise S8000WrongMeter(identity.serial, f"{code} serial {serial}")
         return _meter_data(regmap, values, transactions)
+
+    async def _read_selection(self, selection: Selection, frame_cost: int) -> MeterData:
+        """One read of ``selection`` (identifying first when there is no map);
+        the map is forgotten when it is not where it was."""
+        regmap, identity = await self._identified()
+        before = self._counter.reads
+        while True:
+            plan = self._plan(regmap, selection, frame_cost)
+            with _link("read"):
+                raw = await plan.reader.async_read_raw(notify=False)
+            registers = raw.get("holding", {})
+            try:
+                _check_places(regmap, registers)
+            except S8000MapChanged:
+                self._forget()
+                raise
+            values = _decode_some(plan.fields, registers, self._scales)
+            serial, code = values.get("common.SN"), values.get("common.Md")
+            if serial != identity.serial or code != identity.model:
+                raise S8000WrongMeter(identity.serial, f"{code} serial {serial}")
+            basis = {name: values[name] for name in plan.basis}
+            if plan.scales or all(self._basis.get(k, v) == v for k, v in basis.items()):
+                break
+            # The configuration the scale factors follow has changed since
+            # they were read: they may have too.  Read them again.
+            self._scales, self._basis = {}, {}
+        if plan.scales:
+            self._scales.update((name, values[name]) for name in plan.scales)
+            self._basis.update(basis)
+        return _meter_data(regmap, values, self._counter.reads - before)
+
+    def _plan(self, regmap: RegisterMap, selection: Selection, frame_cost: int) -> _Plan:
+        """The reads of ``selection``: its values' fields, their scale factors
+        unless the client knows them, and what every selection reads."""
+        key = (selection, frame_cost, len(self._scales))
+        if (plan := self._plans.get(key)) is not None:
+            return plan
+        names: list[str] = list(_ALWAYS)
+        for meter_value in selection.meter:
+            names += _METER_REGISTERS[meter_value]
+        labels = {p.point + 1: p.label for p in regmap.chain if p.point is not None}
+        for number, values in selection.points:
+            label = labels.get(number)
+            if label is None:
+                continue  # the meter has no such point
+            names.append(f"s8000.Pt{number}CT")  # what its scale factors follow
+            for value in values:
+                names += (r.format(m=label, n=number) for r in _POINT_REGISTERS[value])
+        by_name = {f.name: f for f in self._fields}
+        wanted = [by_name[name] for name in dict.fromkeys(names)]
+        scales = sorted({f.scale for f in wanted if isinstance(f.scale, str)})
+        read_scales = any(name not in self._scales for name in scales)
+        if read_scales:
+            wanted += (by_name[name] for name in scales)
+        blocks = _blocks([(f.address, f.size) for f in wanted], frame_cost)
+        reader = ManualComponent(
+            cast("ModbusUnit", self._counter),
+            max_span=MAX_READ,
+            holding_ranges=tuple((start, start + count - 1) for start, count in blocks),
+        )
+        for start, count in blocks:
+            reader.add(f"@{start}", RawField(start, count=count))
+        basis = tuple(
+            f.name
+            for f in wanted
+            if f.name in _CONFIGURATION or (f.name.startswith("s8000.Pt") and f.name.endswith("CT"))
+        )
+        plan = _Plan(reader, tuple(wanted), tuple(scales) if read_scales else (), basis)
+        self._plans[key] = plan
+        return plan
 
     # -- the interval memory -------------------------------------------------------------
 
@@ -679,11 +857,80 @@ def _check_headers(regmap: RegisterMap, words: Sequence[int]) -> None:
         raise S8000MapChanged(f"no end model at {regmap.end - 2} any more")
 
 
+def _blocks(spans: Sequence[tuple[int, int]], frame_cost: int) -> list[tuple[int, int]]:
+    """The reads (address, count) that cover every span (address, count)
+    whole at the least cost: ``frame_cost`` per read plus the registers it
+    carries, at most :data:`MAX_READ` each.  The spans in address order are
+    cut into runs, each run one read; the cheapest cut is found by dynamic
+    programming over where the last run starts."""
+    ordered = sorted(set(spans))
+    best = [0.0] + [math.inf] * len(ordered)
+    start_of = [0] * (len(ordered) + 1)
+    for j in range(1, len(ordered) + 1):
+        end = 0
+        for i in range(j - 1, -1, -1):
+            end = max(end, ordered[i][0] + ordered[i][1])
+            if end - ordered[i][0] > MAX_READ:
+                break
+            cost = best[i] + frame_cost + end - ordered[i][0]
+            if cost < best[j]:
+                best[j], start_of[j] = cost, i
+    blocks: list[tuple[int, int]] = []
+    j = len(ordered)
+    while j:
+        i = start_of[j]
+        first = ordered[i][0]
+        blocks.append((first, max(a + n for a, n in ordered[i:j]) - first))
+        j = i
+    return blocks[::-1]
+
+
+def _check_places(regmap: RegisterMap, registers: Mapping[int, int]) -> None:
+    """The marker, the Common and vendor models' headers and the end model
+    are where the map says.  Every SunSpec meter model (201–204) is 105
+    registers long, so this places every meter model too: a point added or
+    removed moves the vendor model and the end model.  A point rewired as
+    another meter model moves nothing (its values keep their addresses); a
+    full read, and the identity check of whoever keeps the client, see it."""
+
+    def at(address: int, count: int) -> tuple[int | None, ...]:
+        return tuple(registers.get(a) for a in range(address, address + count))
+
+    if at(regmap.base, 2) != SUNSPEC_MARKER:
+        raise S8000MapChanged(f"no SunSpec marker at {regmap.base} any more")
+    for placed in (regmap.chain[0], regmap.chain[-1]):
+        expected = (placed.model.model_id, placed.model.length)
+        if at(placed.address, 2) != expected:
+            raise S8000MapChanged(
+                f"{placed.label}: model header at {placed.address} is {at(placed.address, 2)}, "
+                f"not {expected}"
+            )
+    if at(regmap.end - 2, 2) != (_END_MODEL_ID, 0):
+        raise S8000MapChanged(f"no end model at {regmap.end - 2} any more")
+
+
+def _decode_some(
+    fields: Sequence[Field], registers: Mapping[int, int], scales: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``fields`` by name, from the registers read: decoded, scaled (by the
+    scale factors read, else by those of ``scales``), checked."""
+    decoded = {
+        f.name: decode(f.type, [registers[a] for a in range(f.address, f.address + f.size)])
+        for f in fields
+    }
+    return _checked(fields, {**scales, **decoded})
+
+
 def _decode_all(fields: Sequence[Field], base: int, words: Sequence[int]) -> dict[str, Any]:
     """Every field by name: decoded, scaled, checked."""
     decoded = {
         f.name: decode(f.type, words[f.address - base : f.address - base + f.size]) for f in fields
     }
+    return _checked(fields, decoded)
+
+
+def _checked(fields: Sequence[Field], decoded: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` scaled by the scale factors in ``decoded``, and checked."""
     for f in fields:
         value = decoded[f.name]
         if (

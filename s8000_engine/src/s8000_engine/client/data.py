@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from s8000_engine.protocol.sunspec import Service, Status
 
@@ -115,3 +116,57 @@ class MeterData:
     def point(self, number: int) -> PointData:
         """A point by its 1-based number."""
         return self.points[number - 1]
+
+
+# -- what to read ------------------------------------------------------------------------
+
+#: A value of a point :meth:`S8000Client.read` can be asked for: the name of
+#: the :class:`PointData` attribute that holds it.
+type PointValue = Literal[
+    "kwh_delivered",
+    "kwh_received",
+    "kvarh_delivered",
+    "kvarh_received",
+    "w",
+    "var",
+    "va",
+    "pf",
+    "a",
+    "phase_w",
+    "phase_a",
+    "demand_w",
+    "peak_demand_w",
+    "peak_demand_time",
+    "ct_primary_a",
+]
+#: A value of the meter as a whole: the name of the :class:`MeterData`
+#: attribute that holds it.
+type MeterValue = Literal[
+    "utc", "status", "voltage", "line_voltage", "frequency", "pulses", "intervals"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What one :meth:`~s8000_engine.client.S8000Client.read` reads: some values
+    of the meter and of some points, and always what checks that the meter is
+    still the one identified (see the client's *Reading*).  What is not
+    selected is None in the result (an empty dict for ``phase_w``,
+    ``phase_a``, ``voltage``, ``line_voltage``).
+
+    Hashable, so a client keeps the plan of the selection it was last asked
+    for; make one with :meth:`of`."""
+
+    meter: frozenset[MeterValue] = frozenset()
+    points: tuple[tuple[int, frozenset[PointValue]], ...] = ()
+    """Per 1-based point number, in order, its values."""
+
+    @classmethod
+    def of(
+        cls,
+        meter: Iterable[MeterValue] = (),
+        points: Mapping[int, Iterable[PointValue]] | None = None,
+    ) -> Selection:
+        """The selection of ``meter``'s values and, per point number, those of ``points``."""
+        chosen = sorted((n, frozenset(values)) for n, values in (points or {}).items())
+        return cls(frozenset(meter), tuple((n, values) for n, values in chosen if values))
