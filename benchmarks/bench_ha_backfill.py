@@ -32,7 +32,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from unittest.mock import patch
 
 from homeassistant.components.recorder.models import StatisticData, StatisticMeanType
@@ -40,7 +40,7 @@ from homeassistant.components.recorder.statistics import (
     async_import_statistics,
     statistics_during_period,
 )
-from homeassistant.const import UnitOfEnergy
+from homeassistant.const import UnitOfEnergy, UnitOfReactiveEnergy
 from homeassistant.const import __version__ as ha_version
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import recorder as recorder_helper
@@ -104,6 +104,17 @@ class HaBackfillRun:
     results: list[HaBackfillResult]
 
 
+#: The unit class and unit of each energy counter's statistic.
+UNITS: Final = {
+    key: (
+        ("reactive_energy", UnitOfReactiveEnergy.KILO_VOLT_AMPERE_REACTIVE_HOUR)
+        if key.startswith("reactive")
+        else ("energy", UnitOfEnergy.KILO_WATT_HOUR)
+    )
+    for key in REGISTER_INDEX
+}
+
+
 def _register(record: IntervalRecord, point: int, key: str) -> float:
     """The energy register of ``key`` for ``point`` at the record's end, kWh."""
     return record.points[point - 1].registers[REGISTER_INDEX[key]] / 1e6
@@ -149,8 +160,9 @@ async def _one(
                     "name": None,
                     "source": "recorder",
                     "statistic_id": target.entity_id,
-                    "unit_class": "energy",
-                    "unit_of_measurement": UnitOfEnergy.KILO_WATT_HOUR,
+                    # Each in its entity's own unit: kWh, or kvarh for reactive energy.
+                    "unit_class": UNITS[target.key][0],
+                    "unit_of_measurement": UNITS[target.key][1],
                 },
                 [
                     StatisticData(
