@@ -263,7 +263,7 @@ def table(run_: HistoryRun) -> list[str]:
 def _reference(tree: Path, days: int) -> HistoryRun:
     """The same run with ``tree``'s integration."""
     shim = Path(tempfile.mkdtemp(dir=SCRATCH, prefix="reference-"))
-    (shim / "custom_components").symlink_to(tree / "custom_components")
+    (shim / "custom_components").symlink_to(tree.resolve() / "custom_components")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(shim), str(ROOT), env.get("PYTHONPATH", "")])
     done = subprocess.run(

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             "|---|---:|---:|---:|---:|---:|",
             *storage_rows,
             "",
-            "### Modbus: one full poll of a 24-point meter (S8UTS-241)",
+            "### Modbus: one poll of a 24-point meter (S8UTS-241)",
             "",
             "| transport | clients | transactions | bytes on the wire | p50 (ms) | p99 (ms) "
             "| wire-time limit (ms) |",
