@@ -38,9 +38,16 @@ class Client:
         self.csrf = ""
 
     def call(
-        self, method: str, path: str, body: Any = None, *, csrf: bool = True, **headers: str
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        csrf: bool = True,
+        raw_body: bytes | None = None,
+        **headers: str,
     ) -> tuple[int, Any, dict[str, str]]:
-        data = None if body is None else json.dumps(body).encode()
+        data = raw_body if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Content-Type", "application/json")
         if csrf and self.csrf:
@@ -241,3 +248,29 @@ def test_the_terminal_panel_drives_the_meters_panel(meter: WebMeter) -> None:
     )  # fmt: skip
     assert wrong.returncode == 1
     assert "password" in wrong.stderr.lower()
+
+
+def test_hostile_input_gets_a_400_and_one_short_log_line(meter: WebMeter) -> None:
+    """Nested brackets (a RecursionError in the JSON parser) and times no
+    meter has (year 1, year 9999) are bad input: a 400 each, and one short
+    log line each, never a traceback or a 500."""
+    client = Client(meter.url)
+    before = len(meter.log().splitlines())
+    nested = ("[" * 100_000).encode()
+    request = urllib.request.Request(meter.url + "/api/login", data=nested, method="POST")
+    request.add_header("Content-Type", "application/json")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=15)
+    refused.value.close()
+    assert refused.value.code == 400
+    assert client.login(PASSWORD) == 200
+    status, body, _ = client.call("POST", "/api/settings", raw_body=nested)
+    assert status == 400, body
+    for end in ("0001-01-01", "9999-12-31", "0001-01-01T00:00:00+14:00"):
+        status, body, _ = client.call("GET", f"/api/intervals?end={end}")
+        assert status == 400, (end, body)
+        assert "end" in body["error"]
+    time.sleep(0.5)
+    logged = meter.log().splitlines()[before:]
+    assert not [line for line in logged if "Traceback" in line or "Error" in line], logged
+    assert len([line for line in logged if " 400 " in line]) >= 4, logged

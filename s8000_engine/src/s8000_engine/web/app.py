@@ -62,7 +62,7 @@ from s8000_engine.local.changes import Origin
 from s8000_engine.panel.state import Button, FrontPanel, PanelInfo
 from s8000_engine.storage import export
 from s8000_engine.storage.store import IntervalRecord, Store
-from s8000_engine.web.auth import current_session, setup_auth, still_signed_in
+from s8000_engine.web.auth import current_session, json_body, setup_auth, still_signed_in
 
 if TYPE_CHECKING:
     from s8000_engine.local.live import LiveView
@@ -114,6 +114,12 @@ class DiscoveryScope:
         }
 
 
+#: The times the meter's clock (and so its records) can hold, s since 1970.
+TIME_RANGE: Final = (0.0, float(2**32))
+#: How much of a refused request's message one log line keeps.
+LOGGED_MESSAGE: Final = 160
+
+
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
@@ -121,11 +127,17 @@ def _iso(t: float) -> str:
 def _parse_time(text: str, what: str) -> float:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, f"{what}: not an ISO 8601 time: {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp()
+    except (ValueError, OverflowError):  # year 1 at UTC+14 is before year 1
+        raise ApiError(400, f"{what}: not an ISO 8601 time: {text[:40]!r}") from None
+    # What the meter's clock can hold (an unsigned 32-bit count of seconds):
+    # a time outside it has no records, and the day arithmetic on it would
+    # run off datetime's range.
+    if not TIME_RANGE[0] <= seconds < TIME_RANGE[1]:
+        raise ApiError(400, f"{what}: {text[:40]!r} is outside 1970–2106, the meter's clock")
+    return seconds
 
 
 class WebMeter:
@@ -418,7 +430,7 @@ async def _discovery_scan(request: web.Request) -> web.Response:
 async def _json_object(request: web.Request, shape: str) -> dict[str, Any]:
     """The request's JSON object; a 400 saying ``shape`` for anything else."""
     try:
-        body = await request.json()
+        body = await json_body(request)
     except ValueError:
         raise ApiError(400, "the request body is not JSON") from None
     if not isinstance(body, dict):
@@ -505,17 +517,38 @@ async def _send(request: web.Request) -> web.Response:
 async def _errors(
     request: web.Request, handler: Callable[[web.Request], Any]
 ) -> web.StreamResponse:
-    """Unexpected errors answer a plain message, logged, never a traceback page."""
+    """Unexpected errors answer a plain message, logged, never a traceback page;
+    bad input (a 400) is logged as one short line."""
     try:
         response: web.StreamResponse = await handler(request)
-    except web.HTTPException:
+    except web.HTTPException as err:
+        if err.status == 400:
+            _log_refused(request, err.text)
         raise
     except asyncio.CancelledError:
         raise
     except Exception:
         _LOGGER.exception("web request %s %s failed", request.method, request.path)
         raise ApiError(500, "internal error: see the meter's log") from None
+    if response.status == 400 and isinstance(response, web.Response):
+        _log_refused(request, response.text)
     return response
+
+
+def _log_refused(request: web.Request, answer: str | None) -> None:
+    """One line for a request refused as bad input: who, what, and why (cut
+    short, and as a Python literal, so what a client sent cannot forge lines)."""
+    try:
+        message = json.loads(answer or "{}").get("error", "")
+    except (ValueError, AttributeError):
+        message = ""
+    _LOGGER.warning(
+        "web request %s %s from %s: 400 %r",
+        request.method,
+        request.path[:80],
+        request.remote,
+        str(message)[:LOGGED_MESSAGE],
+    )
 
 
 def create_app(

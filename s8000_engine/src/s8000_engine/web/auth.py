@@ -695,6 +695,18 @@ def _json_error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
+async def json_body(request: web.Request) -> Any:
+    """The request's body as JSON; ValueError for anything else.
+
+    Python's JSON parser recurses once per nested array or object, so a body
+    of ``[[[[…`` raises RecursionError, not ValueError: caught here, so such
+    a body is bad input like any other, not an internal error."""
+    try:
+        return await request.json()
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+
+
 def safe_next(value: str | None, default: str = "/") -> str:
     """``value`` when it is a same-site relative path (for ``?next=``), else ``default``."""
     if (
@@ -851,7 +863,7 @@ async def _login(request: web.Request) -> web.Response:
     body: Any
     if request.content_type == "application/json":
         try:
-            body = await request.json()
+            body = await json_body(request)
         except ValueError:
             return _json_error(400, "the body is not valid JSON")
     elif request.content_type in _FORM_TYPES:
