@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import time
 import urllib.error
@@ -274,3 +275,34 @@ def test_hostile_input_gets_a_400_and_one_short_log_line(meter: WebMeter) -> Non
     logged = meter.log().splitlines()[before:]
     assert not [line for line in logged if "Traceback" in line or "Error" in line], logged
     assert len([line for line in logged if " 400 " in line]) >= 4, logged
+
+
+def test_the_data_directory_and_the_store_are_the_owners_alone(tmp_path: Path) -> None:
+    """The store holds the report passwords: the data directory is 0700 and
+    the database (and its WAL files) 0600, whether the meter creates them or
+    finds them with looser modes."""
+
+    def modes(data: Path) -> dict[str, int]:
+        return {
+            path.name: stat.S_IMODE(path.stat().st_mode) for path in (data, *data.glob("meter.db*"))
+        }
+
+    data = tmp_path / "meter"
+    meter = WebMeter(data, "--speed", "10", modbus=False).start()
+    try:
+        created = modes(data)
+    finally:
+        meter.stop()
+    assert created.pop("meter") == 0o700
+    assert created
+    assert set(created.values()) == {0o600}, created
+
+    os.chmod(data, 0o755)
+    os.chmod(data / "meter.db", 0o644)
+    meter = WebMeter(data, "--speed", "10", modbus=False).start()
+    try:
+        found = modes(data)
+    finally:
+        meter.stop()
+    assert found.pop("meter") == 0o700
+    assert set(found.values()) == {0o600}, found

@@ -45,7 +45,7 @@ from s8000_engine.metering.waveform import WaveformReader
 from s8000_engine.modbus.backend import MeterBackend
 from s8000_engine.modbus.server import Handler, RtuServer, TcpServer
 from s8000_engine.storage.export import parse_time
-from s8000_engine.storage.store import Store
+from s8000_engine.storage.store import Store, private_directory
 from s8000_engine.web.app import DiscoveryScope, WebMeter, create_app, serving
 from s8000_engine.web.auth import CREDENTIAL_NAME, Credentials
 
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the local meter until ``--seconds`` of meter time, the end of a
     replay, or SIGINT/SIGTERM; 0 once its state is stored."""
     _check(args)
-    args.data.mkdir(parents=True, exist_ok=True)
+    private_directory(args.data)
     stop = StopRequest()
     with stop.handling(), Store.open(args.data) as store:
         raw = _configuration(store, args)

@@ -214,6 +214,32 @@ def _describe(error: sqlite3.Error, path: Path | None = None) -> str:
     return text
 
 
+def private_directory(path: Path) -> None:
+    """Create the data directory ``path`` for its owner alone (0700), or make
+    an existing one so: it holds the store and the web credential."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError as error:
+        raise StorageError(f"{path}: cannot make it private: {error.strerror}") from None
+
+
+def _owner_only(target: Path, exists: bool) -> None:
+    """Make the database readable by its owner alone (0600): it holds the
+    report passwords.  A new one is created so before SQLite opens it; SQLite
+    gives its WAL and shared-memory files the database's own mode.  One found
+    with looser modes (and its WAL files) is tightened."""
+    try:
+        if not exists:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        for path in (target, *(target.with_name(target.name + s) for s in ("-wal", "-shm"))):
+            if path.exists() and path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+    except OSError as error:
+        raise StorageError(f"{target}: cannot make it private: {error.strerror}") from None
+
+
 class Store:
     """The meter's non-volatile memory: one SQLite file."""
 
@@ -241,6 +267,7 @@ class Store:
             raise StorageError(
                 f"{target}: cannot create the database: the data directory is read-only"
             )
+        _owner_only(target, exists)
         try:
             connection = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as error:

@@ -278,7 +278,7 @@ def _write(path: Path, record: _Record, *, exclusive: bool) -> bool:
 
     Returns False when ``exclusive`` and the file appeared meanwhile.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
