@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientResponse, ClientSession, DummyCookieJar, web
+from aiohttp import ClientResponse, ClientSession, CookieJar, DummyCookieJar, TCPConnector, web
 from aiohttp.test_utils import TestClient, TestServer
 
 import s8000_engine
@@ -785,3 +785,41 @@ async def test_a_missing_credential_file_refuses_everything(site: Site) -> None:
 )
 def test_next_accepts_only_same_site_paths(value: str | None, expected: str) -> None:
     assert safe_next(value) == expected
+
+
+async def _login_from(
+    site: Site, address: str, password: str, jar: CookieJar | None = None
+) -> tuple[int, CookieJar]:
+    """Log in as admin from another loopback address, in a browser of its own
+    (``jar``: its cookies, kept between calls)."""
+    jar = jar if jar is not None else CookieJar(unsafe=True)
+    connector = TCPConnector(local_addr=(address, 0))
+    async with ClientSession(connector=connector, cookie_jar=jar) as browser:
+        response = await browser.post(
+            site.client.make_url("/api/login"), json={"username": "admin", "password": password}
+        )
+        await response.read()
+        return response.status, jar
+
+
+async def test_a_guesser_cannot_keep_a_known_browser_out(site: Site) -> None:
+    """Someone on the LAN keeps guessing the admin's password:
+    a browser that has logged in before (its device cookie) still gets in
+    with the right password, while unknown browsers wait; a new password
+    ends the guesser's hold."""
+    status, known = await _login_from(site, "127.0.0.1", site.password)
+    assert status == 200
+    guesser = None
+    for n in range(12):
+        site.clock.advance(60.0)  # a guess a minute: the user name stays locked
+        status, guesser = await _login_from(site, "127.0.0.2", f"guess {n}", guesser)
+        assert status in (401, 429)
+    assert (await _login_from(site, "127.0.0.3", site.password))[0] == 429  # unknown browser
+    assert (await _login_from(site, "127.0.0.1", site.password, known))[0] == 200
+    # The device cookie is no key for a guesser: one wrong password on it
+    # counts against that device, and the right one still gets in after.
+    assert (await _login_from(site, "127.0.0.4", "a guess", known))[0] == 401
+    assert (await _login_from(site, "127.0.0.1", site.password, known))[0] == 200
+
+    Credentials.set_password(site.path, NEW_PASSWORD, n=TEST_N)
+    assert (await _login_from(site, "127.0.0.3", NEW_PASSWORD))[0] == 200

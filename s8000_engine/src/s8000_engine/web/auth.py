@@ -70,6 +70,11 @@ FILE_FORMAT: Final = "s8000-web-credential"
 FILE_VERSION: Final = 1
 
 COOKIE_NAME: Final = "s8000_session"
+#: The cookie a browser that logged in keeps, so that a lockout others cause
+#: does not keep it out (see :class:`LoginLimiter`), and how long it lasts;
+#: it is signed with a key of the running meter, so a restart forgets it.
+DEVICE_COOKIE: Final = "s8000_device"
+DEVICE_LIFETIME: Final = 180 * 24 * 3600
 CSRF_HEADER: Final = "X-CSRF-Token"
 CSRF_FIELD: Final = "csrf"
 IDLE_TIMEOUT: Final = 30 * 60.0
@@ -572,7 +577,15 @@ class _Failures:
 
 
 class LoginLimiter:
-    """Slows down password guessing, per client address and per user name.
+    """Slows down password guessing, per client address and per user name,
+    or per device for a browser that logged in before.
+
+    A lockout on the user name alone would let anyone who can reach the
+    page keep the admin out for good (one wrong guess every few minutes).
+    So, as OWASP's device cookies do, a browser that shows a valid device
+    cookie (:data:`DEVICE_COOKIE`) is counted by that cookie instead of the
+    user name: guesses from elsewhere do not lock it out, and guesses made
+    with it lock out only it.
 
     The first ``free_attempts`` failures of a key cost nothing; after that,
     each further attempt must wait ``first_delay`` seconds after the previous
@@ -606,8 +619,19 @@ class LoginLimiter:
         return len(self._entries)
 
     @staticmethod
-    def _keys(address: str, username: str) -> tuple[tuple[str, str], tuple[str, str]]:
-        return ("address", address), ("user", username.casefold()[:MAX_USERNAME_LENGTH])
+    def _keys(
+        address: str, username: str, device: str | None, generation: str
+    ) -> tuple[tuple[str, str], tuple[str, str]]:
+        """The keys an attempt counts against: its address, and its device
+        (a browser that logged in before) or else the user name.  The user
+        name's key is the credential generation's, so a new password ends a
+        guesser's hold on it."""
+        if device is not None:
+            return ("address", address), ("device", device)
+        return ("address", address), (
+            "user",
+            f"{username.casefold()[:MAX_USERNAME_LENGTH]}#{generation}",
+        )
 
     def delay(self, failures: int) -> float:
         """Seconds to wait after the last of ``failures`` failures."""
@@ -626,12 +650,15 @@ class LoginLimiter:
                 break
             self._entries.popitem(last=False)
 
-    def retry_after(self, address: str, username: str) -> float:
-        """Seconds before ``username`` may try again from ``address``; 0 when it may now."""
+    def retry_after(
+        self, address: str, username: str, *, device: str | None = None, generation: str = ""
+    ) -> float:
+        """Seconds before ``username`` may try again from ``address`` (and
+        ``device``, a known browser's id; see :meth:`_keys`); 0 when it may now."""
         now = self._clock()
         self._purge(now)
         wait = 0.0
-        for key in self._keys(address, username):
+        for key in self._keys(address, username, device, generation):
             entry = self._entries.get(key)
             if entry is None:
                 continue
@@ -641,11 +668,13 @@ class LoginLimiter:
             wait = max(wait, entry.last + self.delay(entry.count) - now)
         return wait
 
-    def failure(self, address: str, username: str) -> float:
+    def failure(
+        self, address: str, username: str, *, device: str | None = None, generation: str = ""
+    ) -> float:
         """Record a failed login; return the seconds to wait before the next attempt."""
         now = self._clock()
         self._purge(now)
-        for key in self._keys(address, username):
+        for key in self._keys(address, username, device, generation):
             entry = self._entries.pop(key, None)
             if entry is None or self._forgotten(entry, now):
                 entry = _Failures(0, now)
@@ -654,11 +683,13 @@ class LoginLimiter:
             self._entries[key] = entry
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
-        return self.retry_after(address, username)
+        return self.retry_after(address, username, device=device, generation=generation)
 
-    def success(self, address: str, username: str) -> None:
-        """Forget the failures of this address and this user name."""
-        for key in self._keys(address, username):
+    def success(
+        self, address: str, username: str, *, device: str | None = None, generation: str = ""
+    ) -> None:
+        """Forget the failures of this address and this user name (or device)."""
+        for key in self._keys(address, username, device, generation):
             self._entries.pop(key, None)
 
 
@@ -675,6 +706,10 @@ class Auth:
     limiter: LoginLimiter
     public: frozenset[str]
     secure_cookie: bool = False
+    #: Signs the device cookies of this run (OWASP's "device cookies"): a
+    #: browser that logged in once is known by it, and is not kept out by
+    #: the lockout that guesses from elsewhere put on the user name.
+    device_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     kdf_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """One password check at a time: bounds the memory scrypt takes and makes the
     rate limit exact under parallel attempts."""
@@ -854,6 +889,27 @@ def _session_body(session: Session) -> dict[str, Any]:
     return {"user": session.user, "csrf": session.csrf, "expires": session.expires}
 
 
+def _device_mac(key: bytes, nonce: str, username: str, generation: str) -> str:
+    message = f"{nonce}\0{username.casefold()}\0{generation}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _device_cookie(auth: Auth, username: str, generation: str) -> str:
+    """A new device cookie for a browser that has just logged in as ``username``."""
+    nonce = secrets.token_urlsafe(16)
+    return f"{nonce}.{_device_mac(auth.device_key, nonce, username, generation)}"
+
+
+def _known_device(auth: Auth, cookie: str | None, username: str, generation: str) -> str | None:
+    """The id of the browser a valid device cookie names, for ``username``
+    under the credential's ``generation``; None for none (or a forged one)."""
+    if not cookie or len(cookie) > 128 or cookie.count(".") != 1:
+        return None
+    nonce, mac = cookie.split(".")
+    expected = _device_mac(auth.device_key, nonce, username, generation)
+    return nonce if hmac.compare_digest(mac, expected) else None
+
+
 def _short(username: str) -> str:
     return username[:MAX_USERNAME_LENGTH]
 
@@ -879,7 +935,9 @@ async def _login(request: web.Request) -> web.Response:
         return _json_error(400, "password: required")
     address = request.remote or "unknown"
     async with auth.kdf_lock:
-        wait = auth.limiter.retry_after(address, username)
+        current = auth.credentials.generation
+        device = _known_device(auth, request.cookies.get(DEVICE_COOKIE), username, current)
+        wait = auth.limiter.retry_after(address, username, device=device, generation=current)
         if wait > 0:
             seconds = max(1, math.ceil(wait))
             _LOGGER.warning(
@@ -900,10 +958,10 @@ async def _login(request: web.Request) -> web.Response:
         except CredentialError as error:
             return auth.credential_error(error)
         if generation is None:
-            auth.limiter.failure(address, username)
+            auth.limiter.failure(address, username, device=device, generation=current)
             _LOGGER.warning("failed web login of %r from %s", _short(username), address)
             return _json_error(401, "wrong username or password")
-        auth.limiter.success(address, username)
+        auth.limiter.success(address, username, device=device, generation=current)
     old = request.cookies.get(COOKIE_NAME)
     if old:
         auth.sessions.delete(old)  # no session fixation
@@ -914,6 +972,15 @@ async def _login(request: web.Request) -> web.Response:
         COOKIE_NAME,
         token,
         path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=True if auth.secure_cookie else None,
+    )
+    response.set_cookie(
+        DEVICE_COOKIE,
+        _device_cookie(auth, username, generation),
+        path="/api/login",  # sent with a login, nowhere else
+        max_age=DEVICE_LIFETIME,
         httponly=True,
         samesite="Strict",
         secure=True if auth.secure_cookie else None,
