@@ -127,6 +127,24 @@ def test_a_wrong_password_is_refused_then_live_values_update(browser: Any, meter
     _shot(page, "web-live.png")
 
 
+@pytest.mark.parametrize(
+    "target", ["/%5C127.0.0.2:59999/x", "/%09/127.0.0.2:59999/x", "//127.0.0.2:59999/"]
+)
+def test_the_login_never_sends_the_browser_off_the_site(
+    browser: Any, meter: WebMeter, target: str
+) -> None:
+    """``?next=`` that a browser resolves to another host (a backslash, a tab,
+    two slashes) lands on the meter's own page instead.  The other host is a
+    loopback address with nothing on it, should the test fail."""
+    page = browser.new_page()
+    page.goto(f"{meter.url}/login?next={target}")
+    assert meter.password is not None
+    page.fill("#password", meter.password)
+    page.click("#login-button")
+    page.wait_for_url(lambda url: "/login" not in url, wait_until="commit")
+    assert page.url == f"{meter.url}/", page.url
+
+
 def test_changing_a_ct_primary_scales_the_readings(browser: Any, meter: WebMeter) -> None:
     page = _login(browser, meter, "settings")
     page.wait_for_selector("#points-table")

@@ -4,8 +4,16 @@ const error = document.getElementById("login-error");
 
 function destination() {
   const next = new URLSearchParams(location.search).get("next") || "/";
-  // Only a path of this site: never an absolute or protocol-relative URL.
-  return next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  // Resolved the way the browser will resolve it, and kept only when it is
+  // of this very origin: a check of its first characters misses "/\\host"
+  // and "/<tab>/host", which browsers read as another host.
+  try {
+    const url = new URL(next, location.origin);
+    if (url.origin === location.origin) return url.pathname + url.search + url.hash;
+  } catch {
+    // not a URL at all
+  }
+  return "/";
 }
 
 form.addEventListener("submit", async (event) => {
