@@ -314,6 +314,8 @@ def test_run_simulates_a_model_and_refuses_a_model_for_a_replay(tmp_path: Path) 
         (["run", "--simulate", "--web", "0", "--discover-network", "banana"],
          "--discover-network"),
         (["run", "--simulate", "--web", "127.0.0.1:http"], "--web"),
+        (["run", "--simulate", "--web", "0", "--web-idle-timeout", "1"], "--web-idle-timeout"),
+        (["run", "--simulate", "--web", "0", "--web-idle-timeout", "nan"], "--web-idle-timeout"),
         (["run", "--simulate", "--modbus-tcp", "5020"], "--modbus-tcp"),
         (["read", "127.0.0.1:99999"], "address"),
         (["export", "--from", "yesterday"], "--from"),

@@ -417,3 +417,20 @@ def test_json_is_what_the_live_stream_sends(browser: Any, meter: WebMeter) -> No
     data = json.loads(event)
     assert data["model"] == "S8UTS-083"
     assert len(data["points"]) == 8
+
+
+def test_an_open_page_is_signed_out_after_the_idle_timeout(browser: Any, tmp_path: Path) -> None:
+    """The live page's event stream checks its session every second without
+    using it: a page left open is signed out once the idle timeout (here 8 s)
+    has passed since the last request, and lands on the login page."""
+    idle = WebMeter(tmp_path / "meter", "--speed", "10", "--web-idle-timeout", "8", modbus=False)
+    idle.start()
+    try:
+        page = _login(browser, idle)
+        first = page.locator("#meter-time").inner_text()
+        page.wait_for_function(  # the stream runs
+            "(first) => document.getElementById('meter-time').textContent !== first", arg=first
+        )
+        page.wait_for_url(LOGIN, timeout=30_000)
+    finally:
+        idle.stop()

@@ -47,7 +47,7 @@ from s8000_engine.modbus.server import Handler, RtuServer, TcpServer
 from s8000_engine.storage.export import parse_time
 from s8000_engine.storage.store import Store, private_directory
 from s8000_engine.web.app import DiscoveryScope, WebMeter, create_app, serving
-from s8000_engine.web.auth import CREDENTIAL_NAME, Credentials
+from s8000_engine.web.auth import CREDENTIAL_NAME, IDLE_TIMEOUT, Credentials
 
 EPILOG: Final = (
     "SIGINT (Ctrl-C) or SIGTERM stops the meter after the second it is metering, once that "
@@ -115,6 +115,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "0.0.0.0:8080 (every interface); it asks for the web admin password",
     )
     parser.add_argument(
+        "--web-idle-timeout",
+        type=float,
+        default=IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"sign a web session out after this long without a request "
+        f"(default {IDLE_TIMEOUT:.0f}; {IDLE_BOUNDS[0]:.0f} to {IDLE_BOUNDS[1]:.0f})",
+    )
+    parser.add_argument(
         "--discover-network",
         action="append",
         default=[],
@@ -149,6 +157,12 @@ def _check(args: argparse.Namespace) -> None:
     if args.web:
         parse_address(args.web, "--web", default_host="127.0.0.1")
         network_addresses(args.discover_network, "--discover-network")
+    # (NaN fails both comparisons, and is refused too.)
+    if not IDLE_BOUNDS[0] <= args.web_idle_timeout <= IDLE_BOUNDS[1]:
+        raise UsageError(
+            f"--web-idle-timeout: {args.web_idle_timeout:g} s is outside "
+            f"{IDLE_BOUNDS[0]:.0f}–{IDLE_BOUNDS[1]:.0f} s"
+        )
 
 
 def _configuration(store: Store, args: argparse.Namespace) -> dict[str, Any] | None:
@@ -167,6 +181,11 @@ def _configuration(store: Store, args: argparse.Namespace) -> dict[str, Any] | N
                 file=sys.stderr,
             )
     return raw
+
+
+#: The idle timeouts a web session may be given (s): a few seconds (a kiosk)
+#: to a day.
+IDLE_BOUNDS: Final = (5.0, 86400.0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -385,7 +404,9 @@ async def _serve_web(
         networks = [str(ipaddress.ip_network(f"{host}/24", strict=False))]
     scope = DiscoveryScope(networks, port=args.discover_port)
     app = create_app(
-        WebMeter(meter, discovery_scope=scope, local_ip=_local_ip(args, host)), credential
+        WebMeter(meter, discovery_scope=scope, local_ip=_local_ip(args, host)),
+        credential,
+        idle_timeout=args.web_idle_timeout,
     )
     try:
         bound = await servers.enter_async_context(serving(app, host, port))

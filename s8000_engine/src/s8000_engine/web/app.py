@@ -62,7 +62,13 @@ from s8000_engine.local.changes import Origin
 from s8000_engine.panel.state import Button, FrontPanel, PanelInfo
 from s8000_engine.storage import export
 from s8000_engine.storage.store import IntervalRecord, Store
-from s8000_engine.web.auth import current_session, json_body, setup_auth, still_signed_in
+from s8000_engine.web.auth import (
+    IDLE_TIMEOUT,
+    current_session,
+    json_body,
+    setup_auth,
+    still_signed_in,
+)
 
 if TYPE_CHECKING:
     from s8000_engine.local.live import LiveView
@@ -556,12 +562,15 @@ def create_app(
     credentials: Path,
     *,
     secure_cookie: bool = False,
+    idle_timeout: float = IDLE_TIMEOUT,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The web application of ``meter``, with its login (credential file ``credentials``)."""
     app = web.Application(middlewares=[_errors], client_max_size=256 * 1024)
     app[METER_KEY] = meter
-    setup_auth(app, credentials, secure_cookie=secure_cookie, clock=clock)
+    setup_auth(
+        app, credentials, secure_cookie=secure_cookie, idle_timeout=idle_timeout, clock=clock
+    )
     app.router.add_get("/", _index)
     app.router.add_get("/login", _login_page)
     app.router.add_get("/favicon.ico", _favicon)

@@ -540,8 +540,9 @@ class SessionStore:
         self._sessions[_token_key(token)] = session
         return token, session
 
-    def get(self, token: str, generation: str) -> Session | None:
-        """The live session of ``token`` under ``generation``, marked as used now; else None."""
+    def get(self, token: str, generation: str, *, touch: bool = True) -> Session | None:
+        """The live session of ``token`` under ``generation``, marked as used now
+        (unless not ``touch``: a check that is no use of it); else None."""
         if not token or len(token) > 256:
             return None
         key = _token_key(token)
@@ -552,6 +553,8 @@ class SessionStore:
         if now >= session.expires or not hmac.compare_digest(session.generation, generation):
             del self._sessions[key]
             return None
+        if not touch:
+            return session
         session = replace(session, last_seen=now, expires=self._expires(session.created, now))
         self._sessions[key] = session
         self._sessions.move_to_end(key)
@@ -838,7 +841,9 @@ def still_signed_in(request: web.Request) -> bool:
         generation = auth.credentials.generation
     except CredentialError:
         return False
-    return bool(token) and auth.sessions.get(token or "", generation) is not None
+    # Checked, not used: an open page's stream must not keep the session
+    # alive past its idle timeout.
+    return bool(token) and auth.sessions.get(token or "", generation, touch=False) is not None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
