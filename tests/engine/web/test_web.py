@@ -306,3 +306,48 @@ def test_the_data_directory_and_the_store_are_the_owners_alone(tmp_path: Path) -
         meter.stop()
     assert found.pop("meter") == 0o700
     assert set(found.values()) == {0o600}, found
+
+
+def test_live_streams_are_capped_and_the_meter_still_answers(meter: WebMeter) -> None:
+    """Each session may hold 4 live streams and the meter 32 in all; one
+    more is a 429 that says why, and /api/live still answers meanwhile."""
+    open_streams: list[Any] = []
+    refusals: list[tuple[str, str]] = []
+
+    def stream(client: Client) -> int:
+        try:
+            response = client.opener.open(meter.url + "/api/live/stream", timeout=15)
+        except urllib.error.HTTPError as error:
+            with error:
+                refusals.append((json.loads(error.read())["error"], error.headers["Retry-After"]))
+                return error.code
+        open_streams.append(response)
+        return int(response.status)
+
+    try:
+        first = Client(meter.url)
+        assert first.login(PASSWORD) == 200
+        assert [stream(first) for _ in range(5)] == [200] * 4 + [429]
+        others = []
+        for _ in range(7):
+            other = Client(meter.url)
+            assert other.login(PASSWORD) == 200
+            others.append(other)
+            assert [stream(other) for _ in range(4)] == [200] * 4
+        late = Client(meter.url)
+        assert late.login(PASSWORD) == 200
+        assert stream(late) == 429  # 32 open in all
+        status, body, _ = late.call("GET", "/api/live")
+        assert status == 200
+        assert body["points"]
+        # A stream that closes frees its place.
+        open_streams.pop().close()
+        deadline = time.monotonic() + 10
+        while (status := stream(late)) == 429 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert status == 200
+        assert refusals
+        assert all("too many live streams" in why and wait == "10" for why, wait in refusals)
+    finally:
+        for response in open_streams:
+            response.close()

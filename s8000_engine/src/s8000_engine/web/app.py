@@ -82,6 +82,12 @@ SPANS: Final = {"day": (3600, 24), "week": (86400, 7), "month": (86400, 30)}
 APPLY_TIMEOUT_S: Final = 15.0
 #: Server-sent events: a comment this often keeps idle proxies from closing the stream.
 KEEPALIVE_S: Final = 15.0
+#: Open live streams allowed per session (a few tabs) and in all: each is a
+#: listener the metering thread calls every second.
+MAX_STREAMS_PER_SESSION: Final = 4
+MAX_STREAMS: Final = 32
+#: What a refused stream is told to wait (s).
+STREAMS_RETRY_S: Final = 10
 STATIC: Final = resources.files("s8000_engine.web") / "static"
 
 
@@ -243,6 +249,43 @@ class WebMeter:
 METER_KEY: Final = web.AppKey("meter", WebMeter)
 
 
+@dataclass(slots=True)
+class _Streams:
+    """The live streams open now, in all and by session (its CSRF token, a
+    per-session secret that never leaves the server but in its own answers)."""
+
+    total: int = 0
+    by_session: dict[str, int] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def opened(self, session: str) -> Iterator[None]:
+        """Count one stream while it is open; ApiError 429 beyond the caps."""
+        if self.total >= MAX_STREAMS or self.by_session.get(session, 0) >= MAX_STREAMS_PER_SESSION:
+            mine = self.by_session.get(session, 0)
+            refused = ApiError(
+                429,
+                f"too many live streams open ({mine} of this session, {self.total} in all): "
+                "close a tab",
+                retry_after=STREAMS_RETRY_S,
+            )
+            refused.headers["Retry-After"] = str(STREAMS_RETRY_S)
+            raise refused
+        self.total += 1
+        self.by_session[session] = self.by_session.get(session, 0) + 1
+        try:
+            yield
+        finally:
+            self.total -= 1
+            left = self.by_session[session] - 1
+            if left:
+                self.by_session[session] = left
+            else:
+                del self.by_session[session]
+
+
+STREAMS_KEY: Final = web.AppKey("streams", _Streams)
+
+
 def _meter(request: web.Request) -> WebMeter:
     return request.app[METER_KEY]
 
@@ -295,6 +338,13 @@ async def _live(request: web.Request) -> web.Response:
 async def _live_stream(request: web.Request) -> web.StreamResponse:
     """Every second's live view as server-sent events (newest wins when a client lags)."""
     meter = _meter(request)
+    session = current_session(request)
+    assert session is not None  # the stream is not public
+    with request.app[STREAMS_KEY].opened(session.csrf):
+        return await _stream_live(request, meter)
+
+
+async def _stream_live(request: web.Request, meter: WebMeter) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
@@ -568,6 +618,7 @@ def create_app(
     """The web application of ``meter``, with its login (credential file ``credentials``)."""
     app = web.Application(middlewares=[_errors], client_max_size=256 * 1024)
     app[METER_KEY] = meter
+    app[STREAMS_KEY] = _Streams()
     setup_auth(
         app, credentials, secure_cookie=secure_cookie, idle_timeout=idle_timeout, clock=clock
     )
