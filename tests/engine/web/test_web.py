@@ -351,3 +351,39 @@ def test_live_streams_are_capped_and_the_meter_still_answers(meter: WebMeter) ->
     finally:
         for response in open_streams:
             response.close()
+
+
+def test_a_rebound_host_name_is_refused(tmp_path: Path) -> None:
+    """DNS rebinding: a page of the attacker's name, pointed at the meter's
+    address, sends its own name as Host (and as Origin).  Only the meter's
+    addresses, localhost and the names it is given are served."""
+    data = tmp_path / "meter"
+    data.mkdir()
+    _set_password(data, PASSWORD)
+    named = WebMeter(data, "--speed", "10", "--web-host-name", "Meter.LAN", modbus=False).start()
+    try:
+        port = named.port
+        for host in ("evil.example", "evil.example.", "127.0.0.1.evil.example", "meter.lan.x"):
+            client = Client(named.url)
+            status, body, _ = client.call(
+                "POST",
+                "/api/login",
+                {"username": "admin", "password": PASSWORD},
+                Host=f"{host}:{port}",
+                Origin=f"http://{host}:{port}",
+            )
+            assert status == 421, host
+            assert "host name" in body["error"]
+            assert client.call("GET", "/", Host=host)[0] == 421
+        for host in ("127.0.0.1", "localhost", "meter.lan", "METER.lan."):
+            client = Client(named.url)
+            status, _, _ = client.call(
+                "POST",
+                "/api/login",
+                {"username": "admin", "password": PASSWORD},
+                Host=f"{host}:{port}",
+                Origin=f"http://{host}:{port}",
+            )
+            assert status == 200, host
+    finally:
+        named.stop()

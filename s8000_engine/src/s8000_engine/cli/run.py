@@ -20,6 +20,7 @@ import contextlib
 import getpass
 import ipaddress
 import json
+import re
 import signal
 import socket
 import sys
@@ -115,6 +116,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "0.0.0.0:8080 (every interface); it asks for the web admin password",
     )
     parser.add_argument(
+        "--web-host-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name the web interface answers to (e.g. meter.lan; repeat for more); "
+        "it always answers to its addresses and localhost, and refuses other names "
+        "(DNS rebinding)",
+    )
+    parser.add_argument(
         "--web-idle-timeout",
         type=float,
         default=IDLE_TIMEOUT,
@@ -157,6 +167,9 @@ def _check(args: argparse.Namespace) -> None:
     if args.web:
         parse_address(args.web, "--web", default_host="127.0.0.1")
         network_addresses(args.discover_network, "--discover-network")
+    for name in args.web_host_name:
+        if not HOST_NAME.fullmatch(name):
+            raise UsageError(f"--web-host-name: {name[:80]!r} is not a host name")
     # (NaN fails both comparisons, and is refused too.)
     if not IDLE_BOUNDS[0] <= args.web_idle_timeout <= IDLE_BOUNDS[1]:
         raise UsageError(
@@ -183,6 +196,11 @@ def _configuration(store: Store, args: argparse.Namespace) -> dict[str, Any] | N
     return raw
 
 
+#: A DNS host name: dot-separated labels of letters, digits and hyphens.
+HOST_NAME: Final = re.compile(
+    r"(?=.{1,253}\.?$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
 #: The idle timeouts a web session may be given (s): a few seconds (a kiosk)
 #: to a day.
 IDLE_BOUNDS: Final = (5.0, 86400.0)
@@ -407,6 +425,7 @@ async def _serve_web(
         WebMeter(meter, discovery_scope=scope, local_ip=_local_ip(args, host)),
         credential,
         idle_timeout=args.web_idle_timeout,
+        host_names=args.web_host_name,
     )
     try:
         bound = await servers.enter_async_context(serving(app, host, port))

@@ -613,6 +613,7 @@ def create_app(
     *,
     secure_cookie: bool = False,
     idle_timeout: float = IDLE_TIMEOUT,
+    host_names: Sequence[str] = (),
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The web application of ``meter``, with its login (credential file ``credentials``)."""
@@ -620,7 +621,12 @@ def create_app(
     app[METER_KEY] = meter
     app[STREAMS_KEY] = _Streams()
     setup_auth(
-        app, credentials, secure_cookie=secure_cookie, idle_timeout=idle_timeout, clock=clock
+        app,
+        credentials,
+        secure_cookie=secure_cookie,
+        idle_timeout=idle_timeout,
+        host_names=host_names,
+        clock=clock,
     )
     app.router.add_get("/", _index)
     app.router.add_get("/login", _login_page)

@@ -32,6 +32,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import math
@@ -709,6 +710,9 @@ class Auth:
     limiter: LoginLimiter
     public: frozenset[str]
     secure_cookie: bool = False
+    #: The host names the server answers to besides address literals and
+    #: localhost (lower case, without a trailing dot).
+    host_names: frozenset[str] = frozenset()
     #: Signs the device cookies of this run (OWASP's "device cookies"): a
     #: browser that logged in once is known by it, and is not kept out by
     #: the lockout that guesses from elsewhere put on the user name.
@@ -784,6 +788,35 @@ def _is_public(public: frozenset[str], request: web.Request) -> bool:
     )
 
 
+def _host_refusal(request: web.Request, names: frozenset[str]) -> str | None:
+    """Why the request's Host is not this server's; None when it is.
+
+    DNS rebinding points a name the attacker owns at this meter's address,
+    so that a page of that name may read the meter as its own origin: the
+    Origin check alone compares with whatever Host the browser sends.  Only
+    a name can be rebound, so an address literal (IPv4 or IPv6, what a user
+    types or discovery shows), ``localhost`` and the names the meter was told
+    it has (``names``) are served, and no other."""
+    try:
+        hostname = urlsplit("//" + request.host).hostname
+    except ValueError:
+        hostname = None
+    if hostname:
+        hostname = hostname.rstrip(".").lower()
+        if hostname == "localhost" or hostname in names:
+            return None
+        try:
+            ipaddress.ip_address(hostname)
+        except ValueError:
+            pass
+        else:
+            return None
+    return (
+        f"unknown host name {request.host[:80]!r}: use the meter's address, or give it "
+        "the name with --web-host-name"
+    )
+
+
 def _origin_refusal(request: web.Request) -> str | None:
     """Why the request's Origin (or Referer) is foreign; None when absent or same-host."""
     source = "Origin"
@@ -853,6 +886,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Sessions, CSRF and Origin checks for every request (installed by :func:`setup_auth`)."""
     auth = request.app[AUTH_KEY]
+    misdirected = _host_refusal(request, auth.host_names)
+    if misdirected is not None:
+        return _json_error(421, misdirected)
     try:
         generation = auth.credentials.generation
     except CredentialError as error:
@@ -1023,6 +1059,7 @@ def setup_auth(
     idle_timeout: float = IDLE_TIMEOUT,
     lifetime: float = SESSION_LIFETIME,
     limiter: LoginLimiter | None = None,
+    host_names: Iterable[str] = (),
 ) -> Auth:
     """Protect ``app``: login/logout/session routes, the middleware and security headers.
 
@@ -1040,6 +1077,7 @@ def setup_auth(
         limiter=limiter if limiter is not None else LoginLimiter(clock=clock),
         public=_parse_public(public),
         secure_cookie=secure_cookie,
+        host_names=frozenset(name.rstrip(".").lower() for name in host_names),
     )
     app[AUTH_KEY] = auth
     app.middlewares.insert(0, auth_middleware)
