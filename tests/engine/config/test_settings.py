@@ -191,6 +191,8 @@ def test_a_static_address_in_another_network_is_accepted_with_its_gateway() -> N
                 "gateway": "10.20.255.254",
                 "ntp_host": "pool.ntp.org.",
                 "phone": "+1 (613) 555-0100,,9",
+                # A new number is a new destination: the password is given again.
+                "ppp_password": SECRET_VALUES[2],
                 "at_string": "AT X3 -STE=7",
             }
         },
@@ -202,7 +204,7 @@ def test_a_static_address_in_another_network_is_accepted_with_its_gateway() -> N
         "255.255.0.0",
         "10.20.255.254",
     )
-    assert unit.ppp_password == SECRET_VALUES[2]  # kept
+    assert unit.ppp_password == SECRET_VALUES[2]
 
 
 def test_gateway_and_address_are_checked_together() -> None:
@@ -938,7 +940,12 @@ def test_names_pulses_reporting_unit_and_recording_interval_apply_live(tmp_path:
         meter,
         {
             "unit": {"ntp_host": "time.example", "dhcp": False},
-            "report": {"recording_minutes": 5, "every_minutes": 60, "host": "10.0.0.6"},
+            "report": {
+                "recording_minutes": 5,
+                "every_minutes": 60,
+                "host": "10.0.0.6",
+                "password": SECRET_VALUES[0],  # another host: given again
+            },
             "points": {"4": {"name": "Cooker"}},
             "pulses": [{"unit": "m³", "scale": 0.001}, {"name": "Gas meter"}],
         },
@@ -1042,3 +1049,21 @@ def test_the_panel_resets_the_default_ip(tmp_path: Path) -> None:
     assert meter.store.config_changes()[0].origin == "panel"
     assert not meter.reset_default_ip(user="panel").changed
     meter.store.close()
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"report": {"host": "192.0.2.99"}}, "report.password"),
+        ({"report": {"port": 2121}}, "report.password"),
+        ({"unit": {"phone": "555 0199"}}, "unit.ppp_password"),
+    ],
+)
+def test_a_secret_is_asked_again_when_its_destination_moves(
+    changes: dict[str, Any], field: str
+) -> None:
+    error = _error(_demo(), changes)
+    assert error.fields == [field]
+    assert "enter it again, or clear it" in error.message
+    for secret in SECRET_VALUES:
+        assert secret not in error.message

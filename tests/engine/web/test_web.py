@@ -387,3 +387,39 @@ def test_a_rebound_host_name_is_refused(tmp_path: Path) -> None:
             assert status == 200, host
     finally:
         named.stop()
+
+
+def test_a_stored_secret_never_follows_a_new_destination(meter: WebMeter) -> None:
+    """Moving the report (another host, port, URL, or a protocol without
+    TLS) while a password or token is stored must give it again, or clear
+    it: a signed-in user cannot send the stored secret somewhere else."""
+    client = Client(meter.url)
+    assert client.login(PASSWORD) == 200
+    ftp = {"protocol": "ftps", "host": "192.0.2.10", "username": "meter", "password": "s3cret"}
+    assert client.call("POST", "/api/settings", {"report": ftp})[0] == 200
+    for moved in ({"host": "192.0.2.66"}, {"port": 2121}, {"protocol": "ftp"}):
+        status, body, _ = client.call("POST", "/api/settings", {"report": moved})
+        assert status == 400, moved
+        assert [e["field"] for e in body["errors"]] == ["report.password"]
+    status, body, _ = client.call("POST", "/api/settings", {"report": {"username": "other"}})
+    assert status == 200, body  # the same server: the password stays
+    status, _, _ = client.call(
+        "POST", "/api/settings", {"report": {"host": "192.0.2.66", "password": "n3w"}}
+    )
+    assert status == 200
+    status, body, _ = client.call(
+        "POST", "/api/settings", {"report": {"host": "192.0.2.67", "password": ""}}
+    )
+    assert status == 200, body
+    assert client.call("GET", "/api/settings")[1]["report"]["password_set"] is False
+
+    https = {"protocol": "https", "url": "https://192.0.2.10/in", "token": "t0ken"}
+    assert client.call("POST", "/api/settings", {"report": https})[0] == 200
+    for moved in (
+        {"url": "https://192.0.2.66/in"},
+        {"protocol": "http", "url": "http://192.0.2.10/in"},
+    ):
+        status, body, _ = client.call("POST", "/api/settings", {"report": moved})
+        assert status == 400, moved
+        assert [e["field"] for e in body["errors"]] == ["report.token"]
+    assert client.call("GET", "/api/settings")[1]["report"]["token_set"] is True

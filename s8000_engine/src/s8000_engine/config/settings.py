@@ -115,6 +115,15 @@ __all__ = [
 SECRETS: Final = frozenset({"reporting.password", "reporting.token", "unit.ppp_password"})
 #: The secret fields, as paths of the web form.
 SECRET_FIELDS: Final = frozenset({"report.password", "report.token", "unit.ppp_password"})
+#: Where each secret is sent: the fields that, changed, send it somewhere else
+#: (another server, another number, or in clear where it went over TLS).
+#: Such a change must give the secret again (or clear it), so that a
+#: stored password never follows a new destination on its own.
+SECRET_DESTINATIONS: Final = {
+    "report.password": ("report.protocol", "report.host", "report.port"),
+    "report.token": ("report.protocol", "report.url"),
+    "unit.ppp_password": ("unit.phone", "unit.alt_phone"),
+}
 #: The sections, in the configuration tool's order.
 SECTIONS: Final = ("unit", "report", "points", "pulses")
 
@@ -685,6 +694,7 @@ def apply_changes(
     # the others are stored as validated.
     before = _effective(old, recording_minutes)
     after = _effective(new, minutes)
+    _check_secret_destinations(old, before, after, given)
     for field in given:
         if field == "report.recording_minutes" or field.startswith("report.demand_"):
             continue
@@ -699,6 +709,30 @@ def apply_changes(
     else:
         new_raw["demand"] = new.demand.to_dict()
     return new_raw, int(minutes)
+
+
+def _check_secret_destinations(
+    old: MeterConfig, before: Mapping[str, Any], after: Mapping[str, Any], given: Mapping[str, Any]
+) -> None:
+    """SettingsError for every stored secret whose destination the change
+    moves without giving the secret again (see :data:`SECRET_DESTINATIONS`)."""
+    stored = {
+        "report.password": old.reporting.password,
+        "report.token": old.reporting.token,
+        "unit.ppp_password": old.unit.ppp_password,
+    }
+    errors: list[tuple[FieldPath, str]] = []
+    for secret, destination in SECRET_DESTINATIONS.items():
+        moved = [f for f in destination if before.get(f) != after.get(f)]
+        if moved and stored[secret] and secret not in given:
+            errors.append(
+                (
+                    tuple(secret.split(".")),
+                    f"{', '.join(moved)} changed where it is sent: enter it again, or clear it",
+                )
+            )
+    if errors:
+        raise SettingsError(errors)
 
 
 # -- validation ----------------------------------------------------------------------------
