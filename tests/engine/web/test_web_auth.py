@@ -171,7 +171,7 @@ def test_first_start_creates_the_credential_and_shows_its_password_once(tmp_path
     assert password.encode() not in raw
     data = json.loads(raw)
     assert data["username"] == "admin"
-    assert data["kdf"] == {"name": "scrypt", "n": TEST_N, "r": 8, "p": 1}
+    assert data["kdf"] == {"name": "scrypt", "n": TEST_N, "r": 8, "p": 3}
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
     assert credentials.verify("admin", password)
     assert not credentials.verify("admin", password + "x")
@@ -193,8 +193,10 @@ def test_a_given_password_is_used_and_not_returned(tmp_path: Path) -> None:
 
 def test_the_production_cost_is_stored_with_the_hash(tmp_path: Path) -> None:
     path = tmp_path / CREDENTIAL_NAME
-    Credentials.ensure(path, password="ten chars!")
-    assert json.loads(path.read_text())["kdf"]["n"] == SCRYPT_N == 2**15
+    Credentials.ensure(path, password="twelve chars")
+    # OWASP's scrypt cost: N=2^15, r=8, p=3 (32 MiB, three passes).
+    assert json.loads(path.read_text())["kdf"] == {"name": "scrypt", "n": 2**15, "r": 8, "p": 3}
+    assert SCRYPT_N == 2**15
     Credentials.set_password(path, "another password", n=TEST_N)
     credentials = Credentials.load(path)
     assert json.loads(path.read_text())["kdf"]["n"] == TEST_N
@@ -232,13 +234,13 @@ def test_a_corrupt_or_foreign_file_is_refused_and_left_alone(
 
 def test_short_passwords_and_bad_names_are_refused_and_change_nothing(tmp_path: Path) -> None:
     path = tmp_path / CREDENTIAL_NAME
-    with pytest.raises(CredentialError, match="password: at least 10 characters"):
+    with pytest.raises(CredentialError, match="password: at least 12 characters"):
         Credentials.ensure(path, password="short", n=TEST_N)
     assert not path.exists()
     credentials, password = Credentials.ensure(path, n=TEST_N)
     before = path.read_bytes()
-    with pytest.raises(CredentialError, match="password: at least 10 characters"):
-        Credentials.set_password(path, "123456789", n=TEST_N)
+    with pytest.raises(CredentialError, match="password: at least 12 characters"):
+        Credentials.set_password(path, "12345678901", n=TEST_N)
     with pytest.raises(CredentialError, match="username"):
         Credentials.set_password(path, NEW_PASSWORD, username=" admin", n=TEST_N)
     with pytest.raises(CredentialError, match="line breaks"):
@@ -554,7 +556,7 @@ def test_the_command_line_refuses_bad_passwords_and_argv_passwords(tmp_path: Pat
     assert "unrecognized arguments" in as_argument.stderr
     short = web_password("--data", data, stdin="short\n")
     assert short.returncode == 2
-    assert "password: at least 10 characters" in short.stderr
+    assert "password: at least 12 characters" in short.stderr
     empty = web_password("--data", data, stdin="")
     assert empty.returncode == 2
     assert "found nothing" in empty.stderr
