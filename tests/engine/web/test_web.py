@@ -423,3 +423,21 @@ def test_a_stored_secret_never_follows_a_new_destination(meter: WebMeter) -> Non
         assert status == 400, moved
         assert [e["field"] for e in body["errors"]] == ["report.token"]
     assert client.call("GET", "/api/settings")[1]["report"]["token_set"] is True
+
+
+def test_names_with_line_breaks_cannot_forge_log_lines(meter: WebMeter) -> None:
+    """A point or pulse-input name with a line break (or another control
+    character) would write a line of its own into the log and the change
+    log: refused, and nothing changes."""
+    client = Client(meter.url)
+    assert client.login(PASSWORD) == 200
+    for name in ("Kitchen\nERROR forged line", "Oven\r", "Tab\there", "Line\u2028sep"):
+        status, body, _ = client.call("POST", "/api/settings", {"points": {"0": {"name": name}}})
+        assert status == 400, name
+        assert [e["field"] for e in body["errors"]] == ["points.0.name"]
+    status, body, _ = client.call(
+        "POST", "/api/settings", {"pulses": {"0": {"name": "Water\nmeter", "unit": "L\n"}}}
+    )
+    assert status == 400
+    assert {e["field"] for e in body["errors"]} == {"pulses.0.name", "pulses.0.unit"}
+    assert client.call("GET", "/api/changes")[1]["changes"] == []

@@ -9,7 +9,7 @@ from typing import Any, Final, cast
 
 import voluptuous as vol
 
-from s8000_engine.config.validation import validate
+from s8000_engine.config.validation import one_line, validate
 from s8000_engine.const import PULSE_SCALE_MAX, PULSE_SCALE_MIN
 from s8000_engine.exceptions import ConfigError
 
@@ -36,6 +36,7 @@ UNIT_MAX_LENGTH: Final = 16
 def _name(value: object) -> str:
     if not isinstance(value, str):
         raise vol.Invalid("expected a string")
+    one_line(value)
     if not value.strip():
         raise vol.Invalid("value must not be empty")
     if len(value) > NAME_MAX_LENGTH:
@@ -46,6 +47,7 @@ def _name(value: object) -> str:
 def _unit(value: object) -> str:
     if not isinstance(value, str):
         raise vol.Invalid("expected a string")
+    one_line(value)
     if len(value) > UNIT_MAX_LENGTH:
         raise vol.Invalid(f"value must be at most {UNIT_MAX_LENGTH} characters")
     return value

@@ -5,6 +5,7 @@ sections share."""
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -53,13 +54,22 @@ def flag(value: Any) -> bool:
     return value
 
 
+def one_line(text: str) -> str:
+    """``text``, refused (vol.Invalid) when it holds a control character or a
+    line or paragraph separator: a name is written into the log and the
+    change log, where a line break would forge a line of its own."""
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text):
+        raise vol.Invalid("must be one line of text, without control characters")
+    return text
+
+
 def name(max_length: int) -> Callable[[Any], str]:
-    """Text of 1 to ``max_length`` characters, stripped."""
+    """Text of 1 to ``max_length`` characters on one line, stripped."""
 
     def check(value: Any) -> str:
         if not isinstance(value, str):
             raise vol.Invalid("expected a string")
-        text = value.strip()
+        text = one_line(value).strip()
         if not text:
             raise vol.Invalid("must not be empty")
         if len(text) > max_length:
