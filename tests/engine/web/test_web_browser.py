@@ -437,3 +437,19 @@ def test_an_open_page_is_signed_out_after_the_idle_timeout(browser: Any, tmp_pat
         page.wait_for_url(LOGIN, timeout=30_000)
     finally:
         idle.stop()
+
+
+@pytest.mark.parametrize("fragment", ["\\", '"]', "%", "x'),a[href", "history"])
+def test_any_fragment_opens_a_tab(browser: Any, meter: WebMeter, fragment: str) -> None:
+    """The URL's fragment picks the tab to open; one that is no tab's name
+    (even one that is not a valid CSS selector) opens the live tab."""
+    page = _login(browser, meter)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.goto(f"{meter.url}/#{fragment}")
+    page.reload()
+    page.wait_for_selector("#live-table tbody tr", state="attached")
+    wanted = "history" if fragment == "history" else "live"
+    page.wait_for_selector(f'#tabs button[data-tab="{wanted}"].active')
+    assert errors == []

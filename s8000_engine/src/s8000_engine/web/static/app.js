@@ -365,8 +365,11 @@ async function start() {
     toast(error.message, true);
   }
   startLive();
+  // The fragment is the URL's, anyone's to write: compared with the tabs'
+  // names, never put into a selector.
   const wanted = location.hash.slice(1);
-  showTab(document.querySelector(`#tabs button[data-tab="${wanted}"]`) ? wanted : "live");
+  const tabs = [...document.querySelectorAll("#tabs button")].map((b) => b.dataset.tab);
+  showTab(tabs.includes(wanted) ? wanted : "live");
 }
 
 start();
