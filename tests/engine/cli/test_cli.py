@@ -523,3 +523,13 @@ def test_an_interrupted_scan_stops_at_once_and_says_so(signum: signal.Signals) -
     assert process.returncode == 128 + signum
     assert err == "s8000-engine discover: interrupted\n"
     assert out == ""
+
+
+def test_run_help_says_the_web_password_is_generated_not_asked() -> None:
+    """The first start generates the web password and shows it once; nothing
+    asks for one (the help said it did)."""
+    done = run("run", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "asks for the web admin password" not in text
+    assert "generates the web admin password at the first start" in text

@@ -113,7 +113,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--web",
         metavar="[HOST:]PORT",
         help="serve the web configuration interface, e.g. 8080 (on 127.0.0.1) or "
-        "0.0.0.0:8080 (every interface); it asks for the web admin password",
+        "0.0.0.0:8080 (every interface); it generates the web admin password at the first "
+        "start and shows it once (set your own with s8000-engine web-password)",
     )
     parser.add_argument(
         "--web-host-name",
