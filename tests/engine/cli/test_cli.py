@@ -316,6 +316,8 @@ def test_run_simulates_a_model_and_refuses_a_model_for_a_replay(tmp_path: Path) 
         (["run", "--simulate", "--web", "127.0.0.1:http"], "--web"),
         (["run", "--simulate", "--web", "0", "--web-idle-timeout", "1"], "--web-idle-timeout"),
         (["run", "--simulate", "--web", "0", "--web-host-name", "a b"], "--web-host-name"),
+        (["run", "--simulate", "--web", "0", "--web-trusted-proxy", "proxy"],
+         "--web-trusted-proxy"),
         (["run", "--simulate", "--web", "0", "--web-idle-timeout", "nan"], "--web-idle-timeout"),
         (["run", "--simulate", "--modbus-tcp", "5020"], "--modbus-tcp"),
         (["read", "127.0.0.1:99999"], "address"),

@@ -9,12 +9,14 @@ through the same API.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import stat
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from http.cookiejar import CookieJar
@@ -441,3 +443,77 @@ def test_names_with_line_breaks_cannot_forge_log_lines(meter: WebMeter) -> None:
     assert status == 400
     assert {e["field"] for e in body["errors"]} == {"pulses.0.name", "pulses.0.unit"}
     assert client.call("GET", "/api/changes")[1]["changes"] == []
+
+
+def _post_login_from(
+    url: str, source: str, password: str, user: str = "admin", **headers: str
+) -> tuple[int, list[str]]:
+    """POST a login from the loopback address ``source``: the status, and
+    the Set-Cookie headers."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(
+        parts.hostname or "", parts.port, timeout=15, source_address=(source, 0)
+    )
+    try:
+        body = json.dumps({"username": user, "password": password})
+        named = {name.replace("_", "-"): value for name, value in headers.items()}
+        connection.request(
+            "POST", "/api/login", body, {"Content-Type": "application/json", **named}
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.headers.get_all("Set-Cookie") or []
+    finally:
+        connection.close()
+
+
+def test_behind_a_trusted_tls_proxy(tmp_path: Path) -> None:
+    """Behind a TLS reverse proxy: the session cookie is Secure and named
+    __Host-; the log and the login limit see the client the trusted proxy
+    names in X-Forwarded-For, and a client that is no trusted proxy cannot
+    name another address."""
+    data = tmp_path / "meter"
+    data.mkdir()
+    _set_password(data, PASSWORD)
+    proxied = WebMeter(
+        data, "--speed", "10", "--web-secure-cookie", "--web-trusted-proxy", "127.0.0.1",
+        modbus=False,
+    ).start()  # fmt: skip
+    try:
+        status, cookies = _post_login_from(
+            proxied.url, "127.0.0.1", PASSWORD, X_Forwarded_For="198.51.100.7",
+            X_Forwarded_Proto="https",
+        )  # fmt: skip
+        assert status == 200
+        session = next(c for c in cookies if c.startswith("__Host-s8000_session="))
+        assert "Secure" in session
+        assert "Path=/" in session
+        assert any(c.startswith("__Secure-s8000_device=") for c in cookies)
+        token = session.split(";")[0].partition("=")[2]
+        client = Client(proxied.url)
+        assert client.call("GET", "/api/live", Cookie=f"__Host-s8000_session={token}")[0] == 200
+        assert client.call("GET", "/api/live", Cookie=f"s8000_session={token}")[0] == 401
+
+        # Through the proxy, each client is limited by its own address: a
+        # guesser's address is locked, not the proxy's (every client's).
+        for _ in range(6):
+            _post_login_from(
+                proxied.url, "127.0.0.1", "wrong", "guest", X_Forwarded_For="198.51.100.66"
+            )
+        guessing = _post_login_from(
+            proxied.url, "127.0.0.1", "wrong", "other", X_Forwarded_For="198.51.100.66"
+        )
+        assert guessing[0] == 429
+        assert (
+            _post_login_from(proxied.url, "127.0.0.1", PASSWORD, X_Forwarded_For="198.51.100.8")[0]
+            == 200
+        )
+        # From an untrusted peer the header names nobody.
+        _post_login_from(proxied.url, "127.0.0.2", "wrong", X_Forwarded_For="203.0.113.9")
+        time.sleep(0.3)
+        log = proxied.log()
+        assert "failed web login of 'guest' from 198.51.100.66" in log
+        assert "failed web login of 'admin' from 127.0.0.2" in log
+        assert "203.0.113.9" not in log
+    finally:
+        proxied.stop()

@@ -117,6 +117,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "start and shows it once (set your own with s8000-engine web-password)",
     )
     parser.add_argument(
+        "--web-secure-cookie",
+        action="store_true",
+        help="mark the session cookie Secure (named __Host-s8000_session): for a web "
+        "interface reached over HTTPS through a TLS reverse proxy",
+    )
+    parser.add_argument(
+        "--web-trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDRESS[/PREFIX]",
+        help="a reverse proxy whose X-Forwarded-For and X-Forwarded-Proto are believed "
+        "(repeat for more): the login limit and the log then see the client",
+    )
+    parser.add_argument(
         "--web-host-name",
         action="append",
         default=[],
@@ -168,6 +182,13 @@ def _check(args: argparse.Namespace) -> None:
     if args.web:
         parse_address(args.web, "--web", default_host="127.0.0.1")
         network_addresses(args.discover_network, "--discover-network")
+    for proxy in args.web_trusted_proxy:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise UsageError(
+                f"--web-trusted-proxy: {proxy[:80]!r} is not an address or network"
+            ) from None
     for name in args.web_host_name:
         if not HOST_NAME.fullmatch(name):
             raise UsageError(f"--web-host-name: {name[:80]!r} is not a host name")
@@ -427,6 +448,8 @@ async def _serve_web(
         credential,
         idle_timeout=args.web_idle_timeout,
         host_names=args.web_host_name,
+        secure_cookie=args.web_secure_cookie,
+        trusted_proxies=[ipaddress.ip_network(p, strict=False) for p in args.web_trusted_proxy],
     )
     try:
         bound = await servers.enter_async_context(serving(app, host, port))

@@ -64,6 +64,7 @@ from s8000_engine.storage import export
 from s8000_engine.storage.store import IntervalRecord, Store
 from s8000_engine.web.auth import (
     IDLE_TIMEOUT,
+    IPNetwork,
     current_session,
     json_body,
     setup_auth,
@@ -614,6 +615,7 @@ def create_app(
     secure_cookie: bool = False,
     idle_timeout: float = IDLE_TIMEOUT,
     host_names: Sequence[str] = (),
+    trusted_proxies: Sequence[IPNetwork] = (),
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The web application of ``meter``, with its login (credential file ``credentials``)."""
@@ -626,6 +628,7 @@ def create_app(
         secure_cookie=secure_cookie,
         idle_timeout=idle_timeout,
         host_names=host_names,
+        trusted_proxies=trusted_proxies,
         clock=clock,
     )
     app.router.add_get("/", _index)

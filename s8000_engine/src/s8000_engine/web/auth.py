@@ -714,6 +714,9 @@ class Auth:
     limiter: LoginLimiter
     public: frozenset[str]
     secure_cookie: bool = False
+    #: The reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are
+    #: believed (see :func:`_forwarded`).
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     #: The host names the server answers to besides address literals and
     #: localhost (lower case, without a trailing dot).
     host_names: frozenset[str] = frozenset()
@@ -725,6 +728,17 @@ class Auth:
     """One password check at a time: bounds the memory scrypt takes and makes the
     rate limit exact under parallel attempts."""
     _last_error: str | None = field(default=None, repr=False)
+
+    @property
+    def cookie_name(self) -> str:
+        """The session cookie's name: with the ``__Host-`` prefix when it is
+        Secure, so the browser keeps it bound to this host, Path=/, over TLS."""
+        return f"__Host-{COOKIE_NAME}" if self.secure_cookie else COOKIE_NAME
+
+    @property
+    def device_cookie_name(self) -> str:
+        """The device cookie's name (``__Secure-``: its Path is the login's)."""
+        return f"__Secure-{DEVICE_COOKIE}" if self.secure_cookie else DEVICE_COOKIE
 
     def credential_error(self, error: CredentialError) -> web.Response:
         """Log a credential failure (once per distinct message) and answer 503."""
@@ -864,7 +878,7 @@ def _unauthenticated(request: web.Request, had_cookie: bool) -> web.Response:
             location += "?next=" + quote(safe_next(request.path_qs), safe="/")
         response = web.Response(status=303, headers={"Location": location})
     if had_cookie:
-        response.del_cookie(COOKIE_NAME, path="/")
+        response.del_cookie(request.app[AUTH_KEY].cookie_name, path="/")
     return response
 
 
@@ -873,7 +887,7 @@ def still_signed_in(request: web.Request) -> bool:
     response (an event stream), which must end with its session (logout,
     expiry, a new password)."""
     auth = request.app[AUTH_KEY]
-    token = request.cookies.get(COOKIE_NAME)
+    token = request.cookies.get(auth.cookie_name)
     try:
         generation = auth.credentials.generation
     except CredentialError:
@@ -884,6 +898,43 @@ def still_signed_in(request: web.Request) -> bool:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+type IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _trusted(address: str | None, proxies: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+@web.middleware
+async def _forwarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Behind a trusted reverse proxy, the client is who the proxy says.
+
+    Only a peer in the trusted proxies is believed: ``X-Forwarded-For`` is
+    read from the right (the hop nearest this server) past every trusted
+    proxy, and the first address that is not one is the client; the scheme
+    is the proxy's ``X-Forwarded-Proto``.  From anyone else both headers are
+    ignored, so a client cannot pick the address the limiter counts."""
+    proxies = request.app[AUTH_KEY].trusted_proxies
+    if not proxies or not _trusted(request.remote, proxies):
+        return await handler(request)
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    client = request.remote
+    for hop in reversed([h for h in hops if h]):
+        client = hop
+        if not _trusted(hop, proxies):
+            break
+    try:
+        client = str(ipaddress.ip_address(client or ""))
+    except ValueError:
+        return _json_error(400, "X-Forwarded-For: not an address")
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).strip().lower()
+    if scheme not in _DEFAULT_PORTS:
+        return _json_error(400, "X-Forwarded-Proto: expected http or https")
+    return await handler(request.clone(remote=client, scheme=scheme))
 
 
 @web.middleware
@@ -897,7 +948,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         generation = auth.credentials.generation
     except CredentialError as error:
         return auth.credential_error(error)
-    token = request.cookies.get(COOKIE_NAME)
+    token = request.cookies.get(auth.cookie_name)
     session = auth.sessions.get(token, generation) if token else None
     if session is not None:
         request[SESSION_KEY] = session
@@ -981,7 +1032,9 @@ async def _login(request: web.Request) -> web.Response:
     address = request.remote or "unknown"
     async with auth.kdf_lock:
         current = auth.credentials.generation
-        device = _known_device(auth, request.cookies.get(DEVICE_COOKIE), username, current)
+        device = _known_device(
+            auth, request.cookies.get(auth.device_cookie_name), username, current
+        )
         wait = auth.limiter.retry_after(address, username, device=device, generation=current)
         if wait > 0:
             seconds = max(1, math.ceil(wait))
@@ -1007,14 +1060,14 @@ async def _login(request: web.Request) -> web.Response:
             _LOGGER.warning("failed web login of %r from %s", _short(username), address)
             return _json_error(401, "wrong username or password")
         auth.limiter.success(address, username, device=device, generation=current)
-    old = request.cookies.get(COOKIE_NAME)
+    old = request.cookies.get(auth.cookie_name)
     if old:
         auth.sessions.delete(old)  # no session fixation
     token, session = auth.sessions.create(username, generation)
     _LOGGER.info("web login of %r from %s", _short(username), address)
     response = web.json_response(_session_body(session))
     response.set_cookie(
-        COOKIE_NAME,
+        auth.cookie_name,
         token,
         path="/",
         httponly=True,
@@ -1022,7 +1075,7 @@ async def _login(request: web.Request) -> web.Response:
         secure=True if auth.secure_cookie else None,
     )
     response.set_cookie(
-        DEVICE_COOKIE,
+        auth.device_cookie_name,
         _device_cookie(auth, username, generation),
         path="/api/login",  # sent with a login, nowhere else
         max_age=DEVICE_LIFETIME,
@@ -1035,14 +1088,14 @@ async def _login(request: web.Request) -> web.Response:
 
 async def _logout(request: web.Request) -> web.Response:
     auth = request.app[AUTH_KEY]
-    token = request.cookies.get(COOKIE_NAME)
+    token = request.cookies.get(auth.cookie_name)
     if token:
         auth.sessions.delete(token)
     session = current_session(request)
     if session is not None:
         _LOGGER.info("web logout of %r from %s", session.user, request.remote)
     response = web.json_response({"user": None})
-    response.del_cookie(COOKIE_NAME, path="/")
+    response.del_cookie(auth.cookie_name, path="/")
     return response
 
 
@@ -1064,6 +1117,7 @@ def setup_auth(
     lifetime: float = SESSION_LIFETIME,
     limiter: LoginLimiter | None = None,
     host_names: Iterable[str] = (),
+    trusted_proxies: Iterable[IPNetwork] = (),
 ) -> Auth:
     """Protect ``app``: login/logout/session routes, the middleware and security headers.
 
@@ -1082,9 +1136,13 @@ def setup_auth(
         public=_parse_public(public),
         secure_cookie=secure_cookie,
         host_names=frozenset(name.rstrip(".").lower() for name in host_names),
+        trusted_proxies=tuple(trusted_proxies),
     )
     app[AUTH_KEY] = auth
     app.middlewares.insert(0, auth_middleware)
+    # Before everything else: the client's address and scheme, as a trusted
+    # proxy saw them, for the limiter, the logs and the Origin check.
+    app.middlewares.insert(0, _forwarded)
     app.on_response_prepare.append(_security_headers)
     app.router.add_post("/api/login", _login)
     app.router.add_post("/api/logout", _logout)
