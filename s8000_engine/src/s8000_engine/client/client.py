@@ -516,6 +516,17 @@ class S8000Client:
         self._reader = reader
         self._plans, self._scales, self._basis = {}, {}, {}
 
+    def _check_places(
+        self, regmap: RegisterMap, registers: Mapping[int, int], models: Sequence[Placed]
+    ) -> None:
+        """:func:`_check_places`, forgetting the map when it is not where it was
+        (the next read identifies the meter again)."""
+        try:
+            _check_places(regmap, registers, models)
+        except S8000MapChanged:
+            self._forget()
+            raise
+
     def _forget(self) -> None:
         self._regmap = None
         self._reader = None
@@ -569,15 +580,9 @@ class S8000Client:
             words = [int(registers[a]) for a in range(regmap.base, regmap.end)]
         except KeyError as err:
             raise S8000Error(f"read: register {err} was not read") from None
-        try:
-            _check_headers(regmap, words)
-        except S8000MapChanged:
-            self._forget()
-            raise
+        self._check_places(regmap, registers, regmap.chain)
         values = _decode_all(self._fields, regmap.base, words)
-        serial, code = values.get("common.SN"), values.get("common.Md")
-        if serial != identity.serial or code != identity.model:
-            raise S8000WrongMeter(identity.serial, f"{code} serial {serial}")
+        _check_same_meter(identity, values.get("common.Md"), values.get("common.SN"))
         return _meter_data(regmap, values, transactions)
 
     async def _read_selection(self, selection: Selection, frame_cost: int) -> MeterData:
@@ -590,15 +595,9 @@ class S8000Client:
             with _link("read"):
                 raw = await plan.reader.async_read_raw(notify=False)
             registers = raw.get("holding", {})
-            try:
-                _check_places(regmap, registers)
-            except S8000MapChanged:
-                self._forget()
-                raise
+            self._check_places(regmap, registers, (regmap.chain[0], regmap.chain[-1]))
             values = _decode_some(plan.fields, registers, self._scales)
-            serial, code = values.get("common.SN"), values.get("common.Md")
-            if serial != identity.serial or code != identity.model:
-                raise S8000WrongMeter(identity.serial, f"{code} serial {serial}")
+            _check_same_meter(identity, values.get("common.Md"), values.get("common.SN"))
             basis = {name: values[name] for name in plan.basis}
             if plan.scales or all(self._basis.get(k, v) == v for k, v in basis.items()):
                 break
@@ -721,8 +720,7 @@ class S8000Client:
         code, serial = await self._read_points(
             regmap.placed("common"), ("Md", "SN"), f"{what}: the meter's serial number"
         )
-        if (code, serial) != (identity.model, identity.serial):
-            raise S8000WrongMeter(identity.serial, f"{code} serial {serial}")
+        _check_same_meter(identity, code, serial)
 
     async def _interval_pointers(
         self, regmap: RegisterMap
@@ -838,23 +836,10 @@ def _check_layout(regmap: RegisterMap, scanned: list[SunSpecModel]) -> None:
         raise S8000Error(f"the end model is at {last.address + last.span}, not {regmap.end - 2}")
 
 
-def _check_headers(regmap: RegisterMap, words: Sequence[int]) -> None:
-    """The marker, each model's ID and L, and the end model are where the map says."""
-
-    def at(address: int, count: int) -> tuple[int, ...]:
-        return tuple(words[address - regmap.base : address - regmap.base + count])
-
-    if at(regmap.base, 2) != SUNSPEC_MARKER:
-        raise S8000MapChanged(f"no SunSpec marker at {regmap.base} any more")
-    for placed in regmap.chain:
-        expected = (placed.model.model_id, placed.model.length)
-        if at(placed.address, 2) != expected:
-            raise S8000MapChanged(
-                f"{placed.label}: model header at {placed.address} is {at(placed.address, 2)}, "
-                f"not {expected}"
-            )
-    if at(regmap.end - 2, 2) != (_END_MODEL_ID, 0):
-        raise S8000MapChanged(f"no end model at {regmap.end - 2} any more")
+def _check_same_meter(identity: Identity, code: Any, serial: Any) -> None:
+    """The model and serial number read are ``identity``'s; S8000WrongMeter otherwise."""
+    if serial != identity.serial or code != identity.model:
+        raise S8000WrongMeter(identity.serial, f"{code} serial {serial}")
 
 
 def _blocks(spans: Sequence[tuple[int, int]], frame_cost: int) -> list[tuple[int, int]]:
@@ -885,20 +870,25 @@ def _blocks(spans: Sequence[tuple[int, int]], frame_cost: int) -> list[tuple[int
     return blocks[::-1]
 
 
-def _check_places(regmap: RegisterMap, registers: Mapping[int, int]) -> None:
-    """The marker, the Common and vendor models' headers and the end model
-    are where the map says.  Every SunSpec meter model (201–204) is 105
-    registers long, so this places every meter model too: a point added or
-    removed moves the vendor model and the end model.  A point rewired as
-    another meter model moves nothing (its values keep their addresses); a
-    full read, and the identity check of whoever keeps the client, see it."""
+def _check_places(
+    regmap: RegisterMap, registers: Mapping[int, int], models: Sequence[Placed]
+) -> None:
+    """The marker, the headers (ID and L) of ``models`` and the end model are
+    where the map says, in the registers read.
+
+    A full read checks every model.  A partial one checks the Common and
+    vendor models: every SunSpec meter model (201–204) is 105 registers
+    long, so a point added or removed moves the vendor model and the end
+    model; a point rewired as another meter model moves nothing (its values
+    keep their addresses), and only a full read, or the identity check of
+    whoever keeps the client, sees that."""
 
     def at(address: int, count: int) -> tuple[int | None, ...]:
         return tuple(registers.get(a) for a in range(address, address + count))
 
     if at(regmap.base, 2) != SUNSPEC_MARKER:
         raise S8000MapChanged(f"no SunSpec marker at {regmap.base} any more")
-    for placed in (regmap.chain[0], regmap.chain[-1]):
+    for placed in models:
         expected = (placed.model.model_id, placed.model.length)
         if at(placed.address, 2) != expected:
             raise S8000MapChanged(
