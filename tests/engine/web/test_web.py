@@ -364,29 +364,25 @@ def test_a_rebound_host_name_is_refused(tmp_path: Path) -> None:
     _set_password(data, PASSWORD)
     named = WebMeter(data, "--speed", "10", "--web-host-name", "Meter.LAN", modbus=False).start()
     try:
-        port = named.port
-        for host in ("evil.example", "evil.example.", "127.0.0.1.evil.example", "meter.lan.x"):
-            client = Client(named.url)
-            status, body, _ = client.call(
+
+        def login_as(host: str) -> tuple[int, Any]:
+            """A login from a page of ``host`` (its Host and Origin)."""
+            status, body, _ = Client(named.url).call(
                 "POST",
                 "/api/login",
                 {"username": "admin", "password": PASSWORD},
-                Host=f"{host}:{port}",
-                Origin=f"http://{host}:{port}",
+                Host=f"{host}:{named.port}",
+                Origin=f"http://{host}:{named.port}",
             )
+            return status, body
+
+        for host in ("evil.example", "evil.example.", "127.0.0.1.evil.example", "meter.lan.x"):
+            status, body = login_as(host)
             assert status == 421, host
             assert "host name" in body["error"]
-            assert client.call("GET", "/", Host=host)[0] == 421
+            assert Client(named.url).call("GET", "/", Host=host)[0] == 421
         for host in ("127.0.0.1", "localhost", "meter.lan", "METER.lan."):
-            client = Client(named.url)
-            status, _, _ = client.call(
-                "POST",
-                "/api/login",
-                {"username": "admin", "password": PASSWORD},
-                Host=f"{host}:{port}",
-                Origin=f"http://{host}:{port}",
-            )
-            assert status == 200, host
+            assert login_as(host)[0] == 200, host
     finally:
         named.stop()
 
