@@ -35,7 +35,11 @@ from pathlib import Path
 from typing import Any, Final
 from unittest.mock import patch
 
-from homeassistant.components.recorder.models import StatisticData, StatisticMeanType
+from homeassistant.components.recorder.models import (
+    StatisticData,
+    StatisticMeanType,
+    StatisticMetaData,
+)
 from homeassistant.components.recorder.statistics import (
     async_import_statistics,
     statistics_during_period,
@@ -115,6 +119,21 @@ UNITS: Final = {
 }
 
 
+def statistic_metadata(entity_id: str, key: str) -> StatisticMetaData:
+    """The metadata of an energy entity's statistic, as the recorder keeps it:
+    in the entity's own unit (kWh, or kvarh for reactive energy)."""
+    unit_class, unit = UNITS[key]
+    return {
+        "mean_type": StatisticMeanType.NONE,
+        "has_sum": True,
+        "name": None,
+        "source": "recorder",
+        "statistic_id": entity_id,
+        "unit_class": unit_class,
+        "unit_of_measurement": unit,
+    }
+
+
 def _register(record: IntervalRecord, point: int, key: str) -> float:
     """The energy register of ``key`` for ``point`` at the record's end, kWh."""
     return record.points[point - 1].registers[REGISTER_INDEX[key]] / 1e6
@@ -154,16 +173,7 @@ async def _one(
         for target in targets:
             async_import_statistics(
                 hass,
-                {
-                    "mean_type": StatisticMeanType.NONE,
-                    "has_sum": True,
-                    "name": None,
-                    "source": "recorder",
-                    "statistic_id": target.entity_id,
-                    # Each in its entity's own unit: kWh, or kvarh for reactive energy.
-                    "unit_class": UNITS[target.key][0],
-                    "unit_of_measurement": UNITS[target.key][1],
-                },
+                statistic_metadata(target.entity_id, target.key),
                 [
                     StatisticData(
                         start=anchor_hour,

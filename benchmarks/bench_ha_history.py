@@ -39,10 +39,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from homeassistant.components.recorder.db_schema import Statistics, StatisticsMeta
-from homeassistant.components.recorder.models import StatisticData, StatisticMeanType
+from homeassistant.components.recorder.models import StatisticData
 from homeassistant.components.recorder.statistics import async_import_statistics
 from homeassistant.components.recorder.util import session_scope  # type: ignore[attr-defined]
-from homeassistant.const import UnitOfEnergy, UnitOfReactiveEnergy
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.recorder import get_instance
 from pytest_homeassistant_custom_component.components.recorder.common import (  # type: ignore[import-untyped]
@@ -51,7 +50,12 @@ from pytest_homeassistant_custom_component.components.recorder.common import (  
 from sqlalchemy import insert
 
 from benchmarks.bench_backfill import DAY, HOUR, _fill, _meter
-from benchmarks.bench_ha_backfill import LENGTH_15, _register, _with_recorder
+from benchmarks.bench_ha_backfill import (
+    LENGTH_15,
+    _register,
+    _with_recorder,
+    statistic_metadata,
+)
 from benchmarks.bench_ha_poll import loaded_entry, meter_files, quiet_logs
 from benchmarks.bench_storage import SCRATCH
 from custom_components.s8000 import backfill as backfill_module
@@ -129,14 +133,6 @@ class _Counter:
             undo()
 
 
-def _unit(statistic_id: str) -> str:
-    return (
-        UnitOfReactiveEnergy.KILO_VOLT_AMPERE_REACTIVE_HOUR
-        if "reactive" in statistic_id
-        else UnitOfEnergy.KILO_WATT_HOUR
-    )
-
-
 async def _history(
     hass: HomeAssistant,
     targets: list[Any],
@@ -149,15 +145,7 @@ async def _history(
     for target in targets:
         async_import_statistics(
             hass,
-            {
-                "mean_type": StatisticMeanType.NONE,
-                "has_sum": True,
-                "name": None,
-                "source": "recorder",
-                "statistic_id": target.entity_id,
-                "unit_class": "reactive_energy" if "reactive" in target.key else "energy",
-                "unit_of_measurement": _unit(target.entity_id),
-            },
+            statistic_metadata(target.entity_id, target.key),
             [StatisticData(start=datetime.fromtimestamp(first, UTC), state=0.0, sum=0.0)],
         )
     await async_wait_recording_done(hass)
