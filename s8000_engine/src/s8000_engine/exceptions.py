@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Self
+from typing import Any, Self
 
 type FieldPath = tuple[str | int, ...]
 """Where a value sits in a configuration: the keys and list indexes from its
@@ -52,6 +52,33 @@ class S8000WrongMeter(S8000Error):  # noqa: N818 (the documented names)
 
 class S8000BadData(S8000Error):  # noqa: N818 (the documented names)
     """The meter returned values that cannot be right (a scale factor, a register)."""
+
+
+class S8000ProfileError(S8000Error, ValueError):
+    """A register profile is not valid: ``path`` names the field (keys and list
+    indexes from the document's root), ``reason`` what is wrong with it, and
+    ``source`` the file, when it came from one."""
+
+    def __init__(self, path: FieldPath, reason: str, *, source: str | None = None) -> None:
+        """Say where in the profile, and what."""
+        self.path = path
+        self.reason = reason
+        self.source = source
+        message = f"{self.field}: {reason}" if path else reason
+        super().__init__(f"{source}: {message}" if source else message)
+
+    @property
+    def field(self) -> str:
+        """The field's path as text (``points.fields[3].type``), or ``""`` for the whole."""
+        return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in self.path).lstrip(".")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle (and copy) with its parts, not the message alone."""
+        return _profile_error, (self.path, self.reason, self.source)
+
+
+def _profile_error(path: FieldPath, reason: str, source: str | None) -> S8000ProfileError:
+    return S8000ProfileError(path, reason, source=source)
 
 
 class ConfigError(ValueError):

@@ -167,22 +167,29 @@ from s8000_engine.protocol.intervals import (
     row_words,
     rows_per_file,
 )
-from s8000_engine.protocol.regmap import Field, Placed, RegisterMap, sunspec_map
+from s8000_engine.protocol.profile import (
+    METER_ROLES,
+    POINT_ROLES,
+    Profile,
+    builtin_profile,
+    convert,
+)
+from s8000_engine.protocol.regmap import (
+    Field,
+    RegisterMap,
+    meter_model_id,
+    registers_map,
+    sunspec_map,
+)
 from s8000_engine.protocol.sunspec import (
-    BASE_ADDRESS,
-    COMMON,
-    MANUFACTURER,
-    METER_MODELS,
     PHASES,
     SUNSPEC_MARKER,
-    VENDOR_MODEL_ID,
     Command,
     DataType,
     Model,
     Service,
     Status,
     decode,
-    encode,
 )
 
 #: The most registers one Modbus read (function 03) may carry.
@@ -207,49 +214,61 @@ type BackendName = Literal["tmodbus", "pymodbus"]
 
 _LINES: Final = ("AB", "BC", "CA")
 _END_MODEL_ID: Final = 0xFFFF
+#: The units of energy registers, which are never negative.
+_ENERGY_UNITS: Final = frozenset({"Wh", "kWh", "MWh", "varh", "kvarh", "Mvarh", "VAh", "kVAh"})
 
-#: Where each value of a point is: ``{m}`` is the point's meter model,
-#: ``{n}`` its number in the vendor model.
-_POINT_REGISTERS: Final[dict[str, tuple[str, ...]]] = {
-    "kwh_delivered": ("s8000.Pt{n}WhImp",),
-    "kwh_received": ("s8000.Pt{n}WhExp",),
-    "kvarh_delivered": ("s8000.Pt{n}VArhImp",),
-    "kvarh_received": ("s8000.Pt{n}VArhExp",),
-    "w": ("{m}.W",),
-    "var": ("{m}.VAR",),
-    "va": ("{m}.VA",),
-    "pf": ("{m}.PF",),
-    "a": ("{m}.A",),
-    "phase_w": tuple(f"{{m}}.Wph{p}" for p in PHASES),
-    "phase_a": tuple(f"{{m}}.Aph{p}" for p in PHASES),
-    "demand_w": ("s8000.Pt{n}Dmd",),
-    "peak_demand_w": ("s8000.Pt{n}PkDmd",),
-    "peak_demand_time": ("s8000.Pt{n}PkDmdT",),
-    "ct_primary_a": ("s8000.Pt{n}CT",),
+#: The roles (:mod:`s8000_engine.protocol.profile`) that hold each value of
+#: a point, in the order of the result's dict for the per-phase ones.
+_POINT_VALUES: Final[dict[str, tuple[str, ...]]] = {
+    "kwh_delivered": ("kwh_delivered",),
+    "kwh_received": ("kwh_received",),
+    "kvarh_delivered": ("kvarh_delivered",),
+    "kvarh_received": ("kvarh_received",),
+    "w": ("w",),
+    "var": ("var",),
+    "va": ("va",),
+    "pf": ("pf",),
+    "a": ("current",),
+    "phase_w": tuple(f"w_{p.lower()}" for p in PHASES),
+    "phase_a": tuple(f"current_{p.lower()}" for p in PHASES),
+    "demand_w": ("demand_w",),
+    "peak_demand_w": ("peak_demand_w",),
+    "peak_demand_time": ("peak_demand_time",),
+    "ct_primary_a": ("ct_primary_a",),
 }
-#: Where each value of the meter is (the voltages and the frequency are the
-#: first meter model's, as in a full read).
-_METER_REGISTERS: Final[dict[str, tuple[str, ...]]] = {
-    "utc": ("s8000.UTC",),
-    "status": ("s8000.Status",),
-    "voltage": tuple(f"point1.PhVph{p}" for p in PHASES),
-    "line_voltage": tuple(f"point1.PhVph{p}" for p in _LINES),
-    "frequency": ("point1.Hz",),
+#: The roles that hold each value of the meter (the voltages and the
+#: frequency, where a profile keeps them per point, are the first point's).
+_METER_VALUES: Final[dict[str, tuple[str, ...]]] = {
+    "utc": ("utc",),
+    "status": ("status",),
+    "voltage": tuple(f"voltage_{p.lower()}" for p in PHASES),
+    "line_voltage": tuple(f"line_voltage_{p.lower()}" for p in _LINES),
+    "frequency": ("frequency",),
     "pulses": tuple(
-        f"s8000.P{n}{what}" for n in (1, 2) for what in ("Count", "Errors", "Scale", "Value")
+        f"pulse{n}_{what}" for n in (1, 2) for what in ("count", "errors", "scale", "value")
     ),
-    "intervals": ("s8000.IntLen", "s8000.IntCount", "s8000.IntOldest", "s8000.IntNewest"),
+    "intervals": ("interval_length", "interval_count", "interval_oldest", "interval_newest"),
 }
-#: Read with every selection: the marker, the Common model's header, model
-#: and serial (another meter at the address), the vendor model's header and
-#: the end model (a map that moved), and the configuration the meter models'
-#: scale factors follow (docs/registers.md: static for a configuration, from
-#: the service, the PT ratio, the nominal voltage and each point's CT).
-_ALWAYS: Final = (
-    "SunS", "common.ID", "common.L", "common.Md", "common.SN", "s8000.ID", "s8000.L",
-    "s8000.Service", "s8000.PTRatio", "s8000.NomV", "end.ID", "end.L",
-)  # fmt: skip
-_CONFIGURATION: Final = ("s8000.Service", "s8000.PTRatio", "s8000.NomV")
+#: Read with every selection: the meter's model and serial (another meter at
+#: the address) and, on a SunSpec map, the marker, the Common and vendor
+#: models' headers and the end model (a map that moved); on a map of fixed
+#: addresses, the number of points.  And the configuration the scale factors
+#: of SunSpec's meter models follow (docs/registers.md: static for a
+#: configuration, from the service, the PT ratio, the nominal voltage and
+#: each point's CT).
+_ALWAYS_ROLES: Final = ("model", "serial", "service", "pt_ratio", "nominal_voltage")
+_CONFIGURATION: Final = frozenset({"service", "pt_ratio", "nominal_voltage", "ct_primary_a"})
+
+
+def _always(regmap: RegisterMap) -> list[str]:
+    """The fields every read of ``regmap`` reads (see :data:`_ALWAYS_ROLES`)."""
+    names: list[str] = []
+    if regmap.layout == "sunspec":
+        vendor = regmap.chain[-1].label
+        names += ["SunS", "common.ID", "common.L", f"{vendor}.ID", f"{vendor}.L", "end.ID", "end.L"]
+    roles = (*_ALWAYS_ROLES, "points") if regmap.layout != "sunspec" else _ALWAYS_ROLES
+    names += (f.name for role in roles if (f := regmap.role(role)) is not None)
+    return names
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,12 +326,66 @@ class _CountingUnit:
 
 
 def _decode_block(model: Model, words: Sequence[int]) -> dict[str, Any]:
-    """The points of a model from the words read at its header (as many as there are)."""
+    """The points of a model that have a role, by role, from the words read at
+    its header (as many as there are); unscaled."""
     values: dict[str, Any] = {}
     for p in model.points:
-        if p.offset + p.size <= len(words):
-            values[p.name] = decode(p.type, words[p.offset : p.offset + p.size])
+        if p.role is not None and p.offset + p.size <= len(words):
+            values[p.role] = decode(p.type, words[p.offset : p.offset + p.size])
     return values
+
+
+def _words(registers: Mapping[int, int], f: Field) -> list[int]:
+    """A field's registers from those read (KeyError for one not read)."""
+    return [registers[a] for a in range(f.address, f.address + f.size)]
+
+
+def _service(code: str, value: Any) -> Service | None:
+    """The service a meter reports, as its code (None when it reports none)."""
+    try:
+        return None if value is None else Service(value)
+    except ValueError:
+        raise S8000Error(f"{code}: unknown service code {value}") from None
+
+
+def _identity(code: str, info: Mapping[str, Any], point_models: tuple[int, ...]) -> Identity:
+    """Who the meter is, from what it says by role (``serial``, ``firmware``…)."""
+    catalogue = MODELS[code]
+    if info.get("elements") not in (None, catalogue.elements):
+        raise S8000Error(
+            f"{code}: {info.get('elements')} elements per point, the model has {catalogue.elements}"
+        )
+    serial = info.get("serial")
+    if not serial:
+        raise S8000Error(f"{code}: the meter reports no serial number")
+    return Identity(
+        manufacturer=info["manufacturer"],
+        model=code,
+        serial=serial,
+        firmware=info.get("firmware") or "",
+        firmware_build=info.get("firmware_build"),
+        mac=info.get("mac"),
+        points=len(point_models),
+        elements=catalogue.elements,
+        service=_service(code, info.get("service")),
+        options=info.get("options"),
+        point_models=point_models,
+        device_address=info.get("device_address"),
+    )
+
+
+def _ranges(fields: Sequence[Field]) -> tuple[tuple[int, int], ...]:
+    """The readable ranges (first, last register) of a map: its fields' spans,
+    touching ones joined.  A SunSpec map is one range, marker to end model; a
+    map of fixed addresses is never read across the gaps between its blocks,
+    which a real meter may refuse (exception 02)."""
+    ranges: list[list[int]] = []
+    for f in sorted(fields, key=lambda f: f.address):
+        if ranges and f.address <= ranges[-1][1] + 1:
+            ranges[-1][1] = max(ranges[-1][1], f.address + f.size - 1)
+        else:
+            ranges.append([f.address, f.address + f.size - 1])
+    return tuple((first, last) for first, last in ranges)
 
 
 def _scaled(value: int | float, sf: int) -> int | float:
@@ -336,10 +409,19 @@ class S8000Client:
     _basis: dict[str, Any]
 
     def __init__(
-        self, unit: ModbusUnit, *, base: int = BASE_ADDRESS, serial: str | None = None
+        self,
+        unit: ModbusUnit,
+        *,
+        base: int | None = None,
+        serial: str | None = None,
+        profile: Profile | None = None,
     ) -> None:
         self.unit = unit
-        self.base = base
+        # The map the meter is read by: this project's SunSpec map unless the
+        # caller knows the meter keeps another (a profile file).
+        self.profile = profile or builtin_profile()
+        sunspec = self.profile.sunspec
+        self.base = base if base is not None else (sunspec.base if sunspec else 0)
         # The one meter this client is for: the serial number it is given (a
         # config entry's), or else the first meter it identifies.  Nothing
         # the client does afterwards adopts another meter's identity, map or
@@ -389,86 +471,10 @@ class S8000Client:
             return await self._identify()
 
     async def _identify(self) -> Identity:
-        with _link("identify: SunSpec scan"):
-            try:
-                found = await scan(self.unit, self.base)
-            except SunSpecError as err:
-                raise S8000NotAnS8000(f"not a SunSpec device: {err}") from err
-            except (IllegalDataAddressError, IllegalFunctionError) as err:
-                raise S8000NotAnS8000(
-                    f"not a SunSpec device: register {self.base} is not served ({err})"
-                ) from err
-        chain = found.chain
-        ids = [m.model_id for m in chain]
-        if not chain or ids[0] != COMMON.model_id:
-            raise S8000NotAnS8000(f"the SunSpec chain does not start with model 1: {ids}")
-        common = chain[0]
-        with _link("identify: Common model"):
-            words = await self.unit.read_holding_registers(
-                common.address, min(common.span, MAX_READ)
-            )
-        info = _decode_block(COMMON, words)
-        manufacturer, code = info.get("Mn"), info.get("Md")
-        if manufacturer != MANUFACTURER:
-            raise S8000NotAnS8000(f"the manufacturer is {manufacturer!r}, not {MANUFACTURER!r}")
-        if code not in MODELS:
-            raise S8000NotAnS8000(f"{code!r} is not an S8000 model")
-        meter_ids = ids[1:-1]
-        if (
-            len(ids) < 3
-            or ids[-1] != VENDOR_MODEL_ID
-            or not meter_ids
-            or any(i not in METER_MODELS for i in meter_ids)
-        ):
-            raise S8000NotAnS8000(
-                f"{code}: the SunSpec chain is not model 1, meter models 201–204 and "
-                f"vendor model {VENDOR_MODEL_ID}: {ids}"
-            )
-        catalogue = MODELS[code]
-        if len(meter_ids) > catalogue.points:
-            raise S8000Error(
-                f"{code} has {catalogue.points} meter points, the chain has {len(meter_ids)}"
-            )
-        regmap = sunspec_map(ids, self.base)
-        _check_layout(regmap, chain)
-        vendor = regmap.placed("s8000")
-        with _link("identify: vendor model"):
-            words = await self.unit.read_holding_registers(
-                vendor.address, min(vendor.model.length + 2, MAX_READ)
-            )
-        fixed = _decode_block(vendor.model, words)
-        if fixed.get("Points") != len(meter_ids):
-            raise S8000Error(
-                f"{code}: the vendor model counts {fixed.get('Points')} points, "
-                f"the chain has {len(meter_ids)} meter models"
-            )
-        if fixed.get("Elements") not in (None, catalogue.elements):
-            raise S8000Error(
-                f"{code}: {fixed.get('Elements')} elements per point, the model has "
-                f"{catalogue.elements}"
-            )
-        service_code = fixed.get("Service")
-        try:
-            service = None if service_code is None else Service(service_code)
-        except ValueError:
-            raise S8000Error(f"{code}: unknown service code {service_code}") from None
-        serial = info.get("SN")
-        if not serial:
-            raise S8000Error(f"{code}: the meter reports no serial number")
-        identity = Identity(
-            manufacturer=manufacturer,
-            model=code,
-            serial=serial,
-            firmware=info.get("Vr") or "",
-            firmware_build=fixed.get("FwBuild"),
-            mac=fixed.get("MAC"),
-            points=len(meter_ids),
-            elements=catalogue.elements,
-            service=service,
-            options=info.get("Opt"),
-            point_models=tuple(meter_ids),
-            device_address=info.get("DA"),
-        )
+        if self.profile.layout == "sunspec":
+            regmap, identity = await self._identify_sunspec()
+        else:
+            regmap, identity = await self._identify_registers()
         # Compared before anything is adopted: another meter's identity or map
         # kept here would let its registers pass the checks of every read.
         known = self._identity
@@ -483,6 +489,119 @@ class S8000Client:
         self._serial = identity.serial
         return identity
 
+    async def _identify_sunspec(self) -> tuple[RegisterMap, Identity]:
+        """The SunSpec chain scanned, checked against the profile, its map rebuilt."""
+        models = self.profile.sunspec
+        assert models is not None
+        with _link("identify: SunSpec scan"):
+            try:
+                found = await scan(self.unit, self.base)
+            except SunSpecError as err:
+                raise S8000NotAnS8000(f"not a SunSpec device: {err}") from err
+            except (IllegalDataAddressError, IllegalFunctionError) as err:
+                raise S8000NotAnS8000(
+                    f"not a SunSpec device: register {self.base} is not served ({err})"
+                ) from err
+        chain = found.chain
+        ids = [m.model_id for m in chain]
+        if not chain or ids[0] != models.common.model_id:
+            raise S8000NotAnS8000(f"the SunSpec chain does not start with model 1: {ids}")
+        common = chain[0]
+        with _link("identify: Common model"):
+            words = await self.unit.read_holding_registers(
+                common.address, min(common.span, MAX_READ)
+            )
+        info = _decode_block(models.common, words)
+        manufacturer, code = info.get("manufacturer"), info.get("model")
+        code = self._check_maker(manufacturer, code)
+        meter_ids = ids[1:-1]
+        known = dict(models.meter_names)
+        if (
+            len(ids) < 3
+            or ids[-1] != models.vendor_id
+            or not meter_ids
+            or any(i not in known for i in meter_ids)
+        ):
+            raise S8000NotAnS8000(
+                f"{code}: the SunSpec chain is not model 1, meter models 201–204 and "
+                f"vendor model {models.vendor_id}: {ids}"
+            )
+        catalogue = MODELS[code]
+        if len(meter_ids) > catalogue.points:
+            raise S8000Error(
+                f"{code} has {catalogue.points} meter points, the chain has {len(meter_ids)}"
+            )
+        regmap = sunspec_map(ids, self.base, self.profile)
+        _check_layout(regmap, chain)
+        vendor = regmap.chain[-1]
+        with _link("identify: vendor model"):
+            words = await self.unit.read_holding_registers(
+                vendor.address, min(vendor.model.length + 2, MAX_READ)
+            )
+        fixed = _decode_block(vendor.model, words)
+        if fixed.get("points") != len(meter_ids):
+            raise S8000Error(
+                f"{code}: the vendor model counts {fixed.get('points')} points, "
+                f"the chain has {len(meter_ids)} meter models"
+            )
+        return regmap, _identity(code, {**info, **fixed}, tuple(meter_ids))
+
+    async def _identify_registers(self) -> tuple[RegisterMap, Identity]:
+        """A meter of fixed addresses: who it is by function 43 or 17 (or its
+        registers), then its meter block, then its map for its points."""
+        profile = self.profile
+        info: dict[str, Any] = {}
+        if profile.identify == 43:
+            with _link("identify: Read Device Identification (43/14)"):
+                objects = await self.unit.read_device_identification()
+            for number, role in ((0, "manufacturer"), (1, "model"), (2, "firmware")):
+                if number in objects:
+                    info[role] = objects[number].decode("ascii", "replace").strip() or None
+        elif profile.identify == 17:
+            with _link("identify: Report Server ID (17)"):
+                text = (await self.unit.report_server_id()).decode("ascii", "replace")
+            # The text's layout is the device's own (Leviton's Series 4000 puts
+            # an id byte and a run indicator first): the model code is found in it.
+            info["model"] = next((code for code in MODELS if code in text), None)
+            info["manufacturer"] = profile.manufacturer if info["model"] else None
+        # The meter's own block: its serial (always), and whatever else it holds.
+        probe = registers_map(profile, 1)
+        meter_fields = [f for f in probe.fields if f.point is None]
+        registers = await self._read_spans(
+            [(f.address, f.size) for f in meter_fields], "identify: the meter's registers"
+        )
+        block = {f.role: f.decode(_words(registers, f)) for f in meter_fields if f.role is not None}
+        info = {**block, **{k: v for k, v in info.items() if v is not None}}
+        info.setdefault("manufacturer", profile.manufacturer)
+        code = self._check_maker(info["manufacturer"], info.get("model"))
+        catalogue = MODELS[code]
+        points = info.get("points") or catalogue.points
+        if not 1 <= points <= catalogue.points:
+            raise S8000Error(f"{code} has {catalogue.points} meter points, the meter says {points}")
+        service = _service(code, info.get("service"))
+        delta = service is Service.DELTA_3W
+        point_models = (meter_model_id(delta=delta, elements=catalogue.elements),) * points
+        return registers_map(profile, points, point_models), _identity(code, info, point_models)
+
+    def _check_maker(self, manufacturer: Any, code: Any) -> str:
+        """The manufacturer is the profile's and the model an S8000's: the model."""
+        if manufacturer != self.profile.manufacturer:
+            raise S8000NotAnS8000(
+                f"the manufacturer is {manufacturer!r}, not {self.profile.manufacturer!r}"
+            )
+        if code not in MODELS:
+            raise S8000NotAnS8000(f"{code!r} is not an S8000 model")
+        return cast("str", code)
+
+    async def _read_spans(self, spans: Sequence[tuple[int, int]], what: str) -> dict[int, int]:
+        """The registers of ``spans`` (address, count), in the fewest reads."""
+        registers: dict[int, int] = {}
+        for start, count in _blocks(spans, FRAME_COST_TCP):
+            with _link(what):
+                words = await self.unit.read_holding_registers(start, count)
+            registers.update(zip(range(start, start + count), words, strict=False))
+        return registers
+
     async def _identified(self) -> tuple[RegisterMap, Identity]:
         """The map and identity, identifying the meter first if there are none
         (the lock held)."""
@@ -492,24 +611,30 @@ class S8000Client:
         assert self._identity is not None
         return self._regmap, self._identity
 
-    async def _read_points(self, placed: Placed, names: Sequence[str], what: str) -> list[Any]:
-        """Points of one placed model, decoded, read in one request over the
-        span that holds them all."""
-        wanted = [placed.model.point(name) for name in names]
-        first = min(p.offset for p in wanted)
-        count = max(p.offset + p.size for p in wanted) - first
+    async def _read_roles(self, regmap: RegisterMap, roles: Sequence[str], what: str) -> list[Any]:
+        """The meter's fields of ``roles``, decoded and unscaled (None for a role
+        the map lacks), read in one request over the span that holds them all."""
+        wanted = [regmap.role(role) for role in roles]
+        present = [f for f in wanted if f is not None]
+        if not present:
+            return [None] * len(roles)
+        first = min(f.address for f in present)
+        count = max(f.address + f.size for f in present) - first
         with _link(what):
-            words = await self.unit.read_holding_registers(placed.address + first, count)
-        return [decode(p.type, words[p.offset - first : p.offset - first + p.size]) for p in wanted]
+            words = await self.unit.read_holding_registers(first, count)
+        return [
+            None if f is None else f.decode(words[f.address - first : f.address - first + f.size])
+            for f in wanted
+        ]
 
     def _use(self, regmap: RegisterMap) -> None:
-        """Plan the reads of a map: every field, over one readable range."""
+        """Plan the reads of a map: every field, over its readable ranges."""
         self._regmap = regmap
         self._fields = regmap.fields
         reader = ManualComponent(
             cast("ModbusUnit", self._counter),
             max_span=MAX_READ,
-            holding_ranges=((regmap.base, regmap.end - 1),),
+            holding_ranges=_ranges(self._fields),
         )
         for f in self._fields:
             reader.add(f.name, RawField(f.address, count=f.size))
@@ -517,12 +642,13 @@ class S8000Client:
         self._plans, self._scales, self._basis = {}, {}, {}
 
     def _check_places(
-        self, regmap: RegisterMap, registers: Mapping[int, int], models: Sequence[Placed]
+        self, regmap: RegisterMap, registers: Mapping[int, int], *, full: bool
     ) -> None:
-        """:func:`_check_places`, forgetting the map when it is not where it was
-        (the next read identifies the meter again)."""
+        """:func:`_check_places` (every model when ``full``, else the Common and
+        vendor models), forgetting the map when it is not where it was (the
+        next read identifies the meter again)."""
         try:
-            _check_places(regmap, registers, models)
+            _check_places(regmap, registers, full=full)
         except S8000MapChanged:
             self._forget()
             raise
@@ -576,13 +702,12 @@ class S8000Client:
             raw = await reader.async_read_raw(notify=False)
         transactions = self._counter.reads - before
         registers = raw.get("holding", {})
+        self._check_places(regmap, registers, full=True)
         try:
-            words = [int(registers[a]) for a in range(regmap.base, regmap.end)]
+            values = _decode_some(self._fields, registers, {})
         except KeyError as err:
             raise S8000Error(f"read: register {err} was not read") from None
-        self._check_places(regmap, registers, regmap.chain)
-        values = _decode_all(self._fields, regmap.base, words)
-        _check_same_meter(identity, values.get("common.Md"), values.get("common.SN"))
+        _check_same_meter(regmap, identity, values)
         return _meter_data(regmap, values, transactions)
 
     async def _read_selection(self, selection: Selection, frame_cost: int) -> MeterData:
@@ -595,9 +720,9 @@ class S8000Client:
             with _link("read"):
                 raw = await plan.reader.async_read_raw(notify=False)
             registers = raw.get("holding", {})
-            self._check_places(regmap, registers, (regmap.chain[0], regmap.chain[-1]))
+            self._check_places(regmap, registers, full=False)
             values = _decode_some(plan.fields, registers, self._scales)
-            _check_same_meter(identity, values.get("common.Md"), values.get("common.SN"))
+            _check_same_meter(regmap, identity, values)
             basis = {name: values[name] for name in plan.basis}
             if plan.scales or all(self._basis.get(k, v) == v for k, v in basis.items()):
                 break
@@ -615,24 +740,29 @@ class S8000Client:
         key = (selection, frame_cost, len(self._scales))
         if (plan := self._plans.get(key)) is not None:
             return plan
-        names: list[str] = list(_ALWAYS)
+        names: list[str] = _always(regmap)
         for meter_value in selection.meter:
-            names += _METER_REGISTERS[meter_value]
-        labels = {p.point + 1: p.label for p in regmap.chain if p.point is not None}
+            names += _role_names(regmap, _METER_VALUES[meter_value], None)
         for number, values in selection.points:
-            label = labels.get(number)
-            if label is None:
+            if not 1 <= number <= regmap.points:
                 continue  # the meter has no such point
-            names.append(f"s8000.Pt{number}CT")  # what its scale factors follow
+            # What the point's scale factors follow.
+            names += _role_names(regmap, ("ct_primary_a",), number)
             for value in values:
-                names += (r.format(m=label, n=number) for r in _POINT_REGISTERS[value])
+                names += _role_names(regmap, _POINT_VALUES[value], number)
         by_name = {f.name: f for f in self._fields}
         wanted = [by_name[name] for name in dict.fromkeys(names)]
         scales = sorted({f.scale for f in wanted if isinstance(f.scale, str)})
         read_scales = any(name not in self._scales for name in scales)
         if read_scales:
             wanted += (by_name[name] for name in scales)
-        blocks = _blocks([(f.address, f.size) for f in wanted], frame_cost)
+        blocks = [
+            block
+            for first, last in _ranges(self._fields)
+            for block in _blocks(
+                [(f.address, f.size) for f in wanted if first <= f.address <= last], frame_cost
+            )
+        ]
         reader = ManualComponent(
             cast("ModbusUnit", self._counter),
             max_span=MAX_READ,
@@ -640,11 +770,7 @@ class S8000Client:
         )
         for start, count in blocks:
             reader.add(f"@{start}", RawField(start, count=count))
-        basis = tuple(
-            f.name
-            for f in wanted
-            if f.name in _CONFIGURATION or (f.name.startswith("s8000.Pt") and f.name.endswith("CT"))
-        )
+        basis = tuple(f.name for f in wanted if f.role in _CONFIGURATION)
         plan = _Plan(reader, tuple(wanted), tuple(scales) if read_scales else (), basis)
         self._plans[key] = plan
         return plan
@@ -717,20 +843,26 @@ class S8000Client:
     async def _confirm(self, regmap: RegisterMap, identity: Identity, what: str) -> None:
         """Check in one request that the meter answering is still ``identity``
         (its model and serial number): :class:`S8000WrongMeter` otherwise."""
-        code, serial = await self._read_points(
-            regmap.placed("common"), ("Md", "SN"), f"{what}: the meter's serial number"
-        )
-        _check_same_meter(identity, code, serial)
+        roles = ("model", "serial")
+        read = await self._read_roles(regmap, roles, f"{what}: the meter's serial number")
+        values = {
+            f.name: value
+            for role, value in zip(roles, read, strict=True)
+            if (f := regmap.role(role)) is not None
+        }
+        _check_same_meter(regmap, identity, values)
 
     async def _interval_pointers(
         self, regmap: RegisterMap
     ) -> tuple[int | None, int | None, int | None, int | None, int | None]:
-        """IntLen, IntOldest, IntNewest, IntRowWords, IntRowsPerFile, read in one request."""
-        length, oldest, newest, width, per_file = await self._read_points(
-            regmap.placed("s8000"),
-            ("IntLen", "IntOldest", "IntNewest", "IntRowWords", "IntRowsPerFile"),
+        """The interval memory's length, oldest, newest, row words and rows per
+        file, read in one request (None for what the map lacks)."""
+        length, oldest, newest, width, per_file = await self._read_roles(
+            regmap,
+            ("interval_length", "interval_oldest", "interval_newest", "interval_row_words",
+             "interval_rows_per_file"),
             "read intervals: the interval-memory pointers",
-        )
+        )  # fmt: skip
         return length, oldest, newest, width, per_file
 
     async def _read_run(
@@ -762,33 +894,33 @@ class S8000Client:
 
     async def set_clock(self, utc: float) -> None:
         """Set the meter clock to ``utc`` (seconds since 1970)."""
-        await self._write("UTC", round(utc))
+        await self._write("utc", round(utc))
 
     async def reset_peak_demand(self) -> None:
         """Reset every point's peak demand."""
-        await self._write("Cmd", Command.RESET_PEAK_DEMAND)
+        await self._write("command", Command.RESET_PEAK_DEMAND)
 
     async def send_now(self) -> None:
         """Report the interval memory to the configured host now ("Send")."""
-        await self._write("Cmd", Command.SEND_DATA)
+        await self._write("command", Command.SEND_DATA)
 
-    async def _write(self, point: str, value: int) -> None:
+    async def _write(self, role: str, value: int) -> None:
         async with self._lock:
             regmap, identity = await self._identified()
-            placed = regmap.placed("s8000")
-            p = placed.model.point(point)
+            f = regmap.role(role)
+            if f is None or f.access != "RW":
+                raise S8000Error(f"the meter's map ({regmap.profile}) has no writable {role}")
             if (
-                p.minimum is not None
-                and p.maximum is not None
-                and not p.minimum <= value <= p.maximum
+                f.minimum is not None
+                and f.maximum is not None
+                and not f.minimum <= value <= f.maximum
             ):
-                raise ValueError(f"{point}: {value} is outside {p.minimum:g}–{p.maximum:g}")
+                raise ValueError(f"{f.name}: {value} is outside {f.minimum:g}–{f.maximum:g}")
             # A command meant for this meter must not reach another one that
             # took its address since the last read.
-            await self._confirm(regmap, identity, f"write {point}")
-            address = placed.address + p.offset
-            with _link(f"write {point}"):
-                await self.unit.write_registers(address, encode(p.type, value, p.size))
+            await self._confirm(regmap, identity, f"write {f.name}")
+            with _link(f"write {f.name}"):
+                await self.unit.write_registers(f.address, f.encode(value))
 
 
 def _interval_starts(low: float, high: float, length: int, step: int | None) -> list[int]:
@@ -836,10 +968,27 @@ def _check_layout(regmap: RegisterMap, scanned: list[SunSpecModel]) -> None:
         raise S8000Error(f"the end model is at {last.address + last.span}, not {regmap.end - 2}")
 
 
-def _check_same_meter(identity: Identity, code: Any, serial: Any) -> None:
-    """The model and serial number read are ``identity``'s; S8000WrongMeter otherwise."""
+def _check_same_meter(regmap: RegisterMap, identity: Identity, values: Mapping[str, Any]) -> None:
+    """The model and serial number read (``values`` by field name) are
+    ``identity``'s; S8000WrongMeter otherwise.  A map that keeps no model (the
+    meter says it by function 43 or 17) is checked by its serial alone."""
+    serial = _raw(regmap, values, "serial")
+    code = _raw(regmap, values, "model") if regmap.role("model") else identity.model
     if serial != identity.serial or code != identity.model:
         raise S8000WrongMeter(identity.serial, f"{code} serial {serial}")
+
+
+def _raw(
+    regmap: RegisterMap, values: Mapping[str, Any], role: str, point: int | None = None
+) -> Any:
+    """The value read of the field holding ``role`` (None when there is none)."""
+    f = regmap.role(role, point)
+    return None if f is None else values.get(f.name)
+
+
+def _role_names(regmap: RegisterMap, roles: Sequence[str], point: int | None) -> list[str]:
+    """The names of the fields holding ``roles`` (those the map has)."""
+    return [f.name for role in roles if (f := regmap.role(role, point)) is not None]
 
 
 def _blocks(spans: Sequence[tuple[int, int]], frame_cost: int) -> list[tuple[int, int]]:
@@ -870,24 +1019,33 @@ def _blocks(spans: Sequence[tuple[int, int]], frame_cost: int) -> list[tuple[int
     return blocks[::-1]
 
 
-def _check_places(
-    regmap: RegisterMap, registers: Mapping[int, int], models: Sequence[Placed]
-) -> None:
-    """The marker, the headers (ID and L) of ``models`` and the end model are
-    where the map says, in the registers read.
+def _check_places(regmap: RegisterMap, registers: Mapping[int, int], *, full: bool) -> None:
+    """The map is where it was, in the registers read.
 
-    A full read checks every model.  A partial one checks the Common and
-    vendor models: every SunSpec meter model (201–204) is 105 registers
+    On a SunSpec map: the marker, the model headers (ID and L) and the end
+    model.  A full read checks every model.  A partial one checks the Common
+    and vendor models: every SunSpec meter model (201–204) is 105 registers
     long, so a point added or removed moves the vendor model and the end
     model; a point rewired as another meter model moves nothing (its values
     keep their addresses), and only a full read, or the identity check of
-    whoever keeps the client, sees that."""
+    whoever keeps the client, sees that.
+
+    On a map of fixed addresses: the number of points, where the profile
+    keeps it (the points' blocks are where they are for any number)."""
 
     def at(address: int, count: int) -> tuple[int | None, ...]:
         return tuple(registers.get(a) for a in range(address, address + count))
 
+    if regmap.layout != "sunspec":
+        f = regmap.role("points")
+        if f is not None and (words := at(f.address, f.size)) and None not in words:
+            points = f.decode(cast("list[int]", list(words)))
+            if points != regmap.points:
+                raise S8000MapChanged(f"the meter has {points} points now, not {regmap.points}")
+        return
     if at(regmap.base, 2) != SUNSPEC_MARKER:
         raise S8000MapChanged(f"no SunSpec marker at {regmap.base} any more")
+    models = regmap.chain if full else (regmap.chain[0], regmap.chain[-1])
     for placed in models:
         expected = (placed.model.model_id, placed.model.length)
         if at(placed.address, 2) != expected:
@@ -904,19 +1062,8 @@ def _decode_some(
 ) -> dict[str, Any]:
     """``fields`` by name, from the registers read: decoded, scaled (by the
     scale factors read, else by those of ``scales``), checked."""
-    decoded = {
-        f.name: decode(f.type, [registers[a] for a in range(f.address, f.address + f.size)])
-        for f in fields
-    }
+    decoded = {f.name: f.decode(_words(registers, f)) for f in fields}
     return _checked(fields, {**scales, **decoded})
-
-
-def _decode_all(fields: Sequence[Field], base: int, words: Sequence[int]) -> dict[str, Any]:
-    """Every field by name: decoded, scaled, checked."""
-    decoded = {
-        f.name: decode(f.type, words[f.address - base : f.address - base + f.size]) for f in fields
-    }
-    return _checked(fields, decoded)
 
 
 def _checked(fields: Sequence[Field], decoded: Mapping[str, Any]) -> dict[str, Any]:
@@ -938,7 +1085,7 @@ def _checked(fields: Sequence[Field], decoded: Mapping[str, Any]) -> dict[str, A
                 value = None  # scale factor not implemented: the value cannot be known
             elif isinstance(sf, int):
                 value = _scaled(value, sf)
-        if f.unit in ("Wh", "varh", "VAh") and value is not None and value < 0:
+        if f.unit in _ENERGY_UNITS and value is not None and value < 0:
             raise S8000BadData(f"{f.name} = {value}: an energy register is never negative")
         values[f.name] = value
     return values
@@ -952,66 +1099,74 @@ def _integer(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _kilo(value: Any) -> float | None:
-    return None if value is None else float(value) / 1000.0
+def _in(regmap: RegisterMap, values: Mapping[str, Any], role: str, point: int | None) -> Any:
+    """The value of ``role`` in the unit the client gives it in
+    (:data:`~s8000_engine.protocol.profile.POINT_ROLES`, ``METER_ROLES``)."""
+    f = regmap.role(role, point)
+    value = None if f is None else values.get(f.name)
+    if value is None or f is None or isinstance(value, str):
+        return value
+    unit = (METER_ROLES if point is None else POINT_ROLES)[role]
+    return value if unit is None else convert(value, f.unit, unit)
+
+
+def _point_data(regmap: RegisterMap, values: Mapping[str, Any], n: int) -> PointData:
+    def point(role: str) -> Any:
+        return _in(regmap, values, role, n)
+
+    def phases(role: str) -> dict[str, float]:
+        return {p: float(v) for p in PHASES if (v := point(f"{role}_{p.lower()}")) is not None}
+
+    models = regmap.models
+    return PointData(
+        number=n,
+        model_id=models[n - 1] if n <= len(models) else 0,
+        kwh_delivered=_number(point("kwh_delivered")),
+        kwh_received=_number(point("kwh_received")),
+        kvarh_delivered=_number(point("kvarh_delivered")),
+        kvarh_received=_number(point("kvarh_received")),
+        w=_number(point("w")),
+        var=_number(point("var")),
+        va=_number(point("va")),
+        pf=_number(point("pf")),
+        a=_number(point("current")),
+        phase_w=phases("w"),
+        phase_a=phases("current"),
+        demand_w=_number(point("demand_w")),
+        peak_demand_w=_number(point("peak_demand_w")),
+        peak_demand_time=_number(point("peak_demand_time")),
+        ct_primary_a=_integer(point("ct_primary_a")),
+    )
 
 
 def _meter_data(regmap: RegisterMap, values: dict[str, Any], transactions: int) -> MeterData:
-    meters = [p for p in regmap.chain if p.point is not None]
-    first = meters[0].label
-    points = []
-    for placed in meters:
-        n = (placed.point or 0) + 1
-        label = placed.label
-        pf = values.get(f"{label}.PF")
-        points.append(
-            PointData(
-                number=n,
-                model_id=placed.model.model_id,
-                kwh_delivered=_kilo(values.get(f"s8000.Pt{n}WhImp")),
-                kwh_received=_kilo(values.get(f"s8000.Pt{n}WhExp")),
-                kvarh_delivered=_kilo(values.get(f"s8000.Pt{n}VArhImp")),
-                kvarh_received=_kilo(values.get(f"s8000.Pt{n}VArhExp")),
-                w=_number(values.get(f"{label}.W")),
-                var=_number(values.get(f"{label}.VAR")),
-                va=_number(values.get(f"{label}.VA")),
-                pf=None if pf is None else float(pf) / 100.0,
-                a=_number(values.get(f"{label}.A")),
-                phase_w={
-                    p: float(v) for p in PHASES if (v := values.get(f"{label}.Wph{p}")) is not None
-                },
-                phase_a={
-                    p: float(v) for p in PHASES if (v := values.get(f"{label}.Aph{p}")) is not None
-                },
-                demand_w=_number(values.get(f"s8000.Pt{n}Dmd")),
-                peak_demand_w=_number(values.get(f"s8000.Pt{n}PkDmd")),
-                peak_demand_time=_number(values.get(f"s8000.Pt{n}PkDmdT")),
-                ct_primary_a=_integer(values.get(f"s8000.Pt{n}CT")),
-            )
-        )
-    status = values.get("s8000.Status")
+    def meter(role: str) -> Any:
+        return _in(regmap, values, role, None)
+
+    points = tuple(_point_data(regmap, values, n) for n in range(1, regmap.points + 1))
+    status = meter("status")
     return MeterData(
-        utc=_number(values.get("s8000.UTC")),
+        utc=_number(meter("utc")),
         status=None if status is None else Status(status),
-        voltage={p: _number(values.get(f"{first}.PhVph{p}")) for p in PHASES},
-        line_voltage={p: _number(values.get(f"{first}.PhVph{p}")) for p in _LINES},
-        frequency=_number(values.get(f"{first}.Hz")),
-        points=tuple(points),
+        voltage={p: _number(meter(f"voltage_{p.lower()}")) for p in PHASES},
+        line_voltage={p: _number(meter(f"line_voltage_{p.lower()}")) for p in _LINES},
+        frequency=_number(meter("frequency")),
+        points=points,
         pulses=tuple(
             PulseData(
                 number=n,
-                count=_integer(values.get(f"s8000.P{n}Count")),
-                errors=_integer(values.get(f"s8000.P{n}Errors")),
-                scale=_number(values.get(f"s8000.P{n}Scale")),
-                value=_number(values.get(f"s8000.P{n}Value")),
+                count=_integer(meter(f"pulse{n}_count")),
+                errors=_integer(meter(f"pulse{n}_errors")),
+                scale=_number(meter(f"pulse{n}_scale")),
+                value=_number(meter(f"pulse{n}_value")),
             )
             for n in (1, 2)
         ),
         intervals=IntervalMemory(
-            length_s=_integer(values.get("s8000.IntLen")),
-            count=_integer(values.get("s8000.IntCount")),
-            oldest=_number(values.get("s8000.IntOldest")),
-            newest=_number(values.get("s8000.IntNewest")),
+            length_s=_integer(meter("interval_length")),
+            count=_integer(meter("interval_count")),
+            oldest=_number(meter("interval_oldest")),
+            newest=_number(meter("interval_newest")),
         ),
         transactions=transactions,
         raw=values,

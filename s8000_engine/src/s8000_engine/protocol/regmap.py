@@ -1,24 +1,31 @@
-"""The register map of a meter: SunSpec models placed one after another.
+"""The register map of a meter: a profile's fields at their wire addresses.
 
-The map is built here once, from the chain of model ids alone: the local meter
-builds it from its configuration (:func:`s8000_engine.local.image.build_map`)
-and the client from the models it scans, so both place every model at the
-same address by construction."""
+The map is built here once, from a profile (:mod:`s8000_engine.protocol.profile`)
+and what the profile leaves to the meter: for a ``sunspec`` layout the chain
+of model ids (SunSpec models placed one after another), for a ``registers``
+layout the number of meter points (a block each, ``stride`` apart).  The local
+meter builds it from its configuration (:func:`s8000_engine.local.image.build_map`)
+and the client from what it identifies, so both place every field at the
+same address by construction.
+
+Every field may carry a *role* (what it is: ``kwh_delivered``, ``serial``…):
+:meth:`RegisterMap.role` finds a field by role, which is how the client reads
+any profile's map."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from s8000_engine.protocol.sunspec import (
-    BASE_ADDRESS,
-    COMMON,
-    METER_MODELS,
-    VENDOR_MODEL_ID,
+from s8000_engine.protocol.profile import Profile, builtin_profile
+from s8000_engine.protocol.types import (
+    SUNSPEC_ENCODING,
     DataType,
+    Encoding,
     Model,
-    vendor_model,
+    decode,
+    encode,
 )
 
 
@@ -50,6 +57,20 @@ class Field:
     model: int
     minimum: float | None = None
     maximum: float | None = None
+    role: str | None = None
+    """What the value is (a role of the profile), or None."""
+    point: int | None = None
+    """The 1-based meter point whose value it is, or None for the meter's."""
+    encoding: Encoding = SUNSPEC_ENCODING
+    default: float | None = None
+
+    def decode(self, words: Sequence[int]) -> Any:
+        """The value from its registers, in the profile's encoding (unscaled)."""
+        return decode(self.type, words, self.encoding)
+
+    def encode(self, value: Any) -> list[int]:
+        """Registers for an (unscaled) value, in the profile's encoding."""
+        return encode(self.type, value, self.size, self.encoding)
 
     def as_dict(self) -> dict[str, Any]:
         """The published JSON row."""
@@ -70,6 +91,10 @@ class Field:
         if self.minimum is not None:
             row["minimum"] = self.minimum
             row["maximum"] = self.maximum
+        if self.role is not None:
+            row["value"] = self.role
+        if self.point is not None:
+            row["point"] = self.point
         return row
 
 
@@ -80,44 +105,45 @@ class RegisterMap:
     profile: str
     base: int
     chain: tuple[Placed, ...]
+    """The SunSpec models, in order (empty for a ``registers`` layout)."""
     end: int
-    """Wire address one past the end model."""
+    """Wire address one past the last register."""
+    layout: str = "sunspec"
+    encoding: Encoding = SUNSPEC_ENCODING
+    identify: str | int = "sunspec"
+    """How the meter says what it is: ``sunspec``, 43 or 17 (the profile's)."""
+    manufacturer: str = "Leviton"
+    placed_fields: tuple[Field, ...] = field(default=(), repr=False)
+    """A ``registers`` layout's fields (a ``sunspec`` one's follow from the chain)."""
+    points: int = 0
+    """Meter points."""
+    point_models: tuple[int, ...] = ()
+    """A ``registers`` layout's SunSpec meter model (201–204) per point, as
+    the meter is wired: the phases each point has."""
+    # Built once (a map is immutable): every field, and the fields by role.
+    _all: tuple[Field, ...] = field(init=False, repr=False, compare=False, hash=False)
+    _by_role: dict[tuple[str, int | None], Field] = field(
+        init=False, repr=False, compare=False, hash=False
+    )
+
+    def __post_init__(self) -> None:
+        every = self.placed_fields if self.layout != "sunspec" else _sunspec_fields(self)
+        object.__setattr__(self, "_all", every)
+        object.__setattr__(
+            self, "_by_role", {(f.role, f.point): f for f in every if f.role is not None}
+        )
+
+    @property
+    def models(self) -> tuple[int, ...]:
+        """The SunSpec meter model of each point (the phases it has)."""
+        if self.layout == "sunspec":
+            return tuple(p.model.model_id for p in self.chain if p.point is not None)
+        return self.point_models
 
     @property
     def fields(self) -> list[Field]:
         """Every register point in address order (marker and end model included)."""
-        rows = [
-            Field("SunS", self.base, DataType.UINT32, 2, "", None, "R",
-                  "SunSpec marker 0x53756E53", 0),
-        ]  # fmt: skip
-        for placed in self.chain:
-            prefix = placed.label
-            for p in placed.model.points:
-                scale = p.scale
-                if isinstance(scale, str):
-                    scale = f"{prefix}.{scale}"
-                rows.append(
-                    Field(
-                        f"{prefix}.{p.name}",
-                        placed.address + p.offset,
-                        p.type,
-                        p.size,
-                        p.unit,
-                        scale,
-                        p.access,
-                        p.description,
-                        placed.model.model_id,
-                        p.minimum,
-                        p.maximum,
-                    )
-                )
-        rows.append(
-            Field("end.ID", self.end - 2, DataType.UINT16, 1, "", None, "R", "end model 0xFFFF", 0)
-        )
-        rows.append(
-            Field("end.L", self.end - 1, DataType.UINT16, 1, "", None, "R", "end model length 0", 0)
-        )
-        return rows
+        return list(self._all)
 
     def placed(self, label: str) -> Placed:
         """A model instance by label."""
@@ -130,6 +156,59 @@ class RegisterMap:
         """Wire address of a point of a model instance."""
         placed = self.placed(label)
         return placed.address + placed.model.point(point).offset
+
+    def role(self, role: str, point: int | None = None) -> Field | None:
+        """The field holding ``role`` for meter point ``point`` (1-based), or for
+        the meter (``None``); None if the map has none.
+
+        The meter's voltages and frequency, when the profile keeps them per
+        point (SunSpec's meter models do), are the first point's."""
+        found = self._by_role.get((role, point))
+        if found is None and point is None:
+            found = self._by_role.get((role, 1))
+        return found
+
+
+def _sunspec_fields(regmap: RegisterMap) -> tuple[Field, ...]:
+    rows = [
+        Field("SunS", regmap.base, DataType.UINT32, 2, "", None, "R",
+              "SunSpec marker 0x53756E53", 0),
+    ]  # fmt: skip
+    for placed in regmap.chain:
+        prefix = placed.label
+        for p in placed.model.points:
+            scale = p.scale
+            if isinstance(scale, str):
+                scale = f"{prefix}.{scale}"
+            # A meter model's fields are its point's; the vendor model's
+            # per-point fields say whose they are by their number.
+            point = placed.point + 1 if placed.point is not None else p.point
+            rows.append(
+                Field(
+                    f"{prefix}.{p.name}",
+                    placed.address + p.offset,
+                    p.type,
+                    p.size,
+                    p.unit,
+                    scale,
+                    p.access,
+                    p.description,
+                    placed.model.model_id,
+                    p.minimum,
+                    p.maximum,
+                    p.role,
+                    point,
+                    regmap.encoding,
+                    p.default,
+                )
+            )
+    rows.append(
+        Field("end.ID", regmap.end - 2, DataType.UINT16, 1, "", None, "R", "end model 0xFFFF", 0)
+    )
+    rows.append(
+        Field("end.L", regmap.end - 1, DataType.UINT16, 1, "", None, "R", "end model length 0", 0)
+    )
+    return tuple(rows)
 
 
 def meter_model_id(*, delta: bool, elements: int) -> int:
@@ -144,25 +223,93 @@ def meter_model_id(*, delta: bool, elements: int) -> int:
     return 201
 
 
-def sunspec_map(model_ids: Sequence[int], base: int = BASE_ADDRESS) -> RegisterMap:
-    """The S8000 map for a chain of model ids (1, the meter models, 64800).
+def sunspec_map(
+    model_ids: Sequence[int], base: int | None = None, profile: Profile | None = None
+) -> RegisterMap:
+    """The map of a ``sunspec`` profile (the built-in one by default) for a
+    chain of model ids (1, the meter models, the vendor model).
 
     Models back to back from ``base + 2``, each behind its two-register header."""
+    profile = profile or builtin_profile()
+    models = profile.sunspec
+    if models is None:
+        raise ValueError(f"profile {profile.name!r} is not a SunSpec layout")
+    base = models.base if base is None else base
     ids = list(model_ids)
-    if len(ids) < 3 or ids[0] != COMMON.model_id or ids[-1] != VENDOR_MODEL_ID:
+    if len(ids) < 3 or ids[0] != models.common.model_id or ids[-1] != models.vendor_id:
         raise ValueError(f"not an S8000 chain: {ids}")
     meters = ids[1:-1]
     chain: list[Placed] = []
     address = base + 2
-    chain.append(Placed(COMMON, address, "common"))
-    address += COMMON.length + 2
+    chain.append(Placed(models.common, address, "common"))
+    address += models.common.length + 2
+    known = dict(models.meter_names)
     for index, model_id in enumerate(meters):
-        model = METER_MODELS.get(model_id)
-        if model is None:
+        if model_id not in known:
             raise ValueError(f"model {model_id} is not a SunSpec meter model")
+        model = models.meter_model(model_id)
         chain.append(Placed(model, address, f"point{index + 1}", index))
         address += model.length + 2
-    vendor = vendor_model(len(meters))
-    chain.append(Placed(vendor, address, "s8000"))
+    vendor = models.vendor_model(len(meters))
+    chain.append(Placed(vendor, address, models.vendor_name))
     address += vendor.length + 2
-    return RegisterMap("sunspec", base, tuple(chain), address + 2)
+    return RegisterMap(
+        profile.name,
+        base,
+        tuple(chain),
+        address + 2,
+        encoding=profile.encoding,
+        manufacturer=profile.manufacturer,
+        points=len(meters),
+    )
+
+
+def registers_map(profile: Profile, points: int, point_models: Sequence[int] = ()) -> RegisterMap:
+    """The map of a ``registers`` profile for a meter of ``points`` points:
+    the meter's block, then a block per point, ``stride`` registers apart.
+    ``point_models`` says how each point is wired (see :func:`meter_model_id`)."""
+    meter, block = profile.meter, profile.point
+    if meter is None or block is None:
+        raise ValueError(f"profile {profile.name!r} is not a 'registers' layout")
+    if not 1 <= points <= 24:
+        raise ValueError(f"{points} meter points: a map has room for 1 to 24")
+    fields: list[Field] = []
+    blocks = [("meter", meter.address, None)] + [
+        (f"point{n}", block.address + (n - 1) * block.stride, n) for n in range(1, points + 1)
+    ]
+    for prefix, start, point in blocks:
+        for p in meter.points if point is None else block.points:
+            scale = f"{prefix}.{p.scale}" if isinstance(p.scale, str) else p.scale
+            fields.append(
+                Field(
+                    f"{prefix}.{p.name}",
+                    start + p.offset,
+                    p.type,
+                    p.size,
+                    p.unit,
+                    scale,
+                    p.access,
+                    p.description,
+                    0,
+                    p.minimum,
+                    p.maximum,
+                    p.role,
+                    point,
+                    profile.encoding,
+                    p.default,
+                )
+            )
+    fields.sort(key=lambda f: f.address)
+    return RegisterMap(
+        profile.name,
+        fields[0].address,
+        (),
+        max(f.address + f.size for f in fields),
+        layout="registers",
+        encoding=profile.encoding,
+        identify=profile.identify,
+        manufacturer=profile.manufacturer,
+        placed_fields=tuple(fields),
+        points=points,
+        point_models=tuple(point_models),
+    )
