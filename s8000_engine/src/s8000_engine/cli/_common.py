@@ -16,6 +16,9 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Final, NoReturn
 
+from s8000_engine.exceptions import S8000ProfileError
+from s8000_engine.protocol.profile import Profile, builtin_profile, get_profile
+
 #: The signals that stop a long-running command: Ctrl-C, and what service
 #: managers (systemd, Docker, ``kill``) send.
 STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
@@ -93,6 +96,27 @@ def parse_numbers(text: str, option: str, *, lowest: int = 1) -> list[int]:
     if min(chosen) < lowest:
         raise UsageError(f"{option}: numbers start at {lowest}")
     return sorted(chosen)
+
+
+def profile_argument(text: str) -> Profile:
+    """``--profile``: a built-in profile's name or a profile file, checked (a
+    bad one is a usage error naming the field)."""
+    try:
+        return get_profile(text)
+    except S8000ProfileError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_profile_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """The ``--profile`` option of the commands that serve or print a map."""
+    parser.add_argument(
+        "--profile",
+        type=profile_argument,
+        default=builtin_profile(),
+        metavar="NAME|FILE",
+        help=f"the register map's profile {what}: 'sunspec' (built in, the default) or a "
+        "profile file (JSON; docs/profiles.md)",
+    )
 
 
 def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:

@@ -11,9 +11,10 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from s8000_engine.cli._common import UsageError, parse_address
+from s8000_engine.cli._common import UsageError, add_profile_option, parse_address
 from s8000_engine.client.client import BACKENDS, BackendName, connect_tcp
 from s8000_engine.client.data import Identity, MeterData
+from s8000_engine.protocol.profile import Profile
 from s8000_engine.protocol.sunspec import Status
 
 
@@ -70,9 +71,17 @@ def _json_default(value: object) -> object:
 
 
 async def _read_once(
-    host: str, port: int, unit_id: int, backend: BackendName, request_timeout: float
+    host: str,
+    port: int,
+    unit_id: int,
+    backend: BackendName,
+    request_timeout: float,
+    *,
+    profile: Profile,
 ) -> tuple[Identity, MeterData]:
-    async with connect_tcp(host, port, unit_id, backend=backend, timeout=request_timeout) as client:
+    async with connect_tcp(
+        host, port, unit_id, backend=backend, timeout=request_timeout, profile=profile
+    ) as client:
         identity = await client.identify()
         return identity, await client.read()
 
@@ -85,6 +94,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="tmodbus", help="Modbus library")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds per request")
+    add_profile_option(parser, "to read the meter by")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
     # pymodbus logs a failed connect on its own (to standard error, for want of
     # a handler): the command says it once, in its one line.
     logging.getLogger("pymodbus").addHandler(logging.NullHandler())
-    identity, data = asyncio.run(_read_once(host, port, args.unit_id, args.backend, args.timeout))
+    identity, data = asyncio.run(
+        _read_once(host, port, args.unit_id, args.backend, args.timeout, profile=args.profile)
+    )
     if args.format == "json":
         print(json.dumps(as_dict(identity, data), indent=2, default=_json_default))
     else:

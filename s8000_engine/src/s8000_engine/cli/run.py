@@ -30,7 +30,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from s8000_engine.cli._common import STOP_SIGNALS, StopRequest, UsageError, parse_address
+from s8000_engine.cli._common import (
+    STOP_SIGNALS,
+    StopRequest,
+    UsageError,
+    add_profile_option,
+    parse_address,
+)
 from s8000_engine.cli._config import EXAMPLES, given_config, model_config
 from s8000_engine.cli.discover import network_addresses
 from s8000_engine.config.demand import RECORDING_INTERVALS
@@ -109,6 +115,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baud", type=int, default=DEFAULT_BAUDRATE, choices=BAUDRATES)
     parser.add_argument("--parity", choices=("N", "E", "O"), default=DEFAULT_PARITY)
     parser.add_argument("--unit-id", type=int, default=1, help="Modbus unit id (the base address)")
+    add_profile_option(parser, "the meter serves over Modbus")
     parser.add_argument(
         "--web",
         metavar="[HOST:]PORT",
@@ -282,6 +289,7 @@ def run(args: argparse.Namespace) -> int:
             retention_days=args.retention_days,
             pulses=local.SimulatedPulses(args.seed) if args.simulate else None,
             on_progress=progress if args.progress else None,
+            profile=args.profile,
         )
         # A configuration given here is a change like any other: validated,
         # stored with its change-log entry (origin "cli"), before metering starts.

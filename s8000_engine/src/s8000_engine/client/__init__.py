@@ -34,9 +34,11 @@ from s8000_engine.exceptions import (
     S8000Error,
     S8000MapChanged,
     S8000NotAnS8000,
+    S8000ProfileError,
     S8000WrongMeter,
 )
 from s8000_engine.protocol.intervals import NO_RECORD, IntervalRow, RowFlag
+from s8000_engine.protocol.profile import Profile, builtin_profile, get_profile, load_profile
 from s8000_engine.protocol.sunspec import Service, Status
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "MeterValue",
     "PointData",
     "PointValue",
+    "Profile",
     "PulseData",
     "RowFlag",
     "S8000BadData",
@@ -64,9 +67,13 @@ __all__ = [
     "S8000Error",
     "S8000MapChanged",
     "S8000NotAnS8000",
+    "S8000ProfileError",
     "S8000WrongMeter",
     "Selection",
     "Service",
     "Status",
+    "builtin_profile",
     "connect_tcp",
+    "get_profile",
+    "load_profile",
 ]

@@ -1209,11 +1209,13 @@ async def connect_tcp(
     *,
     backend: BackendName = "tmodbus",
     timeout: float = 3.0,  # noqa: ASYNC109 (per request, given to the connection)
+    profile: Profile | None = None,
 ) -> AsyncIterator[S8000Client]:
     """A Modbus TCP link of its own to an S8000, as a client; closed on exit.
 
     ``backend`` is the modbus-connection backend: ``tmodbus`` (what Home
-    Assistant uses) or ``pymodbus``.  Connects before it yields:
+    Assistant uses) or ``pymodbus``; ``profile`` the meter's register map
+    (the built-in SunSpec one by default).  Connects before it yields:
     :class:`S8000ConnectionError` if it cannot."""
     if not 0 <= unit_id <= 255:
         raise ValueError(f"unit id {unit_id} is not 0–255")
@@ -1221,7 +1223,7 @@ async def connect_tcp(
     try:
         with _link(f"connect to {host}:{port}"):
             await connection.connect()
-        yield S8000Client(connection.for_unit(unit_id))
+        yield S8000Client(connection.for_unit(unit_id), profile=profile)
     finally:
         with contextlib.suppress(ModbusError, OSError):
             await connection.close()

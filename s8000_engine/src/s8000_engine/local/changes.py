@@ -163,6 +163,7 @@ def layout(regmap: RegisterMap) -> tuple[Any, ...]:
         regmap.base,
         regmap.end,
         tuple((p.label, p.address, p.model.model_id, p.model.length) for p in regmap.chain),
+        regmap.points,
     )
 
 

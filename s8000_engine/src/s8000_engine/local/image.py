@@ -3,55 +3,55 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from s8000_engine.config.meter import MeterConfig, PointConfig, ServiceType
 from s8000_engine.protocol.intervals import row_words, rows_per_file
-from s8000_engine.protocol.regmap import RegisterMap, meter_model_id, sunspec_map
+from s8000_engine.protocol.profile import (
+    METER_ROLES,
+    POINT_ROLES,
+    Profile,
+    builtin_profile,
+    convert,
+    get_profile,
+)
+from s8000_engine.protocol.regmap import (
+    Field,
+    RegisterMap,
+    meter_model_id,
+    registers_map,
+    sunspec_map,
+)
 from s8000_engine.protocol.sunspec import (
-    BASE_ADDRESS,
-    COMMON,
     END_MODEL,
     MANUFACTURER,
     PHASES,
     SUNSPEC_MARKER,
-    VENDOR_MODEL_ID,
     DataType,
     DemandKind,
-    encode,
     energy_scale_factor,
     scale_factor,
 )
+from s8000_engine.protocol.types import Point, encode
 
 # -- the map of a configured meter ---------------------------------------------------------
 
 
 def build_map(
-    config: MeterConfig, base: int = BASE_ADDRESS, profile: str = "sunspec"
+    config: MeterConfig, base: int | None = None, profile: str | Profile = "sunspec"
 ) -> RegisterMap:
-    """The map of a configured meter in a profile (see :data:`PROFILES`)."""
-    try:
-        builder = PROFILES[profile]
-    except KeyError:
-        known = ", ".join(sorted(PROFILES))
-        raise ValueError(f"unknown register profile {profile!r}; known: {known}") from None
-    return builder(config, base)
-
-
-def build_sunspec_map(config: MeterConfig, base: int = BASE_ADDRESS) -> RegisterMap:
-    """The SunSpec profile's map for a configured meter."""
+    """The map of a configured meter in a profile: a built-in one by name
+    (``sunspec``), a profile file by path, or a loaded :class:`Profile`.
+    Raises :class:`~s8000_engine.exceptions.S8000ProfileError` for a bad profile."""
+    chosen = get_profile(profile) if isinstance(profile, str) else profile
     delta = config.service is ServiceType.DELTA_3W
     meters = [meter_model_id(delta=delta, elements=len(point.phases)) for point in config.points]
-    return sunspec_map([COMMON.model_id, *meters, VENDOR_MODEL_ID], base)
-
-
-#: Register profiles by name. ``sunspec`` is the open standard Leviton uses
-#: for its Series 7000 meters; Leviton's own S8000 map can be added here as
-#: another builder returning a RegisterMap, and the server, the client and
-#: the published map follow it without other changes.
-PROFILES: dict[str, Callable[[MeterConfig, int], RegisterMap]] = {"sunspec": build_sunspec_map}
+    if chosen.sunspec is not None:
+        models = chosen.sunspec
+        return sunspec_map([models.common.model_id, *meters, models.vendor_id], base, chosen)
+    return registers_map(chosen, len(config.points), meters)
 
 
 # -- the register image -------------------------------------------------------------------
@@ -188,6 +188,8 @@ def _meter_values(snapshot: MeterSnapshot, index: int) -> dict[str, Any]:
 
 def render(regmap: RegisterMap, snapshot: MeterSnapshot) -> list[int]:
     """The register image from ``regmap.base`` to ``regmap.end`` (exclusive)."""
+    if regmap.layout != "sunspec":
+        return _render_registers(regmap, snapshot)
     image = [0] * (regmap.end - regmap.base)
 
     def put(address: int, words: list[int]) -> None:
@@ -195,20 +197,11 @@ def render(regmap: RegisterMap, snapshot: MeterSnapshot) -> list[int]:
         image[start : start + len(words)] = words
 
     put(regmap.base, list(SUNSPEC_MARKER))
-    config = snapshot.config
     for placed in regmap.chain:
         model = placed.model
         values: dict[str, Any]
         if placed.label == "common":
-            values = {
-                "Mn": MANUFACTURER,
-                "Md": config.model.code,
-                "Opt": f"{config.service.value} {len(config.points)}x{config.model.elements}",
-                "Vr": snapshot.firmware,
-                "SN": snapshot.serial,
-                "DA": snapshot.device_address,
-                "Pad": 0,
-            }
+            values = _common_values(snapshot)
         elif placed.point is not None:
             values = _meter_values(snapshot, placed.point)
         else:
@@ -227,10 +220,106 @@ def render(regmap: RegisterMap, snapshot: MeterSnapshot) -> list[int]:
                 elif p.type in (DataType.INT16, DataType.UINT16, DataType.INT32, DataType.UINT32,
                                 DataType.UINT64, DataType.ACC32) and value is not None:  # fmt: skip
                     value = round(value)
-                words = encode(p.type, value, p.size)
+                words = encode(p.type, value, p.size, regmap.encoding)
             put(placed.address + p.offset, words)
     put(regmap.end - 2, list(END_MODEL))
     return image
+
+
+def _common_values(snapshot: MeterSnapshot) -> dict[str, Any]:
+    config = snapshot.config
+    return {
+        "Mn": MANUFACTURER,
+        "Md": config.model.code,
+        "Opt": f"{config.service.value} {len(config.points)}x{config.model.elements}",
+        "Vr": snapshot.firmware,
+        "SN": snapshot.serial,
+        "DA": snapshot.device_address,
+        "Pad": 0,
+    }
+
+
+def role_values(snapshot: MeterSnapshot) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What the meter shows, by role (:mod:`s8000_engine.protocol.profile`),
+    in each role's unit: the meter's, and each point's.
+
+    The values are the built-in SunSpec map's, through the roles that map
+    declares, so a map of any profile shows what this one shows."""
+    models = builtin_profile().sunspec
+    assert models is not None
+    meter: dict[str, Any] = {}
+    points: list[dict[str, Any]] = [{} for _ in snapshot.config.points]
+
+    def take(into: dict[str, Any], p: Point, value: Any, units: dict[str, str | None]) -> None:
+        unit = units[p.role] if p.role is not None else None
+        if p.role is None or value is None:
+            return
+        into[p.role] = (
+            value if unit is None or isinstance(value, str) else convert(value, p.unit, unit)
+        )
+
+    common = _common_values(snapshot)
+    for p in models.common.points:
+        take(meter, p, common.get(p.name), METER_ROLES)
+    vendor = _vendor_values(snapshot)
+    for p in models.vendor:
+        take(meter, p, vendor.get(p.name), METER_ROLES)
+    for index, into in enumerate(points):
+        values = _meter_values(snapshot, index)
+        for p in models.meter:
+            take(into, p, values.get(p.name), POINT_ROLES)
+        n = str(index + 1)
+        for p in models.per_point:
+            take(into, p, vendor.get(p.name.replace("{n}", n)), POINT_ROLES)
+    return meter, points
+
+
+def _render_registers(regmap: RegisterMap, snapshot: MeterSnapshot) -> list[int]:
+    """The image of a map of fixed addresses: each field's role's value, in
+    the field's unit and scale (a fixed one, or its block's scale field,
+    which serves the profile's ``default``); what the meter lacks reads the
+    profile's sentinel, and registers between blocks read 0."""
+    image = [0] * (regmap.end - regmap.base)
+    meter, points = role_values(snapshot)
+    fields = regmap.fields
+    scales = {
+        f.name: int(f.default)
+        for f in fields
+        if f.type is DataType.SUNSSF and f.default is not None
+    }
+    for f in fields:
+        value: Any
+        if f.type is DataType.SUNSSF:
+            value = scales.get(f.name)
+        elif f.role is not None:
+            source = meter if f.point is None else points[f.point - 1]
+            value = source.get(f.role)
+            if value is None and f.point is None and f.role in POINT_ROLES and points:
+                value = points[0].get(f.role)  # the meter's voltages are the first point's
+            unit = (METER_ROLES if f.point is None else POINT_ROLES)[f.role]
+            if value is not None and unit is not None and not isinstance(value, str):
+                value = convert(value, unit, f.unit)
+        else:
+            value = f.default
+        value = _field_value(f, value, scales)
+        try:
+            words = f.encode(value)
+        except OverflowError:
+            words = f.encode(None)  # beyond what the profile's field can hold
+        start = f.address - regmap.base
+        image[start : start + f.size] = words
+    return image
+
+
+def _field_value(f: Field, value: Any, scales: dict[str, int]) -> Any:
+    """``value`` as the field stores it: scaled and rounded to its type, or
+    None (the sentinel) when it does not fit."""
+    if value is None or isinstance(value, str) or f.type in (DataType.FLOAT32, DataType.SUNSSF):
+        return value
+    sf = scales.get(f.scale) if isinstance(f.scale, str) else f.scale
+    if isinstance(f.scale, str) and sf is None:
+        return None
+    return _scaled(float(value), sf or 0)
 
 
 def _vendor_values(snapshot: MeterSnapshot) -> dict[str, Any]:

@@ -64,6 +64,7 @@ from s8000_engine.metering.pulses import PulseInput
 from s8000_engine.metering.waveform import WaveformReader
 from s8000_engine.modbus.backend import MeterBackend, Write
 from s8000_engine.models import MODELS
+from s8000_engine.protocol.profile import Profile, builtin_profile
 from s8000_engine.protocol.sunspec import Command, Status
 from s8000_engine.storage.recorder import IntervalRecorder
 from s8000_engine.storage.reporting import Reporter, SendResult
@@ -245,8 +246,13 @@ class LocalMeter:
         pulses: SimulatedPulses | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         report_every_s: float = 60.0,
+        profile: Profile | None = None,
     ) -> None:
         self.config = config
+        #: The register map's profile the meter serves (the built-in SunSpec
+        #: map by default; another lets an owner try a map learnt from a real
+        #: unit before it touches a panel).
+        self.profile = profile or builtin_profile()
         self.store = store
         self.source = source
         self.clock = clock
@@ -273,7 +279,7 @@ class LocalMeter:
         self.report_every_s = report_every_s
         self._report_thread: threading.Thread | None = None
         self.backend: MeterBackend | None = None
-        self.regmap = build_map(config)
+        self.regmap = build_map(config, profile=self.profile)
         self._last_report_check = -math.inf
         self.last_report: SendResult | None = None
         #: The values of the last metered second, for readers in other threads.
@@ -504,7 +510,7 @@ class LocalMeter:
         # Everything that can fail is built before anything is stored or applied.
         meter = self._rebuilt_meter(new) if structural else None
         recorder = self._rebuilt_recorder(meter) if meter is not None else None
-        regmap = build_map(new) if structural else self.regmap
+        regmap = build_map(new, profile=self.profile) if structural else self.regmap
         map_changed = layout(regmap) != layout(self.regmap)
         pulses = [
             pulse if pulse.config == config else PulseInput.from_dict(config, pulse.to_dict())

@@ -36,8 +36,9 @@ from s8000_engine import __version__
 from s8000_engine.exceptions import ConfigError
 from s8000_engine.modbus.server import Backend, Exc, ModbusError
 from s8000_engine.protocol.intervals import encode_row, row_words, rows_per_file
-from s8000_engine.protocol.regmap import Field, RegisterMap
-from s8000_engine.protocol.sunspec import Command, DataType, decode
+from s8000_engine.protocol.profile import convert
+from s8000_engine.protocol.regmap import Field, RegisterMap, builtin_field
+from s8000_engine.protocol.sunspec import Command, DataType
 from s8000_engine.storage.store import IntervalRecord
 
 _LOGGER = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def _check_range(f: Field, value: Any) -> None:
         low *= 1 - 1e-6  # the float32 nearest to a decimal minimum may fall below it
     if low is not None and high is not None and not low <= value <= high:
         raise ModbusError(Exc.ILLEGAL_VALUE)
-    if f.name.endswith(".Cmd") and value not in {c.value for c in Command}:
+    if f.role == "command" and value not in {c.value for c in Command}:
         raise ModbusError(Exc.ILLEGAL_VALUE)
 
 
@@ -109,7 +110,7 @@ class MeterBackend(Backend):
         self.history = history
         """Intervals starting in [start, end): the interval memory, for function 20."""
         self.interval_s = interval_s
-        self.points = sum(1 for p in regmap.chain if p.point is not None)
+        self.points = regmap.points
         self.image: list[int] = [0] * (regmap.end - regmap.base)
         self.model = model
         self.serial = serial
@@ -133,7 +134,7 @@ class MeterBackend(Backend):
                 f"the image has {len(image)} registers, the map {regmap.end - regmap.base}"
             )
         writable = _writable(regmap)
-        points = sum(1 for p in regmap.chain if p.point is not None)
+        points = regmap.points
         self.image = image
         self._writable = writable
         self.points = points
@@ -165,14 +166,23 @@ class MeterBackend(Backend):
         decoded: list[Write] = []
         for f in fields:
             start = f.address - address
-            value = decode(f.type, list(values[start : start + f.size]))
+            value = f.decode(list(values[start : start + f.size]))
             if value is None:
                 raise ModbusError(Exc.ILLEGAL_VALUE)
-            if f.name not in CONFIGURATION:
+            # The meter applies writes by the built-in map's names and units,
+            # whichever profile it serves.
+            known = builtin_field(f)
+            if known is None:
+                raise ModbusError(Exc.DEVICE_FAILURE)
+            if f.name not in CONFIGURATION and known.name not in CONFIGURATION:
                 # The configuration's values are judged by its validators (in
                 # the meter, below), the same ones as the web page's changes.
                 _check_range(f, value)
-            decoded.append(Write(f.name, value))
+            if isinstance(f.scale, int) and f.scale:
+                value = value * 10**f.scale
+            if f.unit != known.unit:
+                value = convert(value, f.unit, known.unit)
+            decoded.append(Write(known.name, value))
         for write in decoded:
             if write.name not in APPLIED:
                 # Declared writable in the map, not changeable on a running
@@ -215,7 +225,7 @@ class MeterBackend(Backend):
         per_file = rows_per_file(self.points)
         if record + length > per_file * width:
             raise ModbusError(Exc.ILLEGAL_ADDRESS)
-        now = decode(DataType.UINT32, self._utc_words()) or 0
+        now = self._utc()
         newest = now // self.interval_s
         # The latest interval index n <= newest whose file is ``file``.
         cycle = 65535 * per_file
@@ -231,9 +241,14 @@ class MeterBackend(Backend):
         offset = record - first_row * width
         return words[offset : offset + length]
 
-    def _utc_words(self) -> list[int]:
-        address = self.regmap.address_of("s8000", "UTC") - self.regmap.base
-        return self.image[address : address + 2]
+    def _utc(self) -> int:
+        """The meter clock as served."""
+        f = self.regmap.role("utc")
+        if f is None:
+            return 0
+        address = f.address - self.regmap.base
+        value = f.decode(self.image[address : address + f.size])
+        return int(value or 0)
 
     def identification(self) -> dict[int, bytes]:
         """Objects 0–6 of function 43/14."""

@@ -560,10 +560,9 @@ def load_profile(path: str | Path) -> Profile:
         raise S8000ProfileError((), f"{file} is larger than {MAX_PROFILE_BYTES} bytes")
     try:
         document = json.loads(raw)
+        return parse_profile(document, str(file))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise S8000ProfileError((), f"{file} is not JSON: {err}") from err
-    try:
-        return parse_profile(document, str(file))
     except S8000ProfileError as err:
         raise S8000ProfileError(err.path, err.reason, source=str(file)) from None
     except RecursionError:

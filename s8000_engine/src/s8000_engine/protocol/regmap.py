@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from s8000_engine.protocol.profile import Profile, builtin_profile
@@ -313,3 +314,18 @@ def registers_map(profile: Profile, points: int, point_models: Sequence[int] = (
         points=points,
         point_models=tuple(point_models),
     )
+
+
+@lru_cache(maxsize=1)
+def _builtin_full() -> RegisterMap:
+    models = builtin_profile().sunspec
+    assert models is not None
+    first = models.meter_names[0][0]
+    return sunspec_map([models.common.model_id, *[first] * 24, models.vendor_id])
+
+
+def builtin_field(f: Field) -> Field | None:
+    """The built-in SunSpec map's field holding what ``f`` holds (its role, for
+    its point), or None: how the local meter knows a write to any profile's
+    field for the one it applies (``s8000.Pt3CT``, ``s8000.UTC``…)."""
+    return None if f.role is None else _builtin_full().role(f.role, f.point)
