@@ -27,6 +27,14 @@ from s8000_engine.client.data import (
     PulseData,
     Selection,
 )
+from s8000_engine.client.probe import (
+    ProbeReport,
+    UnitProbe,
+    Verdict,
+    probe_serial,
+    probe_tcp,
+    probe_unit,
+)
 from s8000_engine.const import BAUDRATES, DEFAULT_BAUDRATE, DEFAULT_PARITY, ENERGY_REGISTERS
 from s8000_engine.exceptions import (
     S8000BadData,
@@ -56,6 +64,7 @@ __all__ = [
     "MeterValue",
     "PointData",
     "PointValue",
+    "ProbeReport",
     "PulseData",
     "RowFlag",
     "S8000BadData",
@@ -68,5 +77,10 @@ __all__ = [
     "Selection",
     "Service",
     "Status",
+    "UnitProbe",
+    "Verdict",
     "connect_tcp",
+    "probe_serial",
+    "probe_tcp",
+    "probe_unit",
 ]
