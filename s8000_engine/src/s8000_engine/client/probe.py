@@ -875,13 +875,14 @@ def _merge(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 class _Sweep:
     """The readable registers of one unit, block by block.
 
-    A block refused as a whole (02 illegal address, 04 device failure, or 03
-    again at the smallest block) is marked unreadable in one request; where a
-    readable block borders a refused one, the border is found by halving (a
-    handful of requests), so a map's edges come out to the register.  A meter
-    that refuses big blocks with 03 gets smaller ones from then on.  Islands
-    inside a refused block that borders no readable one are not looked for:
-    that would cost a request per register."""
+    A block refused (02 illegal address, 04 device failure, or 03 again at the
+    smallest block) is read again as two halves, unless the block before it
+    read; where something readable borders something refused, the border is
+    found by halving (a handful of requests), so a map's edges come out to
+    the register.  A meter that refuses big blocks with 03 gets smaller ones
+    from then on.  A refused block costs three requests; an island narrower
+    than half a block that lies inside one is not looked for (that would cost
+    a request per register): ``windows`` and ``block`` look closer."""
 
     def __init__(self, session: _Session, paced: _Paced, probe: UnitProbe) -> None:
         self.session = session
@@ -971,11 +972,34 @@ class _Sweep:
                     self.session.plan(1)
                     continue
                 self._refuse(kind, address, count, result)
-                pending = (address, count) if result.kind == "exception" else None
-                if readable_before and pending is not None:
-                    pending = await self._edge(kind, *pending, readable_at="left")
-                readable_before = False
+                if result.kind != "exception":
+                    pending, readable_before = None, False  # silence: nothing to narrow down
+                elif readable_before:
+                    pending = await self._edge(kind, address, count, readable_at="left")
+                    readable_before = False
+                else:
+                    pending, readable_before = await self._halves(kind, address, count)
                 address += count
+
+    async def _halves(
+        self, kind: Kind, address: int, count: int
+    ) -> tuple[tuple[int, int] | None, bool]:
+        """A refused block with no readable block before it, read as two halves
+        (a map may begin inside it); the border is looked for next to a half
+        that reads.  Returns the part still refused at its right end (if any)
+        and whether the block ends readable."""
+        if count < 2:
+            return (address, count), False
+        half = count // 2
+        left = await self._read(kind, address, half)
+        right = await self._read(kind, address + half, count - half)
+        if isinstance(right, Failure):
+            if isinstance(left, Failure) or right.kind != "exception":
+                return (address + half, count - half), False
+            return await self._edge(kind, address + half, count - half, readable_at="left"), False
+        if isinstance(left, Failure) and left.kind == "exception":
+            await self._edge(kind, address, half, readable_at="right")
+        return None, True
 
     def _refuse(self, kind: Kind, address: int, count: int, failure: Failure) -> None:
         refused = self.refused[kind]
