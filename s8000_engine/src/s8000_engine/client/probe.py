@@ -778,10 +778,11 @@ class _Session:
         # modbus-connection's report_server_id gives, with tmodbus, only the
         # bytes before the first 0x00 or 0xFF (tmodbus takes that byte for the
         # run indicator and modbus-connection 4.12 drops what follows it, where
-        # Leviton's 4000-R puts its text after ID byte 247); with pymodbus all of
-        # it, the run indicator last.  Neither has a raw request to send
-        # function 17 and keep every byte through the unit handle a shared link
-        # hands out, so the probe keeps what it is given and says which backend.
+        # Leviton's 4000-R puts its text after ID byte 247); with pymodbus
+        # every byte after the byte count, the run indicator included.  Neither
+        # has a raw request that would send function 17 and keep every byte
+        # through the unit handle a shared link hands out, so the probe keeps
+        # what it is given; the dump names the backend.
         server_id = await _attempt(paced.report_server_id())
         if isinstance(server_id, Failure):
             probe.server_id_error = server_id
