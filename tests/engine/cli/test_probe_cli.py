@@ -170,3 +170,17 @@ def test_ranges_and_output_names_are_parsed() -> None:
         parse_ranges("a-b")
     assert default_output("192.0.2.10") == Path("s8000-probe-192.0.2.10.json")
     assert default_output("fe80::1%eth0") == Path("s8000-probe-fe80_1_eth0.json")
+
+
+def test_probe_needs_no_extra(tmp_path: Path) -> None:
+    """The probe is the client's: it runs where only ``pip install s8000-engine`` is."""
+    from tests.engine.cli.test_cli import without_extras
+
+    out = tmp_path / "light.json"
+    status, stdout, _, loaded = without_extras(
+        "probe", f"127.0.0.1:{free_port()}", "--http-port", "0", "-o", str(out)
+    )
+    assert status == 1  # nothing answers there
+    assert "verdict: nothing" in stdout
+    assert json.loads(out.read_text())["verdict"] == "nothing"
+    assert loaded == []
