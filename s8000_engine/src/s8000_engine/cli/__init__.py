@@ -4,7 +4,7 @@
 :mod:`s8000_engine.cli.run`) has ``configure(parser)``, which adds its
 options, and ``run(args) -> int``, which does the work.  :func:`main` imports
 only the module of the command it runs, so ``--help`` and the client's
-commands (``read``, ``discover``, ``models``, ``panel``) work from ``pip install
+commands (``read``, ``discover``, ``probe``, ``models``, ``panel``) work from ``pip install
 s8000-engine`` alone; a command of the software meter names the missing
 ``[local]`` extra instead of failing with a traceback.
 
@@ -52,6 +52,9 @@ COMMANDS: Final[dict[str, Command]] = {
     "registers": Command("registers", "print the Modbus register map (JSON, CSV or Markdown)"),
     "read": Command("read", "read a meter's readings over Modbus TCP (table or JSON)"),
     "discover": Command("discover", "find S8000 meters on the given networks (Modbus TCP)"),
+    "probe": Command(
+        "probe", "find out, read-only, what answers at an address (a dump to attach to an issue)"
+    ),
     "send": Command(
         "send", "report unreported intervals to the configured host now (the Send command)"
     ),

@@ -27,6 +27,14 @@ from s8000_engine.client.data import (
     PulseData,
     Selection,
 )
+from s8000_engine.client.probe import (
+    ProbeReport,
+    UnitProbe,
+    Verdict,
+    probe_serial,
+    probe_tcp,
+    probe_unit,
+)
 from s8000_engine.const import BAUDRATES, DEFAULT_BAUDRATE, DEFAULT_PARITY, ENERGY_REGISTERS
 from s8000_engine.exceptions import (
     S8000BadData,
@@ -58,6 +66,7 @@ __all__ = [
     "MeterValue",
     "PointData",
     "PointValue",
+    "ProbeReport",
     "Profile",
     "PulseData",
     "RowFlag",
@@ -72,8 +81,13 @@ __all__ = [
     "Selection",
     "Service",
     "Status",
+    "UnitProbe",
+    "Verdict",
     "builtin_profile",
     "connect_tcp",
     "get_profile",
     "load_profile",
+    "probe_serial",
+    "probe_tcp",
+    "probe_unit",
 ]
