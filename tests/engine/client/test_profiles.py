@@ -10,6 +10,7 @@ example's registers (mWh energies, float32 powers in kW)."""
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,16 +53,14 @@ async def test_the_example_profile_reads_what_the_sunspec_map_reads(tmp_path: Pa
     profile = load_profile(EXAMPLE)
     builtin = served(config, snapshot, build_map(config))
     example = served(config, snapshot, build_map(config, profile=profile))
-    async with serving(builtin) as port:
-        async with connect_tcp("127.0.0.1", port) as client:
-            identity = await client.identify()
-            reference = await client.read()
-    async with serving(example) as port:
-        async with connect_tcp("127.0.0.1", port, profile=profile) as client:
-            found = await client.identify()
-            data = await client.read()
-            # A partial read plans from roles too.
-            some = await client.read(Selection.of(meter=["utc"], points={4: ["kwh_received", "w"]}))
+    async with serving(builtin) as port, connect_tcp("127.0.0.1", port) as client:
+        identity = await client.identify()
+        reference = await client.read()
+    async with serving(example) as port, connect_tcp("127.0.0.1", port, profile=profile) as client:
+        found = await client.identify()
+        data = await client.read()
+        # A partial read plans from roles too.
+        some = await client.read(Selection.of(meter=["utc"], points={4: ["kwh_received", "w"]}))
     assert found.serial == identity.serial
     assert found.model == identity.model
     assert found.points == identity.points == len(config.points)
@@ -84,7 +83,7 @@ async def test_the_example_profile_reads_what_the_sunspec_map_reads(tmp_path: Pa
             "peak_demand_w": snapshot.peak_w[index],
         }
         for name, value in exact.items():
-            if value != value:  # NaN: no demand yet in the first interval
+            if math.isnan(value):  # no demand yet in the first interval
                 assert getattr(mine, name) is None is getattr(theirs, name), name
             else:
                 assert getattr(mine, name) == pytest.approx(float(value), rel=1e-6), name
@@ -100,7 +99,10 @@ async def test_the_example_profile_reads_what_the_sunspec_map_reads(tmp_path: Pa
     assert data.voltage["A"] == pytest.approx(reference.voltage["A"], abs=step / 2 + 1e-4)
     # The solar point exports at noon: a received total that is not zero,
     # so a word-order slip could not hide behind zeros.
-    assert some.point(4).kwh_received == data.point(4).kwh_received > 0
+    received = data.point(4).kwh_received
+    assert received is not None
+    assert received > 0
+    assert some.point(4).kwh_received == received
     assert some.point(4).w == data.point(4).w
     assert some.point(4).kwh_delivered is None
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from s8000_engine.exceptions import S8000ProfileError
@@ -133,7 +133,7 @@ def test_what_a_schema_cannot_say_is_refused_naming_the_field(
 def test_a_bad_file_names_itself(tmp_path: Path) -> None:
     path = tmp_path / "mine.json"
     path.write_text("{ not json")
-    with pytest.raises(S8000ProfileError, match="mine.json is not JSON"):
+    with pytest.raises(S8000ProfileError, match=r"mine\.json is not JSON"):
         load_profile(path)
     with pytest.raises(S8000ProfileError, match="cannot read"):
         load_profile(tmp_path / "absent.json")
