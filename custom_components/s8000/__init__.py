@@ -25,6 +25,7 @@ from s8000_engine.client import (
     S8000ConnectionError,
     S8000Error,
     S8000NotAnS8000,
+    S8000ProfileError,
     S8000WrongMeter,
 )
 
@@ -34,6 +35,7 @@ from .const import (
     DOMAIN,
     IDENTITY_SCAN_INTERVAL,
     OPT_POINTS,
+    OPT_PROFILE,
     REQUEST_TIMEOUT,
     SCAN_INTERVAL_SERIAL,
     SCAN_INTERVAL_TCP,
@@ -41,7 +43,7 @@ from .const import (
 )
 from .coordinator import S8000ReadingsCoordinator, async_check_identity
 from .entity import meter_device_info
-from .helpers import create_modbus_params
+from .helpers import async_load_profile, create_modbus_params
 from .models import S8000ConfigEntry, S8000RuntimeData, point_device_id, points_in_use
 from .services import async_setup_services
 
@@ -74,9 +76,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> boo
             translation_placeholders={"error": str(err)},
         ) from err
     unit.require_timeout(REQUEST_TIMEOUT)
+    try:
+        profile = await async_load_profile(hass, entry.options.get(OPT_PROFILE))
+    except S8000ProfileError as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="bad_profile",
+            translation_placeholders={"error": str(err)},
+        ) from err
     # The entry's serial number is the only truth: the client refuses any
     # other meter that answers at the address, now and for as long as it runs.
-    client = S8000Client(unit, serial=serial)
+    client = S8000Client(unit, serial=serial, profile=profile)
     try:
         identity = await client.identify()
     except S8000WrongMeter as err:

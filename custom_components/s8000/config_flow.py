@@ -59,10 +59,12 @@ from s8000_engine.client import (
     BAUDRATES,
     DEFAULT_BAUDRATE,
     Identity,
+    Profile,
     S8000Client,
     S8000ConnectionError,
     S8000Error,
     S8000NotAnS8000,
+    S8000ProfileError,
     discovery,
 )
 
@@ -78,6 +80,7 @@ from .const import (
     OPT_GENERATION,
     OPT_NAMES,
     OPT_POINTS,
+    OPT_PROFILE,
     OPT_PULSES,
     OPT_REVERSED,
     PARITIES,
@@ -88,7 +91,7 @@ from .const import (
     TYPE_SERIAL,
     TYPE_TCP,
 )
-from .helpers import create_modbus_params
+from .helpers import async_load_profile, create_modbus_params
 from .models import points_in_use
 
 CONF_NETWORK: Final = "network"
@@ -128,6 +131,7 @@ STEP_TCP = probatio.Schema(
         probatio.Required(CONF_HOST): TextSelector(),
         probatio.Required(CONF_PORT, default=DEFAULT_PORT): _number(1, 65535),
         probatio.Required(CONF_UNIT_ID, default=DEFAULT_UNIT_ID): _number(1, 247),
+        probatio.Optional(OPT_PROFILE): TextSelector(),
     }
 )
 
@@ -150,6 +154,7 @@ STEP_SERIAL = probatio.Schema(
             )
         ),
         probatio.Required(CONF_UNIT_ID, default=DEFAULT_UNIT_ID): _number(1, 247),
+        probatio.Optional(OPT_PROFILE): TextSelector(),
     }
 )
 
@@ -396,15 +401,32 @@ class S8000ConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Ask for the link settings, then probe the meter behind them."""
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
-            data = _link_data(connection_type, user_input)
-            errors, identity = await self._async_probe(data)
-            if identity is not None:
-                return await self._async_create(data, identity)
+            link = {k: v for k, v in user_input.items() if k != OPT_PROFILE}
+            data = _link_data(connection_type, link)
+            name = str(user_input.get(OPT_PROFILE) or "").strip()
+            try:
+                profile = await async_load_profile(self.hass, name)
+            except S8000ProfileError as err:
+                errors[OPT_PROFILE], placeholders["profile_error"] = "bad_profile", str(err)
+            else:
+                errors, identity = await self._async_probe(data, profile)
+                if identity is not None:
+                    return await self._async_create(
+                        data, identity, {OPT_PROFILE: name} if name else {}
+                    )
             schema = self.add_suggested_values_to_schema(schema, user_input)
-        return self.async_show_form(step_id=connection_type, data_schema=schema, errors=errors)
+        return self.async_show_form(
+            step_id=connection_type,
+            data_schema=schema,
+            errors=errors,
+            description_placeholders=placeholders or None,
+        )
 
-    async def _async_create(self, data: dict[str, Any], identity: Identity) -> ConfigFlowResult:
+    async def _async_create(
+        self, data: dict[str, Any], identity: Identity, options: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
         """Make the entry of an identified meter, unless it is configured already.
 
         A meter configured over TCP and found at another address has its
@@ -417,7 +439,9 @@ class S8000ConfigFlow(ConfigFlow, domain=DOMAIN):
             if data[CONF_TYPE] == TYPE_TCP
             else None
         )
-        return self.async_create_entry(title=_title(identity), data=_with_identity(data, identity))
+        return self.async_create_entry(
+            title=_title(identity), data=_with_identity(data, identity), options=options or {}
+        )
 
     @callback
     def _tcp_updates(self, serial: str, updates: dict[str, Any]) -> dict[str, Any] | None:
@@ -553,13 +577,16 @@ class S8000ConfigFlow(ConfigFlow, domain=DOMAIN):
 
     # -- probing ---------------------------------------------------------------------------
 
-    async def _async_probe(self, data: Mapping[str, Any]) -> tuple[dict[str, str], Identity | None]:
-        """Identify the meter behind ``data``: form errors, or its identity."""
+    async def _async_probe(
+        self, data: Mapping[str, Any], profile: Profile | None = None
+    ) -> tuple[dict[str, str], Identity | None]:
+        """Identify the meter behind ``data`` (by ``profile``'s map, the
+        built-in one by default): form errors, or its identity."""
         try:
             async with async_get_temporary_unit(
                 self.hass, create_modbus_params(data), data[CONF_UNIT_ID]
             ) as unit:
-                identity = await S8000Client(unit).identify()
+                identity = await S8000Client(unit, profile=profile).identify()
         except HomeAssistantError:
             # The device is in use with other link settings (another baud
             # rate or parity), which one connection cannot serve.
@@ -628,14 +655,21 @@ class S8000OptionsFlow(OptionsFlowWithReload):
         points: int = entry.runtime_data.identity.points
         self._current = current_options(entry.options, points)
         errors: dict[str, str] = {}
+        placeholders = {"points": str(points)}
         if user_input is not None:
             chosen = sorted({int(point) for point in user_input.get(OPT_POINTS, [])})
-            if chosen:
+            profile = str(user_input.get(OPT_PROFILE) or "").strip()
+            if not chosen:
+                errors[OPT_POINTS] = "no_points"
+            elif (problem := await self._async_profile_problem(profile)) is not None:
+                errors[OPT_PROFILE], placeholders["profile_error"] = problem
+            else:
                 self._options[OPT_POINTS] = chosen
                 for key in (OPT_REVERSED, OPT_GENERATION):
                     self._options[key] = sorted({int(p) for p in user_input.get(key, [])})
+                if profile:
+                    self._options[OPT_PROFILE] = profile
                 return await self.async_step_names()
-            errors[OPT_POINTS] = "no_points"
 
         def point_select() -> SelectSelector:
             return SelectSelector(
@@ -658,14 +692,38 @@ class S8000OptionsFlow(OptionsFlowWithReload):
                 probatio.Optional(
                     OPT_GENERATION, default=[str(p) for p in self._current[OPT_GENERATION]]
                 ): point_select(),
+                probatio.Optional(
+                    OPT_PROFILE, description={"suggested_value": entry.options.get(OPT_PROFILE)}
+                ): TextSelector(),
             }
         )
         return self.async_show_form(
             step_id="init",
             data_schema=schema,
             errors=errors,
-            description_placeholders={"points": str(points)},
+            description_placeholders=placeholders,
         )
+
+    async def _async_profile_problem(self, name: str) -> tuple[str, str] | None:
+        """Why the meter cannot be read by the profile ``name`` (an error key
+        and what to say), or None when it can: a profile is only taken once
+        the meter identifies through it, so an entry never ends up with a map
+        that does not read its meter."""
+        entry = self.config_entry
+        if name == (entry.options.get(OPT_PROFILE) or ""):
+            return None
+        try:
+            profile = await async_load_profile(self.hass, name)
+        except S8000ProfileError as err:
+            return "bad_profile", str(err)
+        client = S8000Client(
+            entry.runtime_data.client.unit, serial=entry.unique_id, profile=profile
+        )
+        try:
+            await client.identify()
+        except S8000Error as err:
+            return "profile_does_not_read", str(err)
+        return None
 
     async def async_step_names(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Name the points in use."""

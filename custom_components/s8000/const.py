@@ -34,6 +34,9 @@ DEFAULT_PARITY_NAME: Final = next(n for n, code in PARITY_CODES.items() if code 
 OPT_POINTS: Final = "points"
 OPT_NAMES: Final = "names"
 OPT_PULSES: Final = "pulses"
+# The register profile file the meter is read by (relative to the
+# configuration directory); none: the built-in SunSpec map.
+OPT_PROFILE: Final = "profile"
 # Points whose CT is wired backwards (delivered and received swap, power is
 # negated), and points expected to feed back (solar): never said to be reversed.
 OPT_REVERSED: Final = "reversed"

@@ -370,7 +370,9 @@ async def async_check_identity(
         # A throw-away client for the entry's serial number: a change of the
         # meter's points must be seen without the readings' client taking
         # the new map before the entry reloads.
-        identity = await S8000Client(runtime.client.unit, serial=entry.unique_id).identify()
+        identity = await S8000Client(
+            runtime.client.unit, serial=entry.unique_id, profile=runtime.client.profile
+        ).identify()
     except S8000WrongMeter as err:
         repairs.async_wrong_meter(hass, entry, err.found)
         runtime.identity_error = str(err)

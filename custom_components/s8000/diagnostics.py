@@ -54,6 +54,13 @@ async def async_get_config_entry_diagnostics(
                 "options": options,
             },
             "identity": dataclasses.asdict(runtime.identity),
+            # Which map the meter is read by: what to look at first when a
+            # real unit read through an owner's profile shows odd values.
+            "profile": {
+                "name": runtime.client.profile.name,
+                "layout": runtime.client.profile.layout,
+                "source": runtime.client.profile.source,
+            },
             "polling": {
                 "readings_ok": coordinator.last_update_success,
                 "interval_s": coordinator.update_interval.total_seconds()

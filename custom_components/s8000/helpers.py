@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, cast
 
 from homeassistant.const import CONF_DEVICE, CONF_HOST, CONF_PORT, CONF_TYPE
+from homeassistant.core import HomeAssistant
 from modbus_connection import ModbusSerialParams, ModbusTcpParams
 
-from s8000_engine.client import DEFAULT_BAUDRATE
+from s8000_engine.client import (
+    DEFAULT_BAUDRATE,
+    Profile,
+    S8000ProfileError,
+    builtin_profile,
+    load_profile,
+)
 
 from .const import CONF_BAUDRATE, CONF_PARITY, DEFAULT_PARITY_NAME, PARITY_CODES, TYPE_SERIAL
 
@@ -28,3 +36,24 @@ def create_modbus_params(data: Mapping[str, Any]) -> ModbusSerialParams | Modbus
             parity=parity,
         )
     return ModbusTcpParams(host=data[CONF_HOST], port=int(data[CONF_PORT]))
+
+
+async def async_load_profile(hass: HomeAssistant, name: str | None) -> Profile:
+    """The register profile an entry's option names: a file in Home Assistant's
+    configuration directory (a path relative to it), or the built-in map when
+    none is named.  S8000ProfileError for a file that is outside the
+    directory, unreadable or not a valid profile (the field named)."""
+    if not name:
+        return builtin_profile()
+    return await hass.async_add_executor_job(_load_profile, hass.config.config_dir, name)
+
+
+def _load_profile(config_dir: str, name: str) -> Profile:
+    """A profile file ``name`` under ``config_dir`` (resolving the path reads the disk)."""
+    root = Path(config_dir).resolve()
+    path = (root / name).resolve()
+    # A path of the form, not of a file anywhere on the machine: the
+    # configuration directory is what the user can put files in and back up.
+    if not path.is_relative_to(root):
+        raise S8000ProfileError((), f"{name} is not in the configuration directory")
+    return load_profile(path)

@@ -133,6 +133,11 @@ def meter_meters(meter: LocalMeter, unit_id: int | None = None) -> bool:
             return _rtu_read(meter.device, unit, address, count)
         return _tcp_read(meter.host, meter.port, unit, address, count)
 
+    if "--profile" in meter.options:
+        # The example profile (docs/profiles/example-fixed.json): its
+        # frequency, a float32 at register 256, is not 0 once metered.
+        hz = read(256, 2)
+        return hz is not None and hz != [0, 0]
     if read(40000, 2) != [0x5375, 0x6E53]:  # "SunS"
         return False
     common = read(40002, 2)
