@@ -54,6 +54,7 @@ from homeassistant.helpers.selector import (
 )
 from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from modbus_connection import ModbusUnit
 
 from s8000_engine.client import (
     BAUDRATES,
@@ -66,6 +67,7 @@ from s8000_engine.client import (
     S8000NotAnS8000,
     S8000ProfileError,
     discovery,
+    probe_unit,
 )
 
 from .const import (
@@ -258,6 +260,8 @@ class S8000ConfigFlow(ConfigFlow, domain=DOMAIN):
     def __init__(self) -> None:
         """A new flow."""
         self._found: dict[str, discovery.Found] = {}
+        # What answered at the last address that was not identified (a probe's summary).
+        self._explained = ""
         self._discovered: dict[str, Any] = {}
         self._identity: Identity | None = None
         #: The network search running (up to 4,096 addresses): what it scans
@@ -416,6 +420,9 @@ class S8000ConfigFlow(ConfigFlow, domain=DOMAIN):
                     return await self._async_create(
                         data, identity, {OPT_PROFILE: name} if name else {}
                     )
+                if self._explained:
+                    errors = {"base": "not_identified"}
+                    placeholders["found"] = self._explained
             schema = self.add_suggested_values_to_schema(schema, user_input)
         return self.async_show_form(
             step_id=connection_type,
@@ -581,12 +588,23 @@ class S8000ConfigFlow(ConfigFlow, domain=DOMAIN):
         self, data: Mapping[str, Any], profile: Profile | None = None
     ) -> tuple[dict[str, str], Identity | None]:
         """Identify the meter behind ``data`` (by ``profile``'s map, the
-        built-in one by default): form errors, or its identity."""
+        built-in one by default): form errors, or its identity.
+
+        When something answers but is not identified, a quick probe of it says
+        what it is (:attr:`_explained`): SunSpec or not, what functions 43 and 17
+        return, whether web pages answer; the form shows it, rather than a
+        bare "not an S8000"."""
+        self._explained = ""
         try:
             async with async_get_temporary_unit(
                 self.hass, create_modbus_params(data), data[CONF_UNIT_ID]
             ) as unit:
-                identity = await S8000Client(unit, profile=profile).identify()
+                try:
+                    identity = await S8000Client(unit, profile=profile).identify()
+                except S8000Error as err:
+                    if not isinstance(err, S8000ConnectionError):
+                        self._explained = await self._async_explain(unit, data, err)
+                    raise
         except HomeAssistantError:
             # The device is in use with other link settings (another baud
             # rate or parity), which one connection cannot serve.
@@ -598,6 +616,16 @@ class S8000ConfigFlow(ConfigFlow, domain=DOMAIN):
         except S8000Error:
             return {"base": "unsupported_meter"}, None
         return {}, identity
+
+    async def _async_explain(
+        self, unit: ModbusUnit, data: Mapping[str, Any], err: S8000Error
+    ) -> str:
+        """What answers behind ``data``, for a person: the identification's
+        refusal, then a quick probe's summary (serial numbers and MAC
+        addresses redacted: the text may be pasted into an issue)."""
+        host = data.get(CONF_HOST) if data[CONF_TYPE] == TYPE_TCP else None
+        report = await probe_unit(unit, unit_id=data[CONF_UNIT_ID], http_host=host)
+        return f"{err}\n\n{report.summary()}"
 
 
 # -- options -------------------------------------------------------------------------------

@@ -60,10 +60,15 @@ async def test_a_meter_is_added_and_read_through_a_profile_file(
 ) -> None:
     install_profile(hass)
     result = await start(hass, "tcp")
-    # The built-in map finds no S8000 there.
+    # The built-in map finds no S8000 there, and the form says what answers.
     form = {CONF_HOST: "127.0.0.1", CONF_PORT: profiled_meter.port, CONF_UNIT_ID: 1}
     result = await hass.config_entries.flow.async_configure(result["flow_id"], form)
-    assert result["errors"] == {"base": "not_s8000"}
+    assert result["errors"] == {"base": "not_identified"}
+    found = result["description_placeholders"]["found"]
+    assert "not a SunSpec device" in found  # the identification's refusal
+    assert "Leviton" in found  # what function 43 says
+    assert "leviton-modbus" in found  # the probe's verdict
+    assert SERIAL not in found  # redacted: the text may go into an issue
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {**form, OPT_PROFILE: NAME}
     )

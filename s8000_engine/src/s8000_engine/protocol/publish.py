@@ -29,6 +29,8 @@ def as_csv(regmap: RegisterMap) -> str:
         "scale",
         "access",
         "model",
+        "value",
+        "point",
         "description",
     ]
     writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
@@ -41,8 +43,8 @@ def as_markdown(regmap: RegisterMap, title: str = "") -> str:
     """The published map as a Markdown table."""
     lines = [title, ""] if title else []
     lines += [
-        "| address | name | type | regs | unit | scale | access | description |",
-        "|---:|---|---|---:|---|---|---|---|",
+        "| address | name | type | regs | unit | scale | access | value | description |",
+        "|---:|---|---|---:|---|---|---|---|---|",
     ]
     for f in regmap.fields:
         scale = (
@@ -59,7 +61,8 @@ def as_markdown(regmap: RegisterMap, title: str = "") -> str:
         )
         lines.append(
             f"| {f.address} | `{f.name}` | {f.type.value} | {f.size} | {f.unit} | {scale} | "
-            f"{'RW' if f.access == 'RW' else 'R'} | {f.description}{rng} |"
+            f"{'RW' if f.access == 'RW' else 'R'} | {f'`{f.role}`' if f.role else ''} | "
+            f"{f.description}{rng} |"
         )
     return "\n".join(lines) + "\n"
 
