@@ -4,6 +4,7 @@ running ``s8000-engine run --pages`` beside its Modbus server."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import subprocess
@@ -152,10 +153,11 @@ async def test_a_running_meter_serves_its_pages_beside_modbus(
     pages_port, modbus_port = pages_meter
     async with aiohttp.ClientSession() as session:
         client = WebPagesClient(session, "127.0.0.1", pages_port)
-        for _ in range(100):  # the first second may not be metered yet
+        for _ in range(600):  # the first second may not be metered yet (503)
             with contextlib.suppress(S8000ConnectionError):
                 await client.identify()
                 break
+            await asyncio.sleep(0.05)
         from_pages = await client.read()
     async with connect_tcp("127.0.0.1", modbus_port) as modbus:
         identity = await modbus.identify()
