@@ -5,10 +5,17 @@ it borrows a ``ModbusUnit`` from Home Assistant's ``modbus`` integration,
 which shares one connection per device between everything talking to it (an
 RS-485 bus with other meters on it, a gateway that takes one connection), and
 hands it to the engine's :class:`~s8000_engine.client.S8000Client`.
+
+A meter reached through its built-in web pages instead (``TYPE_WEB``) is
+read by :class:`~s8000_engine.client.webpages.WebPagesClient` on Home
+Assistant's shared web session.  Its readings go through the same poll and
+counter guards; what only Modbus can do (the interval memory's backfill, the
+clock, the commands) is not set up for it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 from homeassistant.components.modbus import async_get_unit
@@ -21,6 +28,7 @@ from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
 from s8000_engine.client import (
+    Identity,
     S8000Client,
     S8000ConnectionError,
     S8000Error,
@@ -28,6 +36,7 @@ from s8000_engine.client import (
     S8000ProfileError,
     S8000WrongMeter,
 )
+from s8000_engine.client.webpages import WebPagesClient
 
 from .backfill import BackfillScheduler
 from .const import (
@@ -39,11 +48,13 @@ from .const import (
     REQUEST_TIMEOUT,
     SCAN_INTERVAL_SERIAL,
     SCAN_INTERVAL_TCP,
+    SCAN_INTERVAL_WEB,
     TYPE_SERIAL,
+    TYPE_WEB,
 )
 from .coordinator import S8000ReadingsCoordinator, async_check_identity
-from .entity import meter_device_info
-from .helpers import async_load_profile, create_modbus_params
+from .entity import meter_device_info, web_device_info
+from .helpers import async_load_profile, create_modbus_params, create_web_client
 from .models import S8000ConfigEntry, S8000RuntimeData, point_device_id, points_in_use
 from .services import async_setup_services
 
@@ -59,10 +70,8 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     return True
 
 
-async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> bool:
-    """Set up a meter from a config entry."""
-    serial = entry.unique_id
-    assert serial is not None
+async def _async_modbus_client(hass: HomeAssistant, entry: S8000ConfigEntry) -> S8000Client:
+    """A client on the Modbus unit Home Assistant lends for the entry's link."""
     try:
         unit = async_get_unit(
             hass, entry, create_modbus_params(entry.data), entry.data[CONF_UNIT_ID]
@@ -86,9 +95,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> boo
         ) from err
     # The entry's serial number is the only truth: the client refuses any
     # other meter that answers at the address, now and for as long as it runs.
-    client = S8000Client(unit, serial=serial, profile=profile)
+    return S8000Client(unit, serial=entry.unique_id, profile=profile)
+
+
+async def _async_identify(client: S8000Client | WebPagesClient) -> Identity:
+    """Who the meter is, or why the entry cannot be set up (now, or at all)."""
     try:
-        identity = await client.identify()
+        return await client.identify()
     except S8000WrongMeter as err:
         # The address now reaches another meter (a reused DHCP lease, a
         # rewired bus): its readings are not this meter's.
@@ -116,7 +129,26 @@ async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> boo
             translation_placeholders={"error": str(err)},
         ) from err
 
-    interval = SCAN_INTERVAL_SERIAL if entry.data[CONF_TYPE] == TYPE_SERIAL else SCAN_INTERVAL_TCP
+
+async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> bool:
+    """Set up a meter from a config entry."""
+    serial = entry.unique_id
+    assert serial is not None
+    link = entry.data[CONF_TYPE]
+    client = (
+        create_web_client(hass, entry.data)
+        if link == TYPE_WEB
+        else await _async_modbus_client(hass, entry)
+    )
+    identity = await _async_identify(client)
+    if isinstance(client, WebPagesClient):
+        # The pages carry no serial number: the entry's unique id stands in
+        # for it, so every device and entity id derives from it as usual.
+        identity = dataclasses.replace(identity, serial=serial)
+
+    interval = {TYPE_SERIAL: SCAN_INTERVAL_SERIAL, TYPE_WEB: SCAN_INTERVAL_WEB}.get(
+        link, SCAN_INTERVAL_TCP
+    )
     coordinator = S8000ReadingsCoordinator(hass, entry, client, interval=interval)
     await coordinator.async_load_counters()
     # The last reading the previous run had: the hours since are what Home
@@ -127,7 +159,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> boo
     )
     await coordinator.async_config_entry_first_refresh()
 
-    device_info = meter_device_info(identity)
+    device_info = (
+        web_device_info(identity, entry.title)
+        if isinstance(client, WebPagesClient)
+        else meter_device_info(identity)
+    )
     device = dr.async_get(hass).async_get_or_create(config_entry_id=entry.entry_id, **device_info)
     entry.runtime_data = S8000RuntimeData(
         client=client,
@@ -148,6 +184,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: S8000ConfigEntry) -> boo
         )
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if isinstance(client, WebPagesClient):
+        return True  # no interval memory over the pages: nothing to backfill from
 
     # Hours Home Assistant missed (it was down, or the meter did not answer)
     # are filled from the meter's records: now, and whenever the meter is back.

@@ -676,7 +676,9 @@ async def _async_read(
     each hole's start), by the hour end's timestamp."""
     since = min(h.hours[0] for h in holes) - HOUR
     until = max(h.hours[-1] for h in holes) + HOUR
-    client = entry.runtime_data.client
+    client = entry.runtime_data.modbus
+    if client is None:
+        raise _ReadError  # the web pages hold no records (no backfill is set up for them)
 
     def advance(done: int, total: int) -> None:
         progress.set(100.0 * done / total if total else 100.0)

@@ -6,14 +6,19 @@ A meter is added in one of three ways, all from the ``user`` menu:
   "Unit Discovery"), then pick one of those not configured yet;
 * ``tcp``: enter the address of a meter reached over Modbus TCP;
 * ``serial``: enter the RS-485 port, line settings and unit id of a meter
-  wired to this machine.
+  wired to this machine;
+* ``web``: enter the address of a meter read through its built-in web
+  pages (the PowerHawk pages), for a unit that does not answer Modbus.  A
+  ``tcp`` address that gives no Modbus answer but serves those pages leads
+  to this form, filled in.
 
 Meters are also discovered by DHCP (their MAC prefixes, and known meters
 that move) and by zeroconf (the ``_s8000-modbus._tcp`` service).  Every way
 probes the meter before an entry is made: the meter is identified over
 Modbus and its serial number is the entry's unique id, so a meter is
 configured once however it was found, and a known meter found at a new
-address has its entry moved there.
+address has its entry moved there.  The web pages carry no serial number:
+such an entry is named by its address (:func:`.helpers.web_unique_id`).
 
 The options flow chooses the meter points in use, names them, and says what
 the two pulse inputs count.
@@ -78,6 +83,7 @@ from .const import (
     DEFAULT_PARITY_NAME,
     DEFAULT_PORT,
     DEFAULT_UNIT_ID,
+    DEFAULT_WEB_PORT,
     DOMAIN,
     OPT_GENERATION,
     OPT_NAMES,
@@ -92,8 +98,9 @@ from .const import (
     PULSE_UNITS,
     TYPE_SERIAL,
     TYPE_TCP,
+    TYPE_WEB,
 )
-from .helpers import async_load_profile, create_modbus_params
+from .helpers import async_load_profile, create_modbus_params, create_web_client, web_unique_id
 from .models import points_in_use
 
 CONF_NETWORK: Final = "network"
@@ -137,6 +144,13 @@ STEP_TCP = probatio.Schema(
     }
 )
 
+STEP_WEB = probatio.Schema(
+    {
+        probatio.Required(CONF_HOST): TextSelector(),
+        probatio.Required(CONF_PORT, default=DEFAULT_WEB_PORT): _number(1, 65535),
+    }
+)
+
 STEP_SERIAL = probatio.Schema(
     {
         probatio.Required(CONF_DEVICE): SerialPortSelector(),
@@ -173,9 +187,9 @@ def _search_schema(network: str) -> probatio.Schema:
 
 
 def _link_data(connection_type: str, user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """Config entry data of a filled-in tcp or serial form."""
+    """Config entry data of a filled-in tcp, serial or web form."""
     data = {CONF_TYPE: connection_type, **user_input}
-    if connection_type == TYPE_TCP:
+    if connection_type in (TYPE_TCP, TYPE_WEB):
         # One connection is shared per host and port, so spelling matters.
         data[CONF_HOST] = str(data[CONF_HOST]).strip().lower()
     else:
@@ -282,7 +296,7 @@ class S8000ConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask how the meter is to be found."""
         return self.async_show_menu(
-            step_id="user", menu_options=[STEP_SEARCH, TYPE_TCP, TYPE_SERIAL]
+            step_id="user", menu_options=[STEP_SEARCH, TYPE_TCP, TYPE_SERIAL, TYPE_WEB]
         )
 
     async def async_step_search(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -400,6 +414,22 @@ class S8000ConfigFlow(ConfigFlow, domain=DOMAIN):
         """A meter wired to an RS-485 port of this machine (Modbus RTU)."""
         return await self._async_step_link(TYPE_SERIAL, STEP_SERIAL, user_input)
 
+    async def async_step_web(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """A meter read through its built-in web pages (no Modbus)."""
+        errors: dict[str, str] = {}
+        schema = STEP_WEB
+        if user_input is not None:
+            data = _link_data(TYPE_WEB, user_input)
+            errors, title = await self._async_probe_web(data)
+            if title is not None:
+                await self.async_set_unique_id(
+                    web_unique_id(data[CONF_HOST], data[CONF_PORT]), raise_on_progress=False
+                )
+                self._abort_if_unique_id_configured()
+                return self.async_create_entry(title=title, data=data)
+            schema = self.add_suggested_values_to_schema(schema, user_input)
+        return self.async_show_form(step_id=TYPE_WEB, data_schema=schema, errors=errors)
+
     async def _async_step_link(
         self, connection_type: str, schema: probatio.Schema, user_input: dict[str, Any] | None
     ) -> ConfigFlowResult:
@@ -420,6 +450,23 @@ class S8000ConfigFlow(ConfigFlow, domain=DOMAIN):
                     return await self._async_create(
                         data, identity, {OPT_PROFILE: name} if name else {}
                     )
+                if connection_type == TYPE_TCP and errors["base"] in (
+                    "cannot_connect",
+                    "not_s8000",
+                ):
+                    # No S8000 answers Modbus there: a unit that serves only
+                    # its web pages is offered through them, the form filled in.
+                    web = {
+                        CONF_TYPE: TYPE_WEB,
+                        CONF_HOST: data[CONF_HOST],
+                        CONF_PORT: DEFAULT_WEB_PORT,
+                    }
+                    if (await self._async_probe_web(web))[1] is not None:
+                        return self.async_show_form(
+                            step_id=TYPE_WEB,
+                            data_schema=self.add_suggested_values_to_schema(STEP_WEB, web),
+                            errors={"base": "web_pages_found"},
+                        )
                 if self._explained:
                     errors = {"base": "not_identified"}
                     placeholders["found"] = self._explained
@@ -553,6 +600,8 @@ class S8000ConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         entry = self._get_reconfigure_entry()
         connection_type = entry.data[CONF_TYPE]
+        if connection_type == TYPE_WEB:
+            return await self._async_reconfigure_web(entry, user_input)
         schema = STEP_SERIAL if connection_type == TYPE_SERIAL else STEP_TCP
         if user_input is not None:
             data = _link_data(connection_type, user_input)
@@ -582,7 +631,44 @@ class S8000ConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
+    async def _async_reconfigure_web(
+        self, entry: ConfigEntry, user_input: dict[str, Any] | None
+    ) -> ConfigFlowResult:
+        """Move a meter read through its web pages to another address.
+
+        The pages carry no serial number, so nothing proves it is the same
+        meter: whatever serves the PowerHawk pages there is taken (the
+        entry keeps its unique id and its counters' guards, which hold any
+        register that steps back)."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = _link_data(TYPE_WEB, user_input)
+            errors, title = await self._async_probe_web(data)
+            if title is not None:
+                return self.async_update_reload_and_abort(entry, data_updates=data)
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                STEP_WEB, user_input or _form_values(entry.data)
+            ),
+            errors=errors,
+        )
+
     # -- probing ---------------------------------------------------------------------------
+
+    async def _async_probe_web(self, data: Mapping[str, Any]) -> tuple[dict[str, str], str | None]:
+        """Identify the meter behind the web pages ``data`` names: form errors,
+        or the entry's title (the pages' own title, else the address)."""
+        client = create_web_client(self.hass, data)
+        try:
+            await client.identify()
+        except S8000ConnectionError:
+            return {"base": "cannot_connect"}, None
+        except S8000NotAnS8000:
+            return {"base": "not_web_pages"}, None
+        except S8000Error:
+            return {"base": "unsupported_meter"}, None
+        return {}, client.title or f"S8000 {data[CONF_HOST]}"
 
     async def _async_probe(
         self, data: Mapping[str, Any], profile: Profile | None = None

@@ -19,8 +19,11 @@ CONF_MAC: Final = "mac"
 
 TYPE_TCP: Final = "tcp"
 TYPE_SERIAL: Final = "serial"
+#: The meter's built-in (PowerHawk) web pages, read over HTTP: no Modbus.
+TYPE_WEB: Final = "web"
 
 DEFAULT_PORT: Final = 502
+DEFAULT_WEB_PORT: Final = 80
 DEFAULT_UNIT_ID: Final = 1
 PARITIES: Final = ("none", "even", "odd")
 # modbus-connection's spelling of each parity.
@@ -59,6 +62,8 @@ PULSE_UNITS: Final = {
 # with the default ones 0.95 s, so a serial meter is polled less often.
 SCAN_INTERVAL_TCP: Final = timedelta(seconds=10)
 SCAN_INTERVAL_SERIAL: Final = timedelta(seconds=30)
+# The web pages' own app polled every 5 s; a poll is two to four small pages.
+SCAN_INTERVAL_WEB: Final = timedelta(seconds=10)
 # Identity and configuration (firmware, the SunSpec chain) change rarely.
 IDENTITY_SCAN_INTERVAL: Final = timedelta(minutes=30)
 # How long one request may take before the meter counts as silent.

@@ -26,6 +26,7 @@ from s8000_engine.client import (
     FRAME_COST_RTU,
     FRAME_COST_TCP,
     MeterData,
+    MeterReader,
     S8000BadData,
     S8000Client,
     S8000ConnectionError,
@@ -34,6 +35,7 @@ from s8000_engine.client import (
     S8000WrongMeter,
     Selection,
 )
+from s8000_engine.client.webpages import WebPagesClient
 
 from . import repairs
 from .const import DOMAIN, LOGGER, OPT_REVERSED, TYPE_SERIAL
@@ -123,7 +125,7 @@ class S8000ReadingsCoordinator(S8000Coordinator):
         self,
         hass: HomeAssistant,
         entry: S8000ConfigEntry,
-        client: S8000Client,
+        client: MeterReader,
         *,
         interval: timedelta,
     ) -> None:
@@ -370,9 +372,13 @@ async def async_check_identity(
         # A throw-away client for the entry's serial number: a change of the
         # meter's points must be seen without the readings' client taking
         # the new map before the entry reloads.
-        identity = await S8000Client(
-            runtime.client.unit, serial=entry.unique_id, profile=runtime.client.profile
-        ).identify()
+        client = runtime.client
+        checker: S8000Client | WebPagesClient = (
+            WebPagesClient(client.session, client.host, client.port, timeout=client.timeout)
+            if isinstance(client, WebPagesClient)
+            else S8000Client(client.unit, serial=entry.unique_id, profile=client.profile)
+        )
+        identity = await checker.identify()
     except S8000WrongMeter as err:
         repairs.async_wrong_meter(hass, entry, err.found)
         runtime.identity_error = str(err)

@@ -13,6 +13,8 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_HOST
 from homeassistant.core import HomeAssistant
 
+from s8000_engine.client import S8000Client
+
 from .const import CONF_MAC, OPT_NAMES
 from .models import S8000ConfigEntry
 
@@ -56,11 +58,15 @@ async def async_get_config_entry_diagnostics(
             "identity": dataclasses.asdict(runtime.identity),
             # Which map the meter is read by: what to look at first when a
             # real unit read through an owner's profile shows odd values.
-            "profile": {
-                "name": runtime.client.profile.name,
-                "layout": runtime.client.profile.layout,
-                "source": runtime.client.profile.source,
-            },
+            "profile": (
+                {
+                    "name": runtime.client.profile.name,
+                    "layout": runtime.client.profile.layout,
+                    "source": runtime.client.profile.source,
+                }
+                if isinstance(runtime.client, S8000Client)
+                else None  # the web pages: no register map
+            ),
             "polling": {
                 "readings_ok": coordinator.last_update_success,
                 "interval_s": coordinator.update_interval.total_seconds()

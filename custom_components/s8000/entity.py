@@ -49,6 +49,18 @@ def meter_device_info(identity: Identity) -> DeviceInfo:
     return info
 
 
+def web_device_info(identity: Identity, title: str) -> DeviceInfo:
+    """The device of a meter read through its web pages: named by the entry's
+    title (the pages' own, as the config flow found it); the pages say
+    nothing of its model, serial number or firmware."""
+    return DeviceInfo(
+        identifiers={(DOMAIN, identity.serial)},
+        manufacturer=MANUFACTURER,
+        model="Series 8000 (web pages)",
+        name=title,
+    )
+
+
 def point_device_info(entry: S8000ConfigEntry, point: int) -> ChildDeviceInfo:
     """The child device of one meter point, named after its circuit."""
     name = entry.options.get(OPT_NAMES, {}).get(str(point))

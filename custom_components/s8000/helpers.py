@@ -8,6 +8,7 @@ from typing import Any, Literal, cast
 
 from homeassistant.const import CONF_DEVICE, CONF_HOST, CONF_PORT, CONF_TYPE
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from modbus_connection import ModbusSerialParams, ModbusTcpParams
 
 from s8000_engine.client import (
@@ -17,8 +18,17 @@ from s8000_engine.client import (
     builtin_profile,
     load_profile,
 )
+from s8000_engine.client.webpages import WebPagesClient
 
-from .const import CONF_BAUDRATE, CONF_PARITY, DEFAULT_PARITY_NAME, PARITY_CODES, TYPE_SERIAL
+from .const import (
+    CONF_BAUDRATE,
+    CONF_PARITY,
+    DEFAULT_PARITY_NAME,
+    DEFAULT_WEB_PORT,
+    PARITY_CODES,
+    REQUEST_TIMEOUT,
+    TYPE_SERIAL,
+)
 
 
 def create_modbus_params(data: Mapping[str, Any]) -> ModbusSerialParams | ModbusTcpParams:
@@ -57,3 +67,30 @@ def _load_profile(config_dir: str, name: str) -> Profile:
     if not path.is_relative_to(root):
         raise S8000ProfileError((), f"{name} is not in the configuration directory")
     return load_profile(path)
+
+
+def create_web_client(hass: HomeAssistant, data: Mapping[str, Any]) -> WebPagesClient:
+    """A reader of the web pages a config entry's data names, on Home
+    Assistant's shared web session (rule inject-websession)."""
+    return WebPagesClient(
+        async_get_clientsession(hass),
+        data[CONF_HOST],
+        int(data[CONF_PORT]),
+        timeout=REQUEST_TIMEOUT,
+    )
+
+
+def web_unique_id(host: str, port: int) -> str:
+    """The unique id of a meter read through its web pages: ``web:HOST``, or
+    ``web:HOST:PORT`` off port 80.
+
+    Every other entry is named by the meter's serial number, which the
+    pages do not carry (nor its MAC address: Home Assistant learns a MAC only
+    from DHCP, whose discovery probes Modbus).  What is left that stays put
+    is the address the user gave, normalised (lower case, no spaces), so the
+    same pages cannot be added twice.  It is fixed when the entry is made: a
+    reconfiguration that moves the entry to another address keeps it, as an
+    id names the meter, not where it is now.  The prefix keeps it apart from
+    any serial number."""
+    host = host.strip().lower()
+    return f"web:{host}" if port == DEFAULT_WEB_PORT else f"web:{host}:{port}"

@@ -21,6 +21,7 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from s8000_engine.client import ENERGY_REGISTERS, Identity, MeterData, S8000Client
+from s8000_engine.client.webpages import WebPagesClient
 
 type S8000ConfigEntry = ConfigEntry[S8000RuntimeData]
 
@@ -135,9 +136,11 @@ class BackfillProgress:
 class S8000RuntimeData:
     """What a loaded config entry keeps while it runs."""
 
-    client: S8000Client
+    #: The link: Modbus, or the meter's web pages (read only: see :attr:`modbus`).
+    client: S8000Client | WebPagesClient
     #: Who the meter was when the entry was set up; the identity re-check
-    #: compares what it finds with this.
+    #: compares what it finds with this.  Over the web pages, which carry no
+    #: serial number, its serial is the entry's unique id.
     identity: Identity
     coordinator: S8000Coordinator
     device_info: DeviceInfo
@@ -145,3 +148,17 @@ class S8000RuntimeData:
     backfill: BackfillProgress = field(default_factory=BackfillProgress)
     #: Why the last identity re-check failed; None once one succeeds.
     identity_error: str | None = None
+
+    @property
+    def modbus(self) -> S8000Client | None:
+        """The Modbus client, for what only Modbus can do (the interval
+        memory, the clock, the commands); None over the web pages."""
+        return self.client if isinstance(self.client, S8000Client) else None
+
+    @property
+    def carried(self) -> frozenset[str] | None:
+        """The :class:`~s8000_engine.client.PointData` and
+        :class:`~s8000_engine.client.MeterData` values the link carries
+        (None: every one, as Modbus does)."""
+        client = self.client
+        return frozenset(client.carried) if isinstance(client, WebPagesClient) else None

@@ -129,12 +129,17 @@ class ClockRepairFlow(RepairsFlow):
     ) -> RepairsFlowResult:
         """Show the offset; on confirmation, set the clock."""
         entry: S8000ConfigEntry | None = self.hass.config_entries.async_get_entry(self.entry_id)
-        if entry is None or entry.state is not ConfigEntryState.LOADED:
+        # (Only a Modbus meter has a clock to show, so only its issue is raised.)
+        if (
+            entry is None
+            or entry.state is not ConfigEntryState.LOADED
+            or (client := entry.runtime_data.modbus) is None
+        ):
             return self.async_abort(reason="not_loaded")
         errors: dict[str, str] = {}
         if user_input is not None:
             try:
-                await entry.runtime_data.client.set_clock(time.time())
+                await client.set_clock(time.time())
             except (S8000Error, ValueError) as err:
                 LOGGER.warning("%s: could not set the meter clock: %s", entry.title, err)
                 errors["base"] = "cannot_set_clock"

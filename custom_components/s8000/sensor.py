@@ -17,7 +17,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, override
+from typing import Any, Final, override
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -421,24 +421,34 @@ async def async_setup_entry(
     runtime = entry.runtime_data
     data = runtime.coordinator.data.meter_data
     in_use = points_in_use(entry.options.get(OPT_POINTS), runtime.identity.points)
+    carried = runtime.carried
+
+    def on_link(description: S8000SensorEntityDescription[Any]) -> bool:
+        """Whether the link carries what the sensor shows (the web pages carry
+        a point's energies and power, not the meter's clock, voltages, pulse
+        inputs or records): no sensor that could never have a value."""
+        return carried is None or (bool(description.reads) and set(description.reads) <= carried)
+
     entities: list[SensorEntity] = [
         S8000PointSensor(entry, description, point.number)
         for point in data.points
         if point.number in in_use
         for description in POINT_SENSORS
-        if description.exists_fn(point)
+        if description.exists_fn(point) and on_link(description)
     ]
     entities.extend(
         S8000MeterSensor(entry, description)
         for description in METER_SENSORS
-        if description.exists_fn(runtime.identity)
+        if description.exists_fn(runtime.identity) and on_link(description)
     )
-    entities.append(S8000BackfillSensor(entry, BACKFILL_SENSOR))
+    if on_link(BACKFILL_SENSOR):
+        entities.append(S8000BackfillSensor(entry, BACKFILL_SENSOR))
     pulses = entry.options.get(OPT_PULSES, {})
     _enable_described_pulses(hass, entry, pulses)
     entities.extend(
-        S8000PulseSensor(entry, pulse_sensor(number, pulses.get(str(number), {})), number)
+        S8000PulseSensor(entry, description, number)
         for number in PULSE_INPUTS
+        if on_link(description := pulse_sensor(number, pulses.get(str(number), {})))
     )
     async_add_entities(entities)
 

@@ -26,7 +26,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 
-from s8000_engine.client import S8000ConnectionError, S8000Error
+from s8000_engine.client import S8000Client, S8000ConnectionError, S8000Error
 
 from . import backfill
 from .const import DOMAIN
@@ -72,6 +72,20 @@ def async_get_entry(hass: HomeAssistant, entry_id: str) -> S8000ConfigEntry:
     return entry
 
 
+def async_get_modbus(entry: S8000ConfigEntry) -> S8000Client:
+    """The Modbus client of a meter an action needs to write to or read the
+    records of; a validation error for a meter read through its web pages,
+    which can do neither."""
+    client = entry.runtime_data.modbus
+    if client is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="web_pages_read_only",
+            translation_placeholders={"title": entry.title},
+        )
+    return client
+
+
 async def async_write(write: Callable[[], Awaitable[None]]) -> None:
     """Make one write to the meter, saying in the user's language why it failed:
     the meter did not answer, or it (or the client, before sending) refused it."""
@@ -104,26 +118,28 @@ async def _async_set_clock(call: ServiceCall) -> None:
     moment: datetime | None = call.data.get(ATTR_TIME)
     # A time without a zone is Home Assistant's local time.
     utc = time.time() if moment is None else dt_util.as_utc(moment).timestamp()
-    await async_write(lambda: entry.runtime_data.client.set_clock(utc))
+    client = async_get_modbus(entry)
+    await async_write(lambda: client.set_clock(utc))
     await entry.runtime_data.coordinator.async_request_refresh()
 
 
 async def _async_reset_peak_demand(call: ServiceCall) -> None:
     """Reset the peak demand of every point of the meter."""
     entry = async_get_entry(call.hass, call.data[ATTR_CONFIG_ENTRY_ID])
-    await async_write(entry.runtime_data.client.reset_peak_demand)
+    await async_write(async_get_modbus(entry).reset_peak_demand)
     await entry.runtime_data.coordinator.async_request_refresh()
 
 
 async def _async_send_data(call: ServiceCall) -> None:
     """Have the meter report its interval memory to its configured host now."""
     entry = async_get_entry(call.hass, call.data[ATTR_CONFIG_ENTRY_ID])
-    await async_write(entry.runtime_data.client.send_now)
+    await async_write(async_get_modbus(entry).send_now)
 
 
 async def _async_backfill(call: ServiceCall) -> ServiceResponse:
     """Fill the holes of the meter's energy statistics from its records."""
     entry = async_get_entry(call.hass, call.data[ATTR_CONFIG_ENTRY_ID])
+    async_get_modbus(entry)  # the records are read over Modbus
     start: datetime | None = call.data.get(ATTR_START)
     end: datetime | None = call.data.get(ATTR_END)
     start = None if start is None else dt_util.as_utc(start)

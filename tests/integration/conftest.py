@@ -162,6 +162,7 @@ class LocalMeter:
     rtu_device: str = ""  # the meter's end of the cable, when it serves RTU
     device: str = ""  # Home Assistant's end of the cable
     unit_id: int = 1
+    pages_port: int = 0  # where it serves its PowerHawk-style pages (0: it does not)
     serial: str = SERIAL
     mac: str = MAC
     process: subprocess.Popen[str] | None = field(default=None, repr=False)
@@ -174,6 +175,8 @@ class LocalMeter:
             if self.rtu_device
             else ["--modbus-tcp", f"{self.host}:{self.port}"]
         )
+        if self.pages_port:
+            serve += ["--pages", f"{self.host}:{self.pages_port}"]
         self.process = subprocess.Popen(
             [engine(), "run", "--simulate", "--data", str(self.data), *self.options, *serve],
             stdout=subprocess.DEVNULL,
@@ -233,6 +236,23 @@ def local_meter(tmp_path: Path) -> Iterator[LocalMeter]:
     """The demo meter (an S8UTS-083, eight wye points) serving Modbus TCP on
     loopback, its simulated time running 20 times faster."""
     meter = LocalMeter(tmp_path / "meter", ["--speed", "20"], port=free_port())
+    seed_store(meter.data)
+    meter.start()
+    try:
+        yield meter
+    finally:
+        if meter.process is not None and meter.process.poll() is None:
+            meter.resume()
+        meter.stop()
+
+
+@pytest.fixture
+def pages_meter(tmp_path: Path) -> Iterator[LocalMeter]:
+    """The demo meter as :func:`local_meter`, also serving its PowerHawk-style
+    web pages on loopback (``pages_port``)."""
+    meter = LocalMeter(
+        tmp_path / "meter", ["--speed", "20"], port=free_port(), pages_port=free_port()
+    )
     seed_store(meter.data)
     meter.start()
     try:

@@ -173,12 +173,12 @@ def zeroconf_info(
 # -- the menu and the search ---------------------------------------------------------------
 
 
-async def test_menu_offers_search_tcp_and_serial(hass: HomeAssistant) -> None:
+async def test_menu_offers_search_tcp_serial_and_web_pages(hass: HomeAssistant) -> None:
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": config_entries.SOURCE_USER}
     )
     assert result["type"] is FlowResultType.MENU
-    assert result["menu_options"] == ["search", "tcp", "serial"]
+    assert result["menu_options"] == ["search", "tcp", "serial", "web"]
 
 
 async def test_search_offers_home_assistants_network(hass: HomeAssistant) -> None:

@@ -34,6 +34,8 @@ HEAVY = (
     "s8000_engine.metering",
     "s8000_engine.storage",
     "s8000_engine.web",
+    # The web-page link needs aiohttp: a module of its own, never loaded by the façade.
+    "s8000_engine.client.webpages",
 )
 
 
@@ -58,6 +60,13 @@ def test_importing_the_client_loads_nothing_of_the_meter(module: str) -> None:
 def test_the_check_sees_a_heavy_import() -> None:
     # The check above would pass vacuously if it could not see an import.
     assert "numpy" in _loaded(sys.executable, "s8000_engine.metering.meter")
+
+
+def test_the_web_page_link_loads_aiohttp_only_when_imported_itself() -> None:
+    assert _loaded(sys.executable, "s8000_engine.client.webpages") == [
+        "aiohttp",
+        "s8000_engine.client.webpages",
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,9 @@
 
 It meters a simulated panel (``--simulate``) or a waveform file
 (``--replay``), records intervals and keeps the registers in the data
-directory's non-volatile store, and serves them over Modbus TCP or RTU and
-in the web configuration interface.
+directory's non-volatile store, and serves them over Modbus TCP or RTU, in
+the web configuration interface, and as PowerHawk-style real-time pages
+(``--pages``, read-only and without login, as the real units serve them).
 
 SIGINT (Ctrl-C) and SIGTERM stop it the same way: it finishes the second it
 is metering, commits it to the store (the registers, the interval under way,
@@ -55,6 +56,7 @@ from s8000_engine.storage.export import parse_time
 from s8000_engine.storage.store import Store, private_directory
 from s8000_engine.web.app import DiscoveryScope, WebMeter, create_app, serving
 from s8000_engine.web.auth import CREDENTIAL_NAME, IDLE_TIMEOUT, Credentials
+from s8000_engine.web.pages import PagesSource, create_pages_app
 
 EPILOG: Final = (
     "SIGINT (Ctrl-C) or SIGTERM stops the meter after the second it is metering, once that "
@@ -124,6 +126,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "start and shows it once (set your own with s8000-engine web-password)",
     )
     parser.add_argument(
+        "--pages",
+        metavar="[HOST:]PORT",
+        help="serve the PowerHawk-style real-time pages (a frameset, active.htm and "
+        "reactive.htm) on a listener of their own, e.g. 8081 (on 127.0.0.1): read-only, "
+        "no login, like the real units' pages",
+    )
+    parser.add_argument(
         "--web-secure-cookie",
         action="store_true",
         help="mark the session cookie Secure (named __Host-s8000_session): for a web "
@@ -189,6 +198,8 @@ def _check(args: argparse.Namespace) -> None:
     if args.web:
         parse_address(args.web, "--web", default_host="127.0.0.1")
         network_addresses(args.discover_network, "--discover-network")
+    if args.pages:
+        parse_address(args.pages, "--pages", default_host="127.0.0.1")
     for proxy in args.web_trusted_proxy:
         try:
             ipaddress.ip_network(proxy, strict=False)
@@ -295,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
         # stored with its change-log entry (origin "cli"), before metering starts.
         meter.apply_change(changes.Replacement(raw), origin=changes.Origin.CLI, user=_user())
         meter.start()
-        if args.modbus_tcp or args.modbus_rtu or args.web:
+        if args.modbus_tcp or args.modbus_rtu or args.web or args.pages:
             asyncio.run(_serve(meter, args, stop))
         else:
             if not args.progress:
@@ -373,6 +384,8 @@ async def _serve(meter: local.LocalMeter, args: argparse.Namespace, stop: StopRe
                 )
             if args.web:
                 await _serve_web(servers, meter, args)
+            if args.pages:
+                await _serve_pages(servers, meter, args)
             with contextlib.suppress(EOFError):  # the end of a replay
                 await asyncio.to_thread(meter.run, args.seconds, stop.is_set)
 
@@ -470,6 +483,26 @@ async def _serve_web(
             file=sys.stderr,
             flush=True,
         )
+
+
+async def _serve_pages(
+    servers: contextlib.AsyncExitStack, meter: local.LocalMeter, args: argparse.Namespace
+) -> None:
+    """Start the PowerHawk-style pages; they stop with ``servers``."""
+    host, port = parse_address(args.pages, "--pages", default_host="127.0.0.1")
+    source = PagesSource()
+    # Every snapshot the registers are rendered from, in the meter's thread:
+    # the pages show what Modbus serves.
+    meter.add_snapshot_listener(source.update)
+    try:
+        bound = await servers.enter_async_context(
+            serving(create_pages_app(lambda: source.view), host, port)
+        )
+    except OSError as error:
+        raise ConfigError(f"--pages: cannot serve on {args.pages}: {error}") from None
+    print(
+        f"serving the PowerHawk pages on http://{bound[0]}:{bound[1]}/", file=sys.stderr, flush=True
+    )
 
 
 def _user() -> str:

@@ -5,6 +5,14 @@ needs modbus-connection and nothing of the software meter.  The layer rule,
 checked by import-linter in ``scripts/test``: nothing here imports
 ``s8000_engine.config``, ``metering``, ``storage``, ``local``, ``modbus``,
 ``panel``, ``web`` or ``cli``.
+
+Reading a meter through its built-in web pages instead of Modbus is
+:class:`s8000_engine.client.webpages.WebPagesClient`, in a public module of
+its own that this façade does not import: it is the one module of the layer
+that needs aiohttp, which the base install leaves out (Home Assistant brings
+it, as do the ``[webpages]`` and ``[local]`` extras), so importing
+``s8000_engine.client`` never loads aiohttp.  Both links satisfy
+:class:`MeterReader`.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from s8000_engine.client.probe import (
     probe_tcp,
     probe_unit,
 )
+from s8000_engine.client.reader import MeterReader
 from s8000_engine.const import BAUDRATES, DEFAULT_BAUDRATE, DEFAULT_PARITY, ENERGY_REGISTERS
 from s8000_engine.exceptions import (
     S8000BadData,
@@ -63,6 +72,7 @@ __all__ = [
     "IntervalMemory",
     "IntervalRow",
     "MeterData",
+    "MeterReader",
     "MeterValue",
     "PointData",
     "PointValue",

@@ -285,6 +285,7 @@ class LocalMeter:
         #: The values of the last metered second, for readers in other threads.
         self.live: LiveView | None = None
         self._listeners: list[Callable[[LiveView], None]] = []
+        self._snapshot_listeners: list[Callable[[MeterSnapshot], None]] = []
         self._tasks: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
         #: Set when a task is submitted: the meter, waiting for its clock, runs it at once.
         self._wake = threading.Event()
@@ -632,9 +633,23 @@ class LocalMeter:
             interval_newest=newest.start if newest else None,
         )
 
+    def add_snapshot_listener(self, listener: Callable[[MeterSnapshot], None]) -> None:
+        """Hand ``listener`` (in the meter's thread) every snapshot the
+        registers are rendered from: what shows the same values another way
+        (the PowerHawk-style pages) agrees with the registers to the second."""
+        self._snapshot_listeners.append(listener)
+
     def _publish(self) -> None:
+        if self.backend is None and not self._snapshot_listeners:
+            return
+        snapshot = self.snapshot()
         if self.backend is not None:
-            self.backend.update(render(self.regmap, self.snapshot()))
+            self.backend.update(render(self.regmap, snapshot))
+        for listener in list(self._snapshot_listeners):
+            try:
+                listener(snapshot)
+            except Exception:
+                _LOGGER.exception("a snapshot listener failed")
 
     def step(self) -> None:
         """Meter the next second (waiting for the clock if it is ahead)."""
