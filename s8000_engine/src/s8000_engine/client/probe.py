@@ -10,6 +10,10 @@ each unit id:
 * the SunSpec marker ``SunS`` at registers 0, 40000 and 50000, walking the
   model chain where it is found (ids, addresses, lengths), and the Common
   model and the S8000 vendor model (64800) when they are in it;
+* then, for each register profile of ``options.profiles`` (the built-in
+  one in a full probe by default), whether :class:`S8000Client` identifies
+  the unit through it, and what one read through it says (the first points'
+  energies and power);
 * then (unless ``quick``) the readable holding and input registers of a few
   windows (:data:`DEFAULT_WINDOWS`, plus the whole SunSpec chain) in blocks
   of at most 60, narrowing down where a block is refused (exception 02), at
@@ -80,6 +84,7 @@ from s8000_engine.client.probe_report import (
     FORMAT_VERSION,
     Failure,
     ProbeReport,
+    ProfileCheck,
     RegisterRange,
     SunSpecFinding,
     UnitProbe,
@@ -292,6 +297,7 @@ __all__ = [
     "HttpPage",
     "ProbeOptions",
     "ProbeReport",
+    "ProfileCheck",
     "Progress",
     "RegisterRange",
     "SunSpecFinding",

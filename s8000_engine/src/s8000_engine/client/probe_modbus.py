@@ -17,6 +17,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Literal, cast
 
 from modbus_connection import (
@@ -33,14 +34,18 @@ from s8000_engine.client.probe_report import (
     Failure,
     Kind,
     ProbeReport,
+    ProfileCheck,
     RegisterRange,
     SunSpecFinding,
     UnitProbe,
     Unreadable,
 )
 from s8000_engine.exceptions import S8000Error
+from s8000_engine.protocol.profile import Profile, builtin_profile
 from s8000_engine.protocol.sunspec import (
+    BASE_ADDRESS,
     COMMON,
+    END_MODEL,
     SUNSPEC_MARKER,
     VENDOR_MODEL_ID,
     DataType,
@@ -49,8 +54,9 @@ from s8000_engine.protocol.sunspec import (
     vendor_model,
 )
 
-#: Where a SunSpec map may start (SunSpec's three base addresses).
-SUNSPEC_BASES: Final = (40000, 0, 50000)
+#: Where a SunSpec map may start: the built-in profile's base (40000) first,
+#: then SunSpec's other two (0 and 50000).
+SUNSPEC_BASES: Final = (BASE_ADDRESS, *sorted({0, 40000, 50000} - {BASE_ADDRESS}))
 #: The register windows swept in both tables, besides the SunSpec chain found:
 #: where Leviton's sister meters keep their registers (integers from 1,
 #: configuration from 129, floats from 257; the 7000's configuration around
@@ -75,7 +81,7 @@ DEFAULT_RTU_DELAY: Final = 0.05
 #: Consecutive requests without an answer after which a unit id is given up.
 SILENT_AFTER: Final = 3
 
-_END_MODEL_ID: Final = 0xFFFF
+_END_MODEL_ID: Final = END_MODEL[0]
 _MAX_MODELS: Final = 100
 #: Exception codes a gateway answers for a unit id with no device behind it.
 _GATEWAY_CODES: Final = (
@@ -104,6 +110,10 @@ class ProbeOptions:
     """Requests per unit id at most."""
     windows: tuple[tuple[int, int], ...] = DEFAULT_WINDOWS
     """Register ranges [start, end) swept in both tables, besides the SunSpec chain."""
+    profiles: tuple[Profile, ...] | None = None
+    """The profiles the client identifies and reads each answering unit through
+    (:class:`~s8000_engine.client.probe_report.ProfileCheck`).  None: the
+    built-in one, in a full probe only; a tuple: those, quick or not."""
 
     def __post_init__(self) -> None:
         if not self.timeout_total > 0:
@@ -127,7 +137,22 @@ class ProbeOptions:
             "block": self.block,
             "max_requests": self.max_requests,
             "windows": [list(w) for w in self.windows],
+            "profiles": None
+            if self.profiles is None
+            else [{"profile": p.name, "source": profile_source(p)} for p in self.profiles],
         }
+
+    def checked_profiles(self) -> tuple[Profile, ...]:
+        """The profiles a probe with these options checks."""
+        if self.profiles is not None:
+            return self.profiles
+        return () if self.quick else (builtin_profile(),)
+
+
+def profile_source(profile: Profile) -> str:
+    """``built-in``, or the profile file's name: not its path, which may name
+    the owner's account."""
+    return profile.source if profile.source == "built-in" else Path(profile.source).name
 
 
 #: What a configuration flow asks: identification, SunSpec markers, ``/``; 30 s at most.
@@ -244,6 +269,7 @@ class Session:
         self.block = options.block
         self.max_requests = options.max_requests
         self.windows = options.windows
+        self.profiles = options.checked_profiles()
         self._progress = progress
         self.done = 0
         self.total = 0
@@ -265,6 +291,10 @@ class Session:
         self.plan(2 + len(SUNSPEC_BASES))
         try:
             await self._identify(paced, probe)
+            if probe.answered:
+                for profile in self.profiles:
+                    probe.profiles.append(await self._check_profile(paced, probe, profile))
+                    paced.check_silence()
             if not self.quick:
                 await _Sweep(self, paced, probe).run()
         except BudgetSpentError:
@@ -331,22 +361,54 @@ class Session:
         for model_id, address, length in finding.models:
             if model_id == COMMON.model_id and finding.common is None:
                 finding.common = await self._points(paced, finding, COMMON, address, length)
-                if finding.common is not None:
-                    self.report.secret(serial=finding.common.get("SN"))
+                self.report.secret(serial=finding.common_value("serial"))
             elif model_id == VENDOR_MODEL_ID and finding.vendor is None:
                 finding.vendor = await self._points(paced, finding, _VENDOR_FIXED, address, length)
-                if finding.vendor is not None:
-                    self.report.secret(mac=finding.vendor.get("MAC"))
-        if finding.is_s8000 and not self.quick:
-            # Whether the integration's client would take it, and if not, why.
-            self.plan(4)
-            client = S8000Client(cast("ModbusUnit", paced), base=finding.base)
-            try:
-                await client.identify()
-            except S8000Error as err:
-                finding.client_check = str(err)
-            else:
-                finding.client_check = "ok"
+                self.report.secret(mac=finding.vendor_value("mac"))
+
+    async def _check_profile(
+        self, paced: Paced, probe: UnitProbe, profile: Profile
+    ) -> ProfileCheck:
+        """Whether the client (the integration's) identifies the unit through
+        ``profile``, and what one read through it says; read-only, as the
+        client's identification and reads are (:class:`Paced` refuses writes).
+
+        A SunSpec profile is tried at the base where the walk found a marker,
+        and not at all when the walk found none where the profile's map starts."""
+        check = ProfileCheck(profile.name, profile_source(profile))
+        base: int | None = None
+        if profile.sunspec is not None:
+            found = probe.found_sunspec
+            if found is not None:
+                base = found.base
+            elif profile.sunspec.base in SUNSPEC_BASES:
+                marker = next(s for s in probe.sunspec if s.base == profile.sunspec.base)
+                check.error = f"no SunSpec marker at {profile.sunspec.base}" + (
+                    "" if marker.error is None else f" ({marker.error.message})"
+                )
+                return check
+        self.plan(4)
+        client = S8000Client(cast("ModbusUnit", paced), base=base, profile=profile)
+        try:
+            identity = await client.identify()
+        except S8000Error as err:
+            check.error = str(err)
+            return check
+        except (ValueError, LookupError, TypeError, ArithmeticError) as err:
+            # A candidate profile read over a device it does not fit: the probe
+            # goes on, the dump says what broke.
+            check.error = f"the client failed: {type(err).__name__}: {err}"
+            return check
+        check.identify(identity)
+        self.report.secret(serial=identity.serial, mac=identity.mac)
+        self.plan(4)
+        try:
+            check.keep(await client.read())
+        except S8000Error as err:
+            check.error = f"read: {err}"
+        except (ValueError, LookupError, TypeError, ArithmeticError) as err:
+            check.error = f"read: the client failed: {type(err).__name__}: {err}"
+        return check
 
     async def _points(
         self, paced: Paced, finding: SunSpecFinding, model: Model, address: int, length: int
@@ -360,7 +422,7 @@ class Session:
         values: dict[str, Any] = {}
         for p in model.points:
             if (
-                p.name not in ("ID", "L")
+                p.offset >= 2  # after the model's header (ID, L)
                 and p.type is not DataType.PAD
                 and p.offset + p.size <= len(words)
             ):
@@ -556,4 +618,5 @@ __all__ = [
     "Session",
     "SilentError",
     "attempt",
+    "profile_source",
 ]

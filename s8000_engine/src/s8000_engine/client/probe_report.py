@@ -24,19 +24,27 @@ from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit
 
 from s8000_engine import __version__
+from s8000_engine.client.data import Identity, MeterData
 from s8000_engine.client.probe_http import HttpFinding
 from s8000_engine.models import MODELS
-from s8000_engine.protocol.sunspec import MANUFACTURER, VENDOR_MODEL_ID
+from s8000_engine.protocol.sunspec import COMMON, MANUFACTURER, VENDOR_MODEL_ID, vendor_model
 
 #: What the dump says it is, and the version of its structure (docs/real-meters.md).
 FORMAT: Final = "s8000-probe"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+#: The meter points whose values a profile check keeps (the first ones).
+PROFILE_POINTS: Final = 3
 _PRINTABLE: Final = frozenset(string.printable.encode()) - frozenset(b"\t\n\r\x0b\x0c")
 #: Any MAC address written as text (a web page may show one the Modbus map did not).
 _MAC_TEXT: Final = re.compile(
     r"(?<![0-9A-Fa-f])"
     r"(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}(?![0-9A-Fa-f])"
 )
+
+#: The built-in map's Common and vendor models' points by role (``serial`` → ``SN``):
+#: how the probe finds a value in what it decoded, without knowing the names.
+_COMMON_ROLES: Final = {p.role: p.name for p in COMMON.points if p.role is not None}
+_VENDOR_ROLES: Final = {p.role: p.name for p in vendor_model(0).points if p.role is not None}
 
 type Kind = Literal["holding", "input"]
 
@@ -47,6 +55,9 @@ class Verdict(StrEnum):
     S8000_SUNSPEC = "s8000-sunspec"
     """The SunSpec map this engine reads: Common model by Leviton with an S8000
     model code, and the S8000 vendor model."""
+    S8000_PROFILE = "s8000-profile"
+    """An S8000 the client identifies and reads through a profile that is not
+    built in (a candidate map an owner wrote): the report names the profile."""
     SUNSPEC_OTHER = "sunspec-other"
     """A SunSpec map, but not an S8000's."""
     LEVITON_MODBUS = "leviton-modbus"
@@ -64,6 +75,7 @@ class Verdict(StrEnum):
 _RANK: Final = tuple(Verdict)
 EXPLAINED: Final = {
     Verdict.S8000_SUNSPEC: "an S8000 with the SunSpec map this engine reads",
+    Verdict.S8000_PROFILE: "an S8000, identified and read through a profile that is not built in",
     Verdict.SUNSPEC_OTHER: "a SunSpec device, but not an S8000 this engine knows",
     Verdict.LEVITON_MODBUS: "a Leviton device by its identification, without a SunSpec map "
     "this engine knows",
@@ -103,20 +115,30 @@ class SunSpecFinding:
     ended: bool = False
     """Whether the walk reached the end model."""
     common: dict[str, Any] | None = None
-    """The Common model's points (``Mn``, ``Md``, ``Opt``, ``Vr``, ``SN``, ``DA``)."""
+    """The Common model's points by name, as the built-in profile declares them
+    (``Mn``, ``Md``, ``Opt``, ``Vr``, ``SN``, ``DA``)."""
     vendor: dict[str, Any] | None = None
     """The S8000 vendor model's fixed points (``FwBuild``, ``MAC``, ``Points``, ...)."""
-    client_check: str | None = None
-    """``ok`` when :class:`S8000Client` identifies the meter, else why not (full probe only)."""
     error: Failure | None = None
+
+    def common_value(self, role: str) -> Any:
+        """The Common model's point holding ``role`` (``manufacturer``, ``model``,
+        ``serial``...), or None."""
+        name = _COMMON_ROLES.get(role)
+        return None if self.common is None or name is None else self.common.get(name)
+
+    def vendor_value(self, role: str) -> Any:
+        """The vendor model's fixed point holding ``role`` (``mac``...), or None."""
+        name = _VENDOR_ROLES.get(role)
+        return None if self.vendor is None or name is None else self.vendor.get(name)
 
     @property
     def is_s8000(self) -> bool:
-        """A Common model by Leviton with an S8000 model code, and the vendor model."""
+        """A Common model by the built-in profile's manufacturer (Leviton) with an
+        S8000 model code, and the built-in profile's vendor model (64800)."""
         return (
-            self.common is not None
-            and self.common.get("Mn") == MANUFACTURER
-            and self.common.get("Md") in MODELS
+            self.common_value("manufacturer") == MANUFACTURER
+            and self.common_value("model") in MODELS
             and any(model_id == VENDOR_MODEL_ID for model_id, _, _ in self.models)
         )
 
@@ -129,8 +151,73 @@ class SunSpecFinding:
             "ended": self.ended,
             "common": self.common,
             "vendor": self.vendor,
-            "client_check": self.client_check,
             "error": None if self.error is None else self.error.as_dict(),
+        }
+
+
+@dataclass(slots=True)
+class ProfileCheck:
+    """Whether the client identifies and reads the unit through one profile, and
+    what it read: an owner who wrote a candidate profile sees at once whether
+    it reads sensible numbers."""
+
+    profile: str
+    """The profile's name."""
+    source: str
+    """``built-in``, or the profile file's name (not its path)."""
+    identified: bool = False
+    error: str | None = None
+    """Why the client did not identify the meter, or why the read after failed."""
+    identity: dict[str, Any] | None = None
+    """What the client identified (model, serial, firmware, MAC, points...)."""
+    values: list[dict[str, Any]] = field(default_factory=list)
+    """The first points' ``kwh_delivered``, ``kwh_received`` and ``w`` (kWh, W)."""
+
+    @property
+    def builtin(self) -> bool:
+        """Whether it is a profile of this engine's own."""
+        return self.source == "built-in"
+
+    @property
+    def read(self) -> bool:
+        """Identified, and read without an error."""
+        return self.identified and self.error is None
+
+    def identify(self, identity: Identity) -> None:
+        """What the client identified."""
+        self.identified = True
+        self.identity = {
+            "manufacturer": identity.manufacturer,
+            "model": identity.model,
+            "serial": identity.serial,
+            "firmware": identity.firmware,
+            "mac": identity.mac,
+            "points": identity.points,
+            "service": None if identity.service is None else int(identity.service),
+            "point_models": list(identity.point_models),
+        }
+
+    def keep(self, data: MeterData) -> None:
+        """The first points' values of a read."""
+        self.values = [
+            {
+                "point": p.number,
+                "kwh_delivered": p.kwh_delivered,
+                "kwh_received": p.kwh_received,
+                "w": p.w,
+            }
+            for p in data.points[:PROFILE_POINTS]
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The check as JSON."""
+        return {
+            "profile": self.profile,
+            "source": self.source,
+            "identified": self.identified,
+            "error": self.error,
+            "identity": self.identity,
+            "values": self.values,
         }
 
 
@@ -166,6 +253,8 @@ class UnitProbe:
     server_id: bytes | None = None
     server_id_error: Failure | None = None
     sunspec: list[SunSpecFinding] = field(default_factory=list)
+    profiles: list[ProfileCheck] = field(default_factory=list)
+    """The client's identification and one read through each profile checked."""
     ranges: list[RegisterRange] = field(default_factory=list)
     unreadable: list[Unreadable] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
@@ -184,16 +273,27 @@ class UnitProbe:
 
     @property
     def says_leviton(self) -> bool:
-        """Whether function 43 or 17 names Leviton."""
+        """Whether function 43 or 17 names the built-in profile's manufacturer (Leviton)."""
         texts = [*(self.device_identification or {}).values(), self.server_id or b""]
-        return any(b"leviton" in text.lower() for text in texts)
+        maker = MANUFACTURER.lower().encode()
+        return any(maker in text.lower() for text in texts)
+
+    @property
+    def read_through(self) -> ProfileCheck | None:
+        """The first profile not built in that the client identified and read
+        the unit through, or None."""
+        return next((c for c in self.profiles if c.read and not c.builtin), None)
 
     @property
     def verdict(self) -> Verdict:
         """What this unit id is."""
         found = self.found_sunspec
+        if found is not None and found.is_s8000:
+            return Verdict.S8000_SUNSPEC
+        if self.read_through is not None:
+            return Verdict.S8000_PROFILE
         if found is not None:
-            return Verdict.S8000_SUNSPEC if found.is_s8000 else Verdict.SUNSPEC_OTHER
+            return Verdict.SUNSPEC_OTHER
         if self.says_leviton:
             return Verdict.LEVITON_MODBUS
         return Verdict.MODBUS_UNKNOWN if self.answered else Verdict.NOTHING
@@ -227,6 +327,18 @@ class ProbeReport:
             return Verdict.WEB_PAGES if self.http.powerhawk else Verdict.WEB_OTHER
         return Verdict.NOTHING
 
+    @property
+    def verdict_profile(self) -> ProfileCheck | None:
+        """For :attr:`Verdict.S8000_PROFILE`, the profile the meter was read through."""
+        if self.verdict is not Verdict.S8000_PROFILE:
+            return None
+        return next(u.read_through for u in self.units if u.verdict is Verdict.S8000_PROFILE)
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict in words, naming the profile of an ``s8000-profile``."""
+        return _verdict_text(self.verdict, self.verdict_profile)
+
     def secret(self, serial: str | None = None, mac: str | None = None) -> None:
         """Remember a serial number or MAC address found, to redact everywhere."""
         if serial:
@@ -253,7 +365,8 @@ class ProbeReport:
             "redacted": redact,
             "link": self.link,
             "verdict": self.verdict.value,
-            "verdict_text": EXPLAINED[self.verdict],
+            "verdict_text": self.verdict_text,
+            "verdict_profile": _profile_name(self.verdict_profile),
             "units": [_unit_dict(u, redactor) for u in self.units],
             "http": None if self.http is None else _http_dict(self.http),
             "errors": list(self.errors),
@@ -276,7 +389,7 @@ class ProbeReport:
             lines.append(f"error: {error}")
         if self.cut_short is not None:
             lines.append(f"cut short: {self.cut_short}")
-        lines.append(f"verdict: {self.verdict.value} — {EXPLAINED[self.verdict]}")
+        lines.append(f"verdict: {self.verdict.value} — {self.verdict_text}")
         text = "\n".join(lines)
         return text if redactor is None else redactor.text(text)
 
@@ -336,6 +449,15 @@ class _Redactor:
 # -- the dump ----------------------------------------------------------------------------
 
 
+def _verdict_text(verdict: Verdict, check: ProfileCheck | None) -> str:
+    text = EXPLAINED[verdict]
+    return text if check is None else f"{text}: {check.profile} ({check.source})"
+
+
+def _profile_name(check: ProfileCheck | None) -> str | None:
+    return None if check is None else check.profile
+
+
 def _bytes_dict(data: bytes) -> dict[str, str]:
     return {"text": data.decode("ascii", "backslashreplace"), "hex": data.hex()}
 
@@ -377,7 +499,10 @@ def _unit_dict(unit: UnitProbe, redactor: _Redactor | None) -> dict[str, Any]:
     return {
         "unit_id": unit.unit_id,
         "verdict": unit.verdict.value,
-        "verdict_text": EXPLAINED[unit.verdict],
+        "verdict_text": _verdict_text(unit.verdict, unit.read_through),
+        "verdict_profile": _profile_name(
+            unit.read_through if unit.verdict is Verdict.S8000_PROFILE else None
+        ),
         "answered": unit.answered,
         "requests": unit.requests,
         "stopped": unit.stopped,
@@ -389,6 +514,7 @@ def _unit_dict(unit: UnitProbe, redactor: _Redactor | None) -> dict[str, Any]:
         "server_id_error": failure(unit.server_id_error),
         "sunspec": [s.as_dict() for s in unit.sunspec],
         "sunspec_base": None if found is None else found.base,
+        "profiles": [c.as_dict() for c in unit.profiles],
         "unsupported": list(unit.unsupported),
         "ranges": ranges,
         "unreadable": [
@@ -437,7 +563,8 @@ def _spans(items: Iterable[tuple[Kind, int, int]]) -> str:
 
 
 def _unit_lines(unit: UnitProbe) -> list[str]:
-    lines = [f"unit {unit.unit_id}: {unit.verdict.value} — {EXPLAINED[unit.verdict]}"]
+    text = _verdict_text(unit.verdict, unit.read_through)
+    lines = [f"unit {unit.unit_id}: {unit.verdict.value} — {text}"]
     if not unit.answered:
         if unit.stopped:
             lines.append(f"  {unit.stopped}")
@@ -461,15 +588,13 @@ def _unit_lines(unit: UnitProbe) -> list[str]:
             f"  SunSpec at {s.base}: models {chain}{'' if s.ended else ' (chain not ended)'}"
         )
         if s.common is not None:
-            c = s.common
             lines.append(
-                f"    Common model: {c.get('Mn')} {c.get('Md')} serial {c.get('SN')} "
-                f"firmware {c.get('Vr')}"
+                f"    Common model: {s.common_value('manufacturer')} {s.common_value('model')} "
+                f"serial {s.common_value('serial')} firmware {s.common_value('firmware')}"
             )
         if s.vendor is not None:
-            lines.append(f"    vendor model 64800: MAC {s.vendor.get('MAC')}")
-        if s.client_check is not None:
-            lines.append(f"    the client's identification: {s.client_check}")
+            lines.append(f"    vendor model {VENDOR_MODEL_ID}: MAC {s.vendor_value('mac')}")
+    lines += [_profile_line(c) for c in unit.profiles]
     if unit.ranges or unit.unreadable:
         lines.append(
             "  registers read: " + _spans((r.kind, r.start, len(r.words)) for r in unit.ranges)
@@ -480,6 +605,27 @@ def _unit_lines(unit: UnitProbe) -> list[str]:
         lines.append(f"  stopped: {unit.stopped}")
     lines.append(f"  {unit.requests} requests")
     return lines
+
+
+def _number(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:g} {unit}"
+
+
+def _profile_line(check: ProfileCheck) -> str:
+    """``profile NAME (SOURCE): MODEL serial S, N points; point 1: ... kWh delivered ...``."""
+    head = f"  profile {check.profile} ({check.source}): "
+    if not check.identified or check.identity is None:
+        return head + f"not identified: {check.error}"
+    i = check.identity
+    text = head + f"identified {i['model']} serial {i['serial']}, {i['points']} points"
+    if check.error is not None:
+        return text + f"; the read failed: {check.error}"
+    values = "; ".join(
+        f"point {v['point']}: {_number(v['kwh_delivered'], 'kWh')} delivered, "
+        f"{_number(v['kwh_received'], 'kWh')} received, {_number(v['w'], 'W')}"
+        for v in check.values
+    )
+    return text + (f"; {values}" if values else "")
 
 
 def _http_line(finding: HttpFinding) -> str:
@@ -497,9 +643,11 @@ __all__ = [
     "EXPLAINED",
     "FORMAT",
     "FORMAT_VERSION",
+    "PROFILE_POINTS",
     "Failure",
     "Kind",
     "ProbeReport",
+    "ProfileCheck",
     "RegisterRange",
     "SunSpecFinding",
     "UnitProbe",
