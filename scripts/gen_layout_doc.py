@@ -39,6 +39,11 @@ ORDER = (
     ),
 )
 WIDTH = 22
+#: What a directory of data files (no modules) holds, by its name.
+DATA_DIRS = {
+    "profiles": "the built-in register profiles and their schema (JSON)",
+    "static": "the page's files (HTML, JS, CSS)",
+}
 
 
 def _summary(path: Path) -> str:
@@ -69,7 +74,7 @@ def tree() -> str:
             if child.suffix == ".py" and child.name != "__init__.py":
                 lines.append(_line(4, child.name, _summary(child)))
             elif child.is_dir() and child.name != "__pycache__":
-                lines.append(_line(4, f"{child.name}/", "the page's files (HTML, JS, CSS)"))
+                lines.append(_line(4, f"{child.name}/", DATA_DIRS.get(child.name, "data files")))
     return "```\n" + "\n".join(lines) + "\n```"
 
 

@@ -63,6 +63,55 @@ def test_probe_of_the_local_meter_prints_the_verdict_and_writes_a_redacted_dump(
     assert real_serial not in dump_file.read_text()
 
 
+EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "profiles" / "example-fixed.json"
+
+
+def test_a_meter_serving_another_profile_is_found_through_that_profile(tmp_path: Path) -> None:
+    """``run --profile FILE`` and ``probe --profile FILE``: an S8000 read through
+    the profile; a plain probe sees a Leviton device by function 43, no SunSpec."""
+    with serving_meter(tmp_path / "meter", "--profile", str(EXAMPLE)) as port:
+        out = tmp_path / "profile.json"
+        found = probe(
+            f"127.0.0.1:{port}", "--http-port", "0", "--profile", str(EXAMPLE), "-o", str(out)
+        )
+        plain = probe(f"127.0.0.1:{port}", "--http-port", "0", "-o", str(tmp_path / "plain.json"))
+    assert found.returncode == 0, found.stderr
+    verdict = found.stdout.strip().splitlines()[-1]
+    assert verdict.startswith("verdict: s8000-profile — ")
+    assert verdict.endswith(": example-fixed (example-fixed.json)")
+    assert "profile example-fixed (example-fixed.json): identified S8UTS-083 serial [serial]" in (
+        found.stdout
+    )
+    dump = json.loads(out.read_text())
+    assert dump["verdict"] == "s8000-profile"
+    assert dump["verdict_profile"] == "example-fixed"
+    (check,) = dump["units"][0]["profiles"]
+    assert check["identified"] is True
+    assert check["values"][0]["kwh_delivered"] is not None
+    assert plain.returncode == 0, plain.stderr
+    assert "verdict: leviton-modbus" in plain.stdout
+    assert "function 43 (device identification): Leviton / S8UTS-083" in plain.stdout
+    assert "s8000-sunspec" not in plain.stdout
+    assert "profile sunspec (built-in): not identified: no SunSpec marker at 40000" in (
+        plain.stdout
+    )
+
+
+def test_a_bad_profile_is_a_usage_error_naming_the_field(tmp_path: Path) -> None:
+    document = json.loads(EXAMPLE.read_text())
+    document["points"]["fields"][3]["type"] = "uint128"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(document))
+    done = probe("127.0.0.1", "--profile", str(bad), "-o", str(tmp_path / "x.json"))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("s8000-engine probe: error: ")
+    assert "points.fields[3].type" in lines[0]
+    assert "uint128" in lines[0]
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_progress_is_shown_when_asked(running_meter: int, tmp_path: Path) -> None:
     done = probe(
         f"127.0.0.1:{running_meter}", "--http-port", "0", "--quick", "--progress",

@@ -31,9 +31,12 @@ from s8000_engine.local.image import MeterSnapshot, build_map, render
 from s8000_engine.local.meter import DEMO_CONFIG
 from s8000_engine.modbus.backend import MeterBackend
 from s8000_engine.modbus.server import Backend, Exc, Handler, ModbusError, RtuServer, TcpServer
+from s8000_engine.protocol.profile import builtin_profile, load_profile
 from s8000_engine.protocol.sunspec import COMMON, encode
+from tests.engine.client.test_client import metered
 from tests.engine.meterproc import Image, StderrLines, engine, free_port, serving, serving_meter
 
+EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "profiles" / "example-fixed.json"
 #: Function codes that write: coils, registers, file records, read-write.
 WRITES = {5, 6, 15, 16, 21, 22, 23}
 SERIAL = "0212060212"
@@ -111,7 +114,15 @@ async def test_the_local_meter_is_an_s8000_with_our_map(running_meter: int) -> N
     assert found.base == 40000
     ids = [model_id for model_id, _, _ in found.models]
     assert ids == [1, *[203] * 8, 64800]
-    assert found.client_check == "ok"
+    # The client identifies and reads it through the built-in profile.
+    (check,) = unit.profiles
+    assert (check.profile, check.source, check.identified, check.error) == (
+        "sunspec", "built-in", True, None
+    )  # fmt: skip
+    assert check.identity is not None
+    assert check.identity["model"] == "S8UTS-083"
+    assert [v["point"] for v in check.values] == [1, 2, 3]
+    assert all(v["kwh_delivered"] is not None and v["w"] is not None for v in check.values)
     assert [s.marker for s in unit.sunspec] == [True, False, False]  # 40000, 0, 50000
     # The whole chain was read, marker to end model; below it nothing answers.
     holding = {r.start: r for r in unit.ranges if r.kind == "holding"}
@@ -124,9 +135,14 @@ async def test_the_local_meter_is_an_s8000_with_our_map(running_meter: int) -> N
     dump = report.to_dict()
     assert dump["verdict"] == "s8000-sunspec"
     assert dump["format"] == "s8000-probe"
-    assert dump["format_version"] == 1
+    assert dump["format_version"] == 2
     assert dump["complete"] is True
+    assert dump["verdict_profile"] is None
     assert dump["units"][0]["sunspec_base"] == 40000
+    assert dump["units"][0]["profiles"][0]["identity"]["serial"] == "[serial]"
+    assert "profile sunspec (built-in): identified S8UTS-083 serial [serial], 8 points; " in (
+        report.summary()
+    )
     assert "verdict: s8000-sunspec" in report.summary()
 
 
@@ -167,7 +183,7 @@ async def test_quick_reads_no_registers_beyond_the_identification(running_meter:
     (unit,) = report.units
     assert unit.ranges == []
     assert unit.found_sunspec is not None
-    assert unit.found_sunspec.client_check is None  # the full probe's check only
+    assert unit.profiles == []  # the built-in profile is checked in a full probe only
     assert unit.requests < 25
 
 
@@ -286,6 +302,81 @@ async def test_another_sunspec_device_is_sunspec_other() -> None:
     assert found.ended
 
 
+# -- profiles ----------------------------------------------------------------------------
+
+
+def example_meter(tmp_path: Path) -> tuple[MeterBackend, MeterSnapshot]:
+    """The demo meter after a few metered seconds, in the example profile's layout
+    (fixed addresses, least significant word first, function 43)."""
+    config, snapshot = metered(tmp_path)
+    regmap = build_map(config, profile=str(EXAMPLE))
+    backend = MeterBackend(regmap, model=config.model.code, serial=snapshot.serial,
+                           firmware=FIRMWARE)  # fmt: skip
+    backend.update(render(regmap, snapshot))
+    return backend, snapshot
+
+
+async def test_a_meter_in_another_profile_is_read_through_it(tmp_path: Path) -> None:
+    """The example profile given: an S8000 read through it, with sensible numbers;
+    the built-in profile, checked too, says why it does not fit."""
+    backend, snapshot = example_meter(tmp_path)
+    example = load_profile(EXAMPLE)
+    options = ProbeOptions(profiles=(builtin_profile(), example))
+    async with serving(backend) as port:
+        report = await probe_tcp("127.0.0.1", port, http_port=None, options=options)
+        plain = await probe_tcp("127.0.0.1", port, http_port=None)
+    assert report.verdict is Verdict.S8000_PROFILE
+    builtin, through = report.units[0].profiles
+    assert (builtin.profile, builtin.identified) == ("sunspec", False)
+    assert builtin.error is not None
+    assert builtin.error.startswith("no SunSpec marker at 40000 (")  # exception 02 there
+    assert (through.profile, through.source) == ("example-fixed", "example-fixed.json")
+    assert through.read
+    assert through.identity is not None
+    assert (through.identity["model"], through.identity["points"]) == ("S8UTS-083", 8)
+    first = through.values[0]
+    assert first["point"] == 1
+    assert first["kwh_delivered"] == pytest.approx(snapshot.registers[0][0] / 1e6, abs=1e-6)
+    assert first["w"] == pytest.approx(float(snapshot.readings.power[0]), rel=1e-5)
+    assert report.verdict_profile is through
+    dump = report.to_dict()
+    assert dump["verdict"] == "s8000-profile"
+    assert dump["verdict_profile"] == "example-fixed"
+    assert dump["link"]["profiles"] == [
+        {"profile": "sunspec", "source": "built-in"},
+        {"profile": "example-fixed", "source": "example-fixed.json"},
+    ]
+    assert dump["units"][0]["profiles"][1]["identity"]["serial"] == "[serial]"
+    assert snapshot.serial not in report.to_json() + report.summary()
+    summary = report.summary()
+    assert "verdict: s8000-profile — an S8000, identified and read through a profile" in summary
+    assert "example-fixed (example-fixed.json)" in summary
+    # A plain probe: function 43 says Leviton and the model, no SunSpec map.
+    assert plain.verdict is Verdict.LEVITON_MODBUS
+    assert [(c.profile, c.identified) for c in plain.units[0].profiles] == [("sunspec", False)]
+    assert "function 43 (device identification): Leviton / S8UTS-083" in plain.summary()
+
+
+async def test_a_profile_that_does_not_fit_says_why(tmp_path: Path) -> None:
+    """The example profile over the built-in SunSpec map, and over a device
+    that is not an S8000: not identified, with the client's reason."""
+    example = load_profile(EXAMPLE)
+    options = ProbeOptions(quick=True, profiles=(example,))
+    async with serving(local_meter()) as port:
+        report = await probe_tcp("127.0.0.1", port, http_port=None, options=options)
+    assert report.verdict is Verdict.S8000_SUNSPEC
+    (check,) = report.units[0].profiles
+    assert not check.identified
+    assert check.error is not None
+    assert "profile example-fixed (example-fixed.json): not identified: " in report.summary()
+    device = Says({0: b"Acme", 1: b"Meter 9"}, base=0, words=range(400))
+    async with serving(device) as port:
+        other = await probe_tcp("127.0.0.1", port, http_port=None, options=options)
+    assert other.verdict is Verdict.MODBUS_UNKNOWN
+    (check,) = other.units[0].profiles
+    assert check.error == "the manufacturer is 'Acme', not 'Leviton'"
+
+
 # -- never writes ------------------------------------------------------------------------
 
 
@@ -299,21 +390,29 @@ class Watched(MeterBackend):
         await super().write(address, values)
 
 
-async def test_a_full_probe_never_writes() -> None:
-    meter = local_meter()
-    watched = Watched(meter.regmap, model="S8UTS-083", serial=SERIAL, firmware=FIRMWARE)
+@pytest.mark.parametrize("profile", [None, EXAMPLE])
+async def test_a_full_probe_never_writes(profile: Path | None) -> None:
+    """Through the built-in map, and through the example profile's with that
+    profile checked: the client's identification and read, inside the probe."""
+    config = meter_config(DEMO_CONFIG)
+    regmap = build_map(config) if profile is None else build_map(config, profile=str(profile))
+    watched = Watched(regmap, model="S8UTS-083", serial=SERIAL, firmware=FIRMWARE)
     watched.writes = []
-    watched.update(render(meter.regmap, MeterSnapshot(meter_config(DEMO_CONFIG), serial=SERIAL)))
+    watched.update(render(regmap, MeterSnapshot(config, serial=SERIAL)))
     handler = Handler(watched)
     server = TcpServer(handler)
     _host, port = await server.start("127.0.0.1", 0)
+    options = ProbeOptions() if profile is None else ProbeOptions(profiles=(load_profile(profile),))
     try:
-        report = await probe_tcp("127.0.0.1", port, http_port=None)
+        report = await probe_tcp("127.0.0.1", port, http_port=None, options=options)
     finally:
         await server.close()
-    assert report.verdict is Verdict.S8000_SUNSPEC
-    assert report.units[0].found_sunspec is not None
-    assert report.units[0].found_sunspec.client_check == "ok"
+    (check,) = report.units[0].profiles
+    assert check.read, check.error
+    if profile is None:
+        assert report.verdict is Verdict.S8000_SUNSPEC
+    else:
+        assert report.verdict is Verdict.S8000_PROFILE
     functions = handler.stats.by_function
     # It did ask (so the watch watched something), and never with a write.
     assert {3, 4, 17, 43} <= set(functions)
@@ -575,7 +674,7 @@ async def test_probing_a_bus_finds_each_device_with_its_verdict(
     assert report.cut_short is None
     meter = next(u for u in report.units if u.unit_id == 7)
     assert meter.found_sunspec is not None
-    assert meter.found_sunspec.client_check == "ok"
+    assert [(c.profile, c.read) for c in meter.profiles] == [("sunspec", True)]
     leviton = next(u for u in report.units if u.unit_id == 2)
     assert [(r.kind, r.start, len(r.words)) for r in leviton.ranges] == [
         ("holding", 0, 120), ("input", 0, 120)

@@ -5,8 +5,11 @@
 runs :mod:`s8000_engine.client.probe`: prints a short summary with a verdict
 on standard output and writes the JSON dump to ``--output`` (default
 ``s8000-probe-<host>.json``), the serial number and MAC address redacted
-unless ``--no-redact``.  A progress line on standard error when it is a
-terminal (or with ``--progress``), as ``discover`` shows its scan.
+unless ``--no-redact``.  ``--profile NAME|FILE`` (repeatable) names the
+register profiles the client identifies and reads each answering unit
+through (default: the built-in SunSpec one).  A progress line on standard
+error when it is a terminal (or with ``--progress``), as ``discover`` shows
+its scan.
 
 Exit status 0 when something answered, 1 when nothing did (the dump is
 written either way), 2 for a usage error, a host that does not resolve or a
@@ -24,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from s8000_engine.cli._common import UsageError, parse_address, parse_numbers
+from s8000_engine.cli._common import UsageError, parse_address, parse_numbers, profile_argument
 from s8000_engine.client.client import BACKENDS
 from s8000_engine.client.probe import (
     DEFAULT_BLOCK,
@@ -100,6 +103,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=float,
         help=f"seconds between requests (default {DEFAULT_RTU_DELAY:g} on a serial bus, 0 on TCP)",
     )
+    parser.add_argument(
+        "--profile",
+        dest="profiles",
+        action="append",
+        type=profile_argument,
+        metavar="NAME|FILE",
+        help="a register profile the client identifies and reads each answering unit through: "
+        "'sunspec' (built in) or a profile file (JSON, e.g. docs/profiles/example-fixed.json); "
+        "repeatable (default: the built-in one, in a full probe)",
+    )
     parser.add_argument("--backend", choices=BACKENDS, default="tmodbus", help="Modbus library")
     parser.add_argument(
         "--output", "-o", metavar="FILE", help="the JSON dump (default s8000-probe-<host>.json)"
@@ -167,6 +180,7 @@ def _options(args: argparse.Namespace, serial: bool) -> ProbeOptions:
             block=args.block,
             max_requests=args.max_requests,
             windows=parse_ranges(args.ranges) if args.ranges else DEFAULT_WINDOWS,
+            profiles=tuple(args.profiles) if args.profiles else None,
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
