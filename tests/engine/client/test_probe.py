@@ -316,6 +316,23 @@ def example_meter(tmp_path: Path) -> tuple[MeterBackend, MeterSnapshot]:
     return backend, snapshot
 
 
+async def test_a_serial_number_only_function_17_says_is_redacted(tmp_path: Path) -> None:
+    """A quick probe of a meter without SunSpec (what the configuration flow
+    shows) learns the serial number from function 17 alone: it is hidden
+    there too, in the summary and the dump."""
+    backend, snapshot = example_meter(tmp_path)
+    async with serving(backend) as port:
+        report = await probe_tcp(
+            "127.0.0.1", port, http_port=None, options=ProbeOptions(quick=True)
+        )
+    (unit,) = report.units
+    assert unit.server_id is not None
+    assert snapshot.serial.encode() in unit.server_id  # the local meter says it there
+    assert snapshot.serial not in report.summary()
+    assert snapshot.serial not in report.to_json()
+    assert snapshot.serial in report.summary(redact=False)
+
+
 async def test_a_meter_in_another_profile_is_read_through_it(tmp_path: Path) -> None:
     """The example profile given: an S8000 read through it, with sensible numbers;
     the built-in profile, checked too, says why it does not fit."""

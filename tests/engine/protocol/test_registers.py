@@ -181,10 +181,12 @@ def test_published_forms_carry_the_required_columns() -> None:
 
 
 def test_profiles_are_replaceable() -> None:
-    from s8000_engine.local.image import PROFILES
+    from s8000_engine.protocol.profile import BUILTIN, builtin_profile
 
     config = meter_config(DEMO_CONFIG)
     assert build_map(config, profile="sunspec") == build_map(config)
-    assert set(PROFILES) == {"sunspec"}
-    with pytest.raises(ValueError, match="unknown register profile 'leviton'; known: sunspec"):
+    assert build_map(config, profile=builtin_profile()) == build_map(config)
+    assert BUILTIN == ("sunspec",)
+    # A name that is no built-in profile is a file that is not there.
+    with pytest.raises(ValueError, match="cannot read leviton"):
         build_map(config, profile="leviton")

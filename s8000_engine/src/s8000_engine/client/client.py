@@ -29,6 +29,18 @@ the scan found it.  Anything else is not an S8000
 (:class:`S8000NotAnS8000`), or an S8000 whose map this version does not
 know (:class:`S8000Error`).
 
+Other maps
+----------
+The map is a profile (:mod:`s8000_engine.protocol.profile`, ``docs/profiles.md``):
+``S8000Client(unit, profile=load_profile("my-meter.json"))`` reads a meter
+whose registers are elsewhere.  A profile of fixed addresses (``registers``
+layout) is identified by function 43 (Read Device Identification) or 17
+(Report Server ID) and its serial-number register, then read block by block,
+never across the gaps between them; every value is found by what it is (its
+role), decoded in the profile's word order and sentinels, and converted to
+the unit :class:`PointData` gives it in.  Writes go to the fields whose role
+is the clock or the command.
+
 Reading
 -------
 :meth:`S8000Client.read` reads the whole map, marker to end model, in blocks

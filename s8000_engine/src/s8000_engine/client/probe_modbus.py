@@ -14,6 +14,7 @@ as it comes.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -323,6 +324,12 @@ class Session:
             probe.server_id_error = server_id
         else:
             probe.server_id = bytes(server_id)
+            # The text is the device's own; a serial number in it is learnt
+            # only here when no register says it (a quick probe, a device
+            # without SunSpec): a run of six or more digits is taken for one.
+            text = probe.server_id.decode("ascii", "replace")
+            for digits in re.findall(r"(?<![0-9A-Za-z])[0-9]{6,}(?![0-9A-Za-z])", text):
+                self.report.secret(serial=digits)
         for base in SUNSPEC_BASES:
             paced.check_silence()
             probe.sunspec.append(await self._sunspec(paced, probe, base))
