@@ -34,7 +34,15 @@ from s8000_engine.modbus.server import Backend, Exc, Handler, ModbusError, RtuSe
 from s8000_engine.protocol.profile import builtin_profile, load_profile
 from s8000_engine.protocol.sunspec import COMMON, encode
 from tests.engine.client.test_client import metered
-from tests.engine.meterproc import Image, StderrLines, engine, free_port, serving, serving_meter
+from tests.engine.meterproc import (
+    Image,
+    Progress,
+    StderrLines,
+    engine,
+    free_port,
+    serving,
+    serving_meter,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "profiles" / "example-fixed.json"
 #: Function codes that write: coils, registers, file records, read-write.
@@ -92,9 +100,20 @@ def sunspec_device(manufacturer: str, model: str) -> Image:
 
 @pytest.fixture(scope="module")
 def running_meter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """`s8000-engine run --simulate` (the demo S8UTS-083) serving Modbus TCP on loopback."""
+    """`s8000-engine run --simulate` (the demo S8UTS-083) serving Modbus TCP on
+    loopback, once it has metered a second (it serves its registers before,
+    without readings: on a loaded machine a probe could come first)."""
     with serving_meter(tmp_path_factory.mktemp("meter")) as port:
+        asyncio.run(_metered(port))
         yield port
+
+
+async def _metered(port: int) -> None:
+    progress = Progress("the local meter's first metered second")
+    async with connect_tcp("127.0.0.1", port) as client:
+        while (await client.read()).point(1).w is None:
+            progress.seen(None)
+            await asyncio.sleep(0.1)
 
 
 # -- the local meter ----------------------------------------------------------------------

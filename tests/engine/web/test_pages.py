@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from s8000_engine.client import S8000ConnectionError, connect_tcp
-from s8000_engine.client.client import _decode_all
+from s8000_engine.client.client import _decode_some
 from s8000_engine.client.webpages import WebPagesClient
 from s8000_engine.config.meter import meter_config
 from s8000_engine.local.image import MeterSnapshot, render
@@ -65,7 +65,8 @@ async def test_the_pages_show_what_the_registers_of_the_same_snapshot_hold(
     view = pages_view(snapshot)
     assert view is not None
     regmap = meter.regmap
-    values = _decode_all(regmap.fields, regmap.base, render(regmap, snapshot))
+    image = render(regmap, snapshot)
+    values = _decode_some(regmap.fields, dict(enumerate(image, start=regmap.base)), {})
     async with aiohttp.ClientSession() as session, serving(create_pages_app(lambda: view)) as port:
         client = WebPagesClient(session, "127.0.0.1", port)
         identity = await client.identify()
