@@ -369,18 +369,26 @@ async def test_tcp_nothing_listening_cannot_connect_then_recovers(
 
 
 @pytest.mark.parametrize(
-    ("device", "error"),
-    [(not_an_s8000, "not_s8000"), (s8000_without_serial, "unsupported_meter")],
+    ("device", "reason", "verdict"),
+    [
+        (not_an_s8000, "not a SunSpec device", "modbus-unknown"),
+        (s8000_without_serial, "reports no serial number", "s8000-sunspec"),
+    ],
 )
 async def test_tcp_device_that_is_no_usable_s8000(
-    hass: HomeAssistant, socket_enabled: None, device: Any, error: str
+    hass: HomeAssistant, socket_enabled: None, device: Any, reason: str, verdict: str
 ) -> None:
+    """Something answers, and is not identified: the form says why, and what a
+    quick probe finds there, rather than a bare "not an S8000"."""
     async with serving(device()) as port:
         result = await start(hass, "tcp")
         result = await hass.config_entries.flow.async_configure(result["flow_id"], tcp_input(port))
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "tcp"
-    assert result["errors"] == {"base": error}
+    assert result["errors"] == {"base": "not_identified"}
+    found = result["description_placeholders"]["found"]
+    assert reason in found.splitlines()[0]  # the identification's refusal first
+    assert f"verdict: {verdict}" in found
     assert suggested(result, CONF_PORT) == port
 
 
