@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from s8000_engine.modbus.server import Backend, Exc, Handler, ModbusError, TcpServer
 
@@ -188,12 +189,26 @@ async def serving(backend: Backend) -> AsyncIterator[int]:
         await server.close()
 
 
-class NullModem:
-    """Two pseudo-terminals joined like a null-modem cable: what is written to
-    one device comes out of the other (the test's socat)."""
+@contextlib.asynccontextmanager
+async def serving_app(app: web.Application) -> AsyncIterator[int]:
+    """An aiohttp application served on 127.0.0.1 at a port the system picks;
+    yields the port."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield int(runner.addresses[0][1])
+    finally:
+        await runner.cleanup()
 
-    def __init__(self) -> None:
-        self.ends = [os.openpty(), os.openpty()]
+
+class Bus:
+    """Pseudo-terminals joined like devices on one RS-485 pair: what one writes,
+    every other one reads."""
+
+    def __init__(self, drops: int) -> None:
+        self.ends = [os.openpty() for _ in range(drops)]
         for master, slave in self.ends:
             tty.setraw(master)
             tty.setraw(slave)
@@ -203,12 +218,15 @@ class NullModem:
         self._thread.start()
 
     def _pump(self) -> None:
-        a, b = self.ends[0][0], self.ends[1][0]
+        masters = [master for master, _ in self.ends]
         while not self._stop.is_set():
-            ready, _, _ = select.select([a, b], [], [], 0.05)
+            ready, _, _ = select.select(masters, [], [], 0.05)
             for fd in ready:
                 with contextlib.suppress(OSError):
-                    os.write(b if fd == a else a, os.read(fd, 4096))
+                    data = os.read(fd, 4096)
+                    for other in masters:
+                        if other != fd:
+                            os.write(other, data)
 
     def close(self) -> None:
         self._stop.set()
@@ -216,6 +234,14 @@ class NullModem:
         for master, slave in self.ends:
             os.close(master)
             os.close(slave)
+
+
+class NullModem(Bus):
+    """Two pseudo-terminals joined like a null-modem cable: what is written to
+    one device comes out of the other (the test's socat)."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
 
 
 def uncovered_environ() -> dict[str, str]:

@@ -37,6 +37,7 @@ from custom_components.s8000 import config_flow
 from custom_components.s8000.const import DOMAIN
 from custom_components.s8000.coordinator import async_check_identity
 from custom_components.s8000.diagnostics import async_get_config_entry_diagnostics
+from tests.engine.meterproc import serving_app
 
 from .conftest import SERIAL, LocalMeter, free_port
 
@@ -218,14 +219,8 @@ async def _serving(body: str | bytes) -> AsyncIterator[int]:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield int(runner.addresses[0][1])
-    finally:
-        await runner.cleanup()
+    async with serving_app(app) as port:
+        yield port
 
 
 @pytest.mark.usefixtures("socket_enabled")

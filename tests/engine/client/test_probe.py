@@ -7,13 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import re
-import select
 import subprocess
 import threading
-import tty
 from collections.abc import AsyncIterator, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,6 +32,7 @@ from s8000_engine.protocol.profile import builtin_profile, load_profile
 from s8000_engine.protocol.sunspec import COMMON, encode
 from tests.engine.client.test_client import metered
 from tests.engine.meterproc import (
+    Bus,
     Image,
     Progress,
     StderrLines,
@@ -614,39 +612,6 @@ async def test_bad_input_is_refused_before_anything_is_sent(tmp_path: Path) -> N
 
 
 # -- an RS-485 bus -------------------------------------------------------------------------
-
-
-class Bus:
-    """Pseudo-terminals joined like devices on one RS-485 pair: what one writes,
-    every other one reads."""
-
-    def __init__(self, drops: int) -> None:
-        self.ends = [os.openpty() for _ in range(drops)]
-        for master, slave in self.ends:
-            tty.setraw(master)
-            tty.setraw(slave)
-        self.paths = [os.ttyname(slave) for _, slave in self.ends]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._pump, daemon=True)
-        self._thread.start()
-
-    def _pump(self) -> None:
-        masters = [master for master, _ in self.ends]
-        while not self._stop.is_set():
-            ready, _, _ = select.select(masters, [], [], 0.05)
-            for fd in ready:
-                with contextlib.suppress(OSError):
-                    data = os.read(fd, 4096)
-                    for other in masters:
-                        if other != fd:
-                            os.write(other, data)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        for master, slave in self.ends:
-            os.close(master)
-            os.close(slave)
 
 
 SERVING_RTU = re.compile(r"serving Modbus RTU")

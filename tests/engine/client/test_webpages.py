@@ -22,7 +22,7 @@ from s8000_engine.client import (
 )
 from s8000_engine.client.reader import MeterReader
 from s8000_engine.client.webpages import WebPagesClient, parse_page, parse_table
-from tests.engine.meterproc import free_port
+from tests.engine.meterproc import free_port, serving_app
 
 FIXTURES = Path(__file__).parent / "fixtures" / "powerhawk"
 
@@ -57,14 +57,8 @@ async def serving(pages: dict[str, Answer]) -> AsyncIterator[int]:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield int(runner.addresses[0][1])
-    finally:
-        await runner.cleanup()
+    async with serving_app(app) as port:
+        yield port
 
 
 @pytest.fixture

@@ -8,12 +8,11 @@ import asyncio
 import contextlib
 import re
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from s8000_engine.client import S8000ConnectionError, connect_tcp
 from s8000_engine.client.client import _decode_some
@@ -24,22 +23,10 @@ from s8000_engine.local.meter import DEMO_CONFIG, LocalMeter, SimulatedClock
 from s8000_engine.local.simulate import PanelSimulator
 from s8000_engine.storage.store import Store
 from s8000_engine.web.pages import PagesView, PointRow, create_pages_app, pages_view
-from tests.engine.meterproc import StderrLines, engine
+from tests.engine.meterproc import StderrLines, engine, serving_app
 
 SERVING_PAGES = re.compile(r"serving the PowerHawk pages on http://127\.0\.0\.1:(\d+)/")
 SERVING_TCP = re.compile(r"serving Modbus TCP on 127\.0\.0\.1:(\d+)")
-
-
-@contextlib.asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[int]:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield int(runner.addresses[0][1])
-    finally:
-        await runner.cleanup()
 
 
 def _snapshots(tmp_path: Path, seconds: int) -> tuple[LocalMeter, list[MeterSnapshot]]:
@@ -67,7 +54,10 @@ async def test_the_pages_show_what_the_registers_of_the_same_snapshot_hold(
     regmap = meter.regmap
     image = render(regmap, snapshot)
     values = _decode_some(regmap.fields, dict(enumerate(image, start=regmap.base)), {})
-    async with aiohttp.ClientSession() as session, serving(create_pages_app(lambda: view)) as port:
+    async with (
+        aiohttp.ClientSession() as session,
+        serving_app(create_pages_app(lambda: view)) as port,
+    ):
         client = WebPagesClient(session, "127.0.0.1", port)
         identity = await client.identify()
         data = await client.read()
@@ -99,7 +89,10 @@ async def test_the_pages_show_what_the_registers_of_the_same_snapshot_hold(
 
 async def test_names_are_escaped_and_nothing_else_is_served() -> None:
     view = PagesView("Tower <1> & 2", (PointRow("<b>A&B</b>", -5.0, 1.0, 6.0, 1234, 0, 7),))
-    async with aiohttp.ClientSession() as session, serving(create_pages_app(lambda: view)) as port:
+    async with (
+        aiohttp.ClientSession() as session,
+        serving_app(create_pages_app(lambda: view)) as port,
+    ):
         client = WebPagesClient(session, "127.0.0.1", port)
         await client.identify()
         data = await client.read()
@@ -120,7 +113,10 @@ async def test_names_are_escaped_and_nothing_else_is_served() -> None:
 
 
 async def test_before_the_first_second_the_real_time_pages_are_unavailable() -> None:
-    async with aiohttp.ClientSession() as session, serving(create_pages_app(lambda: None)) as port:
+    async with (
+        aiohttp.ClientSession() as session,
+        serving_app(create_pages_app(lambda: None)) as port,
+    ):
         client = WebPagesClient(session, "127.0.0.1", port)
         with pytest.raises(S8000ConnectionError, match="HTTP 503"):
             await client.identify()

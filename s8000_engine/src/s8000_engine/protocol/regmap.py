@@ -25,6 +25,7 @@ from s8000_engine.protocol.types import (
     DataType,
     Encoding,
     Model,
+    Point,
     decode,
     encode,
 )
@@ -178,29 +179,17 @@ def _sunspec_fields(regmap: RegisterMap) -> tuple[Field, ...]:
     for placed in regmap.chain:
         prefix = placed.label
         for p in placed.model.points:
-            scale = p.scale
-            if isinstance(scale, str):
-                scale = f"{prefix}.{scale}"
             # A meter model's fields are its point's; the vendor model's
             # per-point fields say whose they are by their number.
             point = placed.point + 1 if placed.point is not None else p.point
             rows.append(
-                Field(
-                    f"{prefix}.{p.name}",
-                    placed.address + p.offset,
-                    p.type,
-                    p.size,
-                    p.unit,
-                    scale,
-                    p.access,
-                    p.description,
-                    placed.model.model_id,
-                    p.minimum,
-                    p.maximum,
-                    p.role,
-                    point,
-                    regmap.encoding,
-                    p.default,
+                _field(
+                    p,
+                    prefix,
+                    placed.address,
+                    model=placed.model.model_id,
+                    point=point,
+                    encoding=regmap.encoding,
                 )
             )
     rows.append(
@@ -210,6 +199,31 @@ def _sunspec_fields(regmap: RegisterMap) -> tuple[Field, ...]:
         Field("end.L", regmap.end - 1, DataType.UINT16, 1, "", None, "R", "end model length 0", 0)
     )
     return tuple(rows)
+
+
+def _field(
+    p: Point, prefix: str, start: int, *, model: int, point: int | None, encoding: Encoding
+) -> Field:
+    """A model's or block's point at its wire address, named ``prefix.name``
+    (its scale factor's name too)."""
+    scale = f"{prefix}.{p.scale}" if isinstance(p.scale, str) else p.scale
+    return Field(
+        f"{prefix}.{p.name}",
+        start + p.offset,
+        p.type,
+        p.size,
+        p.unit,
+        scale,
+        p.access,
+        p.description,
+        model,
+        p.minimum,
+        p.maximum,
+        p.role,
+        point,
+        encoding,
+        p.default,
+    )
 
 
 def meter_model_id(*, delta: bool, elements: int) -> int:
@@ -279,27 +293,10 @@ def registers_map(profile: Profile, points: int, point_models: Sequence[int] = (
         (f"point{n}", block.address + (n - 1) * block.stride, n) for n in range(1, points + 1)
     ]
     for prefix, start, point in blocks:
-        for p in meter.points if point is None else block.points:
-            scale = f"{prefix}.{p.scale}" if isinstance(p.scale, str) else p.scale
-            fields.append(
-                Field(
-                    f"{prefix}.{p.name}",
-                    start + p.offset,
-                    p.type,
-                    p.size,
-                    p.unit,
-                    scale,
-                    p.access,
-                    p.description,
-                    0,
-                    p.minimum,
-                    p.maximum,
-                    p.role,
-                    point,
-                    profile.encoding,
-                    p.default,
-                )
-            )
+        fields += (
+            _field(p, prefix, start, model=0, point=point, encoding=profile.encoding)
+            for p in (meter.points if point is None else block.points)
+        )
     fields.sort(key=lambda f: f.address)
     return RegisterMap(
         profile.name,
