@@ -163,3 +163,41 @@ async def test_an_entry_whose_profile_file_went_bad_says_so(
     assert entry.state is ConfigEntryState.SETUP_ERROR
     assert entry.reason is not None
     assert "not JSON" in entry.reason
+
+
+async def test_the_options_change_a_profile_that_reads_the_meter(
+    hass: HomeAssistant, socket_enabled: None, profiled_meter: LocalMeter
+) -> None:
+    """An entry read through one profile file moves to another that also reads
+    the meter; a bad file on the way is refused naming the field."""
+    install_profile(hass)
+    moved = "s8000/renamed.json"
+    shutil.copy(EXAMPLE, hass.config.path(moved))
+    Path(hass.config.path("s8000/bad.json")).write_text('{"profile": "x"}')
+    entry = tcp_entry(profiled_meter, **{OPT_PROFILE: NAME})
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["step_id"] == "init"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"points": ["1", "2"], OPT_PROFILE: "s8000/bad.json"}
+    )
+    assert result["errors"] == {OPT_PROFILE: "bad_profile"}
+    assert result["description_placeholders"]["profile_error"].endswith(
+        "description: is required"
+    )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"points": ["1", "2"], OPT_PROFILE: moved}
+    )
+    assert result["step_id"] == "names"
+    result = await hass.config_entries.options.async_configure(result["flow_id"], {})
+    assert result["step_id"] == "pulses"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"pulse_1_kind": "count", "pulse_2_kind": "count"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()  # the entry reloads with its new profile
+    assert entry.options[OPT_PROFILE] == moved
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data.client.profile.source.endswith("renamed.json")
