@@ -45,9 +45,9 @@ def profiled_meter(tmp_path: Path) -> Iterator[LocalMeter]:
         meter.stop()
 
 
-def install_profile(hass: HomeAssistant, text: str | None = None) -> None:
+def install_profile(hass: HomeAssistant, text: str | None = None, name: str = NAME) -> None:
     """Put a profile file in Home Assistant's configuration directory."""
-    target = Path(hass.config.path(NAME))
+    target = Path(hass.config.path(name))
     target.parent.mkdir(parents=True, exist_ok=True)
     if text is None:
         shutil.copy(EXAMPLE, target)
@@ -172,8 +172,8 @@ async def test_the_options_change_a_profile_that_reads_the_meter(
     the meter; a bad file on the way is refused naming the field."""
     install_profile(hass)
     moved = "s8000/renamed.json"
-    shutil.copy(EXAMPLE, hass.config.path(moved))
-    Path(hass.config.path("s8000/bad.json")).write_text('{"profile": "x"}')
+    install_profile(hass, name=moved)
+    install_profile(hass, '{"profile": "x"}', name="s8000/bad.json")
     entry = tcp_entry(profiled_meter, **{OPT_PROFILE: NAME})
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -184,9 +184,7 @@ async def test_the_options_change_a_profile_that_reads_the_meter(
         result["flow_id"], {"points": ["1", "2"], OPT_PROFILE: "s8000/bad.json"}
     )
     assert result["errors"] == {OPT_PROFILE: "bad_profile"}
-    assert result["description_placeholders"]["profile_error"].endswith(
-        "description: is required"
-    )
+    assert result["description_placeholders"]["profile_error"].endswith("description: is required")
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"points": ["1", "2"], OPT_PROFILE: moved}
     )

@@ -180,11 +180,8 @@ from s8000_engine.protocol.intervals import (
     rows_per_file,
 )
 from s8000_engine.protocol.profile import (
-    METER_ROLES,
-    POINT_ROLES,
     Profile,
     builtin_profile,
-    convert,
 )
 from s8000_engine.protocol.regmap import (
     Field,
@@ -1114,12 +1111,16 @@ def _integer(value: Any) -> int | None:
 def _in(regmap: RegisterMap, values: Mapping[str, Any], role: str, point: int | None) -> Any:
     """The value of ``role`` in the unit the client gives it in
     (:data:`~s8000_engine.protocol.profile.POINT_ROLES`, ``METER_ROLES``)."""
-    f = regmap.role(role, point)
-    value = None if f is None else values.get(f.name)
-    if value is None or f is None or isinstance(value, str):
-        return value
-    unit = (METER_ROLES if point is None else POINT_ROLES)[role]
-    return value if unit is None else convert(value, f.unit, unit)
+    reading = regmap.reading(role, point)
+    if reading is None:
+        return None
+    name, multiply, divide = reading
+    value = values.get(name)
+    if value is None:
+        return None
+    if multiply != 1:
+        value *= multiply
+    return value / divide if divide != 1 else value
 
 
 def _point_data(regmap: RegisterMap, values: Mapping[str, Any], n: int) -> PointData:

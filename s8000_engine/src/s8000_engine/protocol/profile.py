@@ -148,13 +148,19 @@ def same_quantity(unit: str, other: str) -> bool:
     return unit in _UNITS and other in _UNITS and _UNITS[unit][0] == _UNITS[other][0]
 
 
-def convert(value: int | float, unit: str, to: str) -> int | float:
-    """``value`` in ``unit``, given in ``to`` (of the same quantity)."""
+def ratio(unit: str, to: str) -> tuple[int, int]:
+    """What a value in ``unit`` is multiplied and divided by to be in ``to``
+    (of the same quantity)."""
     quantity, num, den = _UNITS[unit]
     target, to_num, to_den = _UNITS[to]
     if quantity != target:
         raise ValueError(f"{unit!r} cannot be given in {to!r}")
-    multiply, divide = num * to_den, den * to_num
+    return num * to_den, den * to_num
+
+
+def convert(value: int | float, unit: str, to: str) -> int | float:
+    """``value`` in ``unit``, given in ``to`` (of the same quantity)."""
+    multiply, divide = ratio(unit, to)
     if multiply != 1:
         value = value * multiply
     if divide != 1:
@@ -597,6 +603,7 @@ __all__ = [
     "get_profile",
     "load_profile",
     "parse_profile",
+    "ratio",
     "same_quantity",
     "schema",
 ]

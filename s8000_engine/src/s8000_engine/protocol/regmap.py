@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from s8000_engine.protocol.profile import Profile, builtin_profile
+from s8000_engine.protocol.profile import (
+    METER_ROLES,
+    POINT_ROLES,
+    Profile,
+    builtin_profile,
+    ratio,
+)
 from s8000_engine.protocol.types import (
     SUNSPEC_ENCODING,
     DataType,
@@ -127,13 +133,23 @@ class RegisterMap:
     _by_role: dict[tuple[str, int | None], Field] = field(
         init=False, repr=False, compare=False, hash=False
     )
+    _readings: dict[tuple[str, int | None], tuple[str, int, int]] = field(
+        init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         every = self.placed_fields if self.layout != "sunspec" else _sunspec_fields(self)
         object.__setattr__(self, "_all", every)
-        object.__setattr__(
-            self, "_by_role", {(f.role, f.point): f for f in every if f.role is not None}
-        )
+        by_role = {(f.role, f.point): f for f in every if f.role is not None}
+        object.__setattr__(self, "_by_role", by_role)
+        # How each number the client gives is had from a field, worked out
+        # once: a poll makes a few hundred of them.
+        readings: dict[tuple[str, int | None], tuple[str, int, int]] = {}
+        for (role, point), f in by_role.items():
+            unit = (METER_ROLES if point is None else POINT_ROLES).get(role)
+            if unit is not None:
+                readings[role, point] = (f.name, *ratio(f.unit, unit))
+        object.__setattr__(self, "_readings", readings)
 
     @property
     def models(self) -> tuple[int, ...]:
@@ -158,6 +174,15 @@ class RegisterMap:
         """Wire address of a point of a model instance."""
         placed = self.placed(label)
         return placed.address + placed.model.point(point).offset
+
+    def reading(self, role: str, point: int | None = None) -> tuple[str, int, int] | None:
+        """How the number of ``role`` is had (see :meth:`role` for whose): the
+        field's name, and what its value is multiplied and divided by to be
+        in the role's unit; None if the map has no such number."""
+        found = self._readings.get((role, point))
+        if found is None and point is None:
+            found = self._readings.get((role, 1))
+        return found
 
     def role(self, role: str, point: int | None = None) -> Field | None:
         """The field holding ``role`` for meter point ``point`` (1-based), or for

@@ -98,7 +98,7 @@ class Encoding:
 
     def sentinel(self, kind: DataType) -> int | float | None:
         """The value that means "not there" for ``kind``."""
-        for named, value in self.sentinels:
+        for named, value in self.sentinels:  # a handful at most, often none
             if named is kind:
                 return value
         return NOT_IMPLEMENTED.get(kind)
@@ -156,9 +156,16 @@ class Model:
 # -- encoding -----------------------------------------------------------------------------
 
 
-def _ordered(words: Sequence[int], encoding: Encoding) -> list[int]:
-    """Registers in most-significant-first order, from the profile's order (and back)."""
-    return list(words) if encoding.word_order == "msw-first" else list(reversed(words))
+def _ordered(words: Sequence[int], encoding: Encoding) -> Sequence[int]:
+    """Registers in most-significant-first order, from the profile's order (and
+    back); SunSpec's order is the words as they are (no copy: a poll decodes
+    every field through here)."""
+    return words if encoding.word_order == "msw-first" else words[::-1]
+
+
+def _in_order(words: list[int], encoding: Encoding) -> list[int]:
+    """Registers most significant first, put in the profile's order."""
+    return words if encoding.word_order == "msw-first" else words[::-1]
 
 
 def encode(
@@ -175,10 +182,10 @@ def encode(
     if value is None or (isinstance(value, float) and math.isnan(value)):
         value = encoding.sentinel(kind)
         if kind is DataType.FLOAT32 and (value is None or math.isnan(value)):
-            return _ordered([0x7FC0, 0x0000], encoding)
+            return _in_order([0x7FC0, 0x0000], encoding)
     if kind is DataType.FLOAT32:
         hi, lo = struct.unpack(">HH", struct.pack(">f", float(value)))
-        return _ordered([hi, lo], encoding)
+        return _in_order([hi, lo], encoding)
     words = SIZES[kind]
     bits = 16 * words
     number = int(value)
@@ -187,7 +194,7 @@ def encode(
     if not low <= number <= high:
         raise OverflowError(f"{number} does not fit {kind.value}")
     number &= (1 << bits) - 1
-    return _ordered([(number >> (16 * (words - 1 - i))) & 0xFFFF for i in range(words)], encoding)
+    return _in_order([(number >> (16 * (words - 1 - i))) & 0xFFFF for i in range(words)], encoding)
 
 
 def decode(kind: DataType, words: Sequence[int], encoding: Encoding = SUNSPEC_ENCODING) -> Any:
