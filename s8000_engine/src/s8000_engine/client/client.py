@@ -440,6 +440,7 @@ class S8000Client:
         self._identity: Identity | None = None
         self._regmap: RegisterMap | None = None
         self._fields: list[Field] = []
+        self._layouts: tuple[_PointLayout, ...] = ()
         self._reader: ManualComponent | None = None
         self._counter = _CountingUnit(unit)
         self._lock = asyncio.Lock()
@@ -640,6 +641,7 @@ class S8000Client:
         """Plan the reads of a map: every field, over its readable ranges."""
         self._regmap = regmap
         self._fields = regmap.fields
+        self._layouts = _point_layouts(regmap)
         reader = ManualComponent(
             cast("ModbusUnit", self._counter),
             max_span=MAX_READ,
@@ -717,7 +719,7 @@ class S8000Client:
         except KeyError as err:
             raise S8000Error(f"read: register {err} was not read") from None
         _check_same_meter(regmap, identity, values)
-        return _meter_data(regmap, values, transactions)
+        return _meter_data(regmap, values, transactions, self._layouts)
 
     async def _read_selection(self, selection: Selection, frame_cost: int) -> MeterData:
         """One read of ``selection`` (identifying first when there is no map);
@@ -741,7 +743,7 @@ class S8000Client:
         if plan.scales:
             self._scales.update((name, values[name]) for name in plan.scales)
             self._basis.update(basis)
-        return _meter_data(regmap, values, self._counter.reads - before)
+        return _meter_data(regmap, values, self._counter.reads - before, self._layouts)
 
     def _plan(self, regmap: RegisterMap, selection: Selection, frame_cost: int) -> _Plan:
         """The reads of ``selection``: its values' fields, their scale factors
@@ -1108,10 +1110,58 @@ def _integer(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _in(regmap: RegisterMap, values: Mapping[str, Any], role: str, point: int | None) -> Any:
-    """The value of ``role`` in the unit the client gives it in
-    (:data:`~s8000_engine.protocol.profile.POINT_ROLES`, ``METER_ROLES``)."""
-    reading = regmap.reading(role, point)
+#: The numbers of a point (:class:`PointData`), the role holding each, and
+#: whether it is a whole number.
+_POINT_NUMBERS: Final = (
+    ("kwh_delivered", "kwh_delivered", False),
+    ("kwh_received", "kwh_received", False),
+    ("kvarh_delivered", "kvarh_delivered", False),
+    ("kvarh_received", "kvarh_received", False),
+    ("w", "w", False),
+    ("var", "var", False),
+    ("va", "va", False),
+    ("pf", "pf", False),
+    ("a", "current", False),
+    ("demand_w", "demand_w", False),
+    ("peak_demand_w", "peak_demand_w", False),
+    ("peak_demand_time", "peak_demand_time", False),
+    ("ct_primary_a", "ct_primary_a", True),
+)
+#: The per-phase numbers of a point, and the roles' stem (``w_a``…).
+_PHASE_NUMBERS: Final = (("phase_w", "w"), ("phase_a", "current"))
+
+type _Reading = tuple[str, int, int] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _PointLayout:
+    """Where each number of one point is read from (worked out once per map:
+    a poll of a 24-point meter makes some 500 of them)."""
+
+    number: int
+    model_id: int
+    numbers: tuple[tuple[str, _Reading, bool], ...]
+    phases: tuple[tuple[str, tuple[tuple[str, _Reading], ...]], ...]
+
+
+def _point_layouts(regmap: RegisterMap) -> tuple[_PointLayout, ...]:
+    models = regmap.models
+    return tuple(
+        _PointLayout(
+            n,
+            models[n - 1] if n <= len(models) else 0,
+            tuple((attr, regmap.reading(role, n), whole) for attr, role, whole in _POINT_NUMBERS),
+            tuple(
+                (attr, tuple((p, regmap.reading(f"{stem}_{p.lower()}", n)) for p in PHASES))
+                for attr, stem in _PHASE_NUMBERS
+            ),
+        )
+        for n in range(1, regmap.points + 1)
+    )
+
+
+def _value(reading: _Reading, values: Mapping[str, Any]) -> Any:
+    """A number read, in its role's unit (None when not read, or not in the map)."""
     if reading is None:
         return None
     name, multiply, divide = reading
@@ -1123,40 +1173,28 @@ def _in(regmap: RegisterMap, values: Mapping[str, Any], role: str, point: int | 
     return value / divide if divide != 1 else value
 
 
-def _point_data(regmap: RegisterMap, values: Mapping[str, Any], n: int) -> PointData:
-    def point(role: str) -> Any:
-        return _in(regmap, values, role, n)
-
-    def phases(role: str) -> dict[str, float]:
-        return {p: float(v) for p in PHASES if (v := point(f"{role}_{p.lower()}")) is not None}
-
-    models = regmap.models
-    return PointData(
-        number=n,
-        model_id=models[n - 1] if n <= len(models) else 0,
-        kwh_delivered=_number(point("kwh_delivered")),
-        kwh_received=_number(point("kwh_received")),
-        kvarh_delivered=_number(point("kvarh_delivered")),
-        kvarh_received=_number(point("kvarh_received")),
-        w=_number(point("w")),
-        var=_number(point("var")),
-        va=_number(point("va")),
-        pf=_number(point("pf")),
-        a=_number(point("current")),
-        phase_w=phases("w"),
-        phase_a=phases("current"),
-        demand_w=_number(point("demand_w")),
-        peak_demand_w=_number(point("peak_demand_w")),
-        peak_demand_time=_number(point("peak_demand_time")),
-        ct_primary_a=_integer(point("ct_primary_a")),
-    )
+def _point_data(layout: _PointLayout, values: Mapping[str, Any]) -> PointData:
+    numbers: dict[str, Any] = {}
+    for attr, reading, whole in layout.numbers:
+        value = _value(reading, values)
+        numbers[attr] = None if value is None else int(value) if whole else float(value)
+    for attr, phases in layout.phases:
+        numbers[attr] = {
+            p: float(v) for p, reading in phases if (v := _value(reading, values)) is not None
+        }
+    return PointData(number=layout.number, model_id=layout.model_id, **numbers)
 
 
-def _meter_data(regmap: RegisterMap, values: dict[str, Any], transactions: int) -> MeterData:
+def _meter_data(
+    regmap: RegisterMap,
+    values: dict[str, Any],
+    transactions: int,
+    layouts: Sequence[_PointLayout],
+) -> MeterData:
     def meter(role: str) -> Any:
-        return _in(regmap, values, role, None)
+        return _value(regmap.reading(role), values)
 
-    points = tuple(_point_data(regmap, values, n) for n in range(1, regmap.points + 1))
+    points = tuple(_point_data(layout, values) for layout in layouts)
     status = meter("status")
     return MeterData(
         utc=_number(meter("utc")),
