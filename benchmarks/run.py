@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks import (  # noqa: E402
     bench_backfill,
+    bench_client,
     bench_ha_backfill,
     bench_ha_history,
     bench_ha_poll,
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{r.p99_ms:.2f} | " + ("" if r.wire_limit_ms is None else f"{r.wire_limit_ms:.0f}") + " |"
         for r in bench_modbus.run(20 if args.quick else 200)
     ]
+    client = bench_client.run(30 if args.quick else 300, 2 if args.quick else 7)
     ha = bench_ha_poll.run(5 if args.quick else 80)
     ha_rows = [
         f"| {name} | {spread.p50:.2f} | {spread.p95:.2f} |"
@@ -146,6 +148,13 @@ def main(argv: list[str] | None = None) -> int:
             "| wire-time limit (ms) |",
             "|---|---:|---:|---:|---:|---:|---:|",
             *modbus_rows,
+            "",
+            "### The client alone: CPU of one read of a 24-point meter (in process, no socket)",
+            "",
+            "| read | CPU (ms) |",
+            "|---|---:|",
+            f"| the whole map | {client.full_ms:.3f} |",
+            f"| Home Assistant's default entities | {client.default_entities_ms:.3f} |",
             "",
             "### Home Assistant: one poll of a 24-point meter (S8UTS-241, Modbus TCP)",
             "",
