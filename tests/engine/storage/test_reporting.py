@@ -520,6 +520,16 @@ def _stored(data: Path, *, unreported: bool = False) -> list[IntervalRecord]:
         return store.intervals(unreported=unreported)
 
 
+def _finished(site: FtpSite) -> list[tuple[str, bytes]] | None:
+    """The reports whose upload is over: not a ``<name>.part`` the meter is
+    still writing (it renames it once the transfer is acknowledged)."""
+    try:
+        files = site.files()
+    except FileNotFoundError:
+        return None  # renamed between the listing and the read: look again
+    return [(name, body) for name, body in files.items() if not name.endswith(".part")] or None
+
+
 def test_send_written_over_modbus_reports_the_unreported_intervals(
     tmp_path: Path, ftp_site: FtpSite
 ) -> None:
@@ -553,7 +563,7 @@ def test_send_written_over_modbus_reports_the_unreported_intervals(
                 return (await client.identify()).serial
 
         serial = asyncio.run(send())
-        [(name, body)] = _wait_for("the report", lambda: list(ftp_site.files().items()) or None)
+        [(name, body)] = _wait_for("the report", lambda: _finished(ftp_site))
         reported = _wait_for(
             "the intervals marked reported",
             lambda: found if (found := [r for r in _stored(data) if r.reported_at]) else None,
