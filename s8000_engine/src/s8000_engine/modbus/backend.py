@@ -174,7 +174,7 @@ class MeterBackend(Backend):
             known = builtin_field(f)
             if known is None:
                 raise ModbusError(Exc.DEVICE_FAILURE)
-            if f.name not in CONFIGURATION and known.name not in CONFIGURATION:
+            if known.name not in CONFIGURATION:
                 # The configuration's values are judged by its validators (in
                 # the meter, below), the same ones as the web page's changes.
                 _check_range(f, value)
